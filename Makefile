@@ -1,0 +1,20 @@
+# The README's two commands are `make run` and `make test`; the rest are conveniences.
+.PHONY: run test bench soak lint clean
+
+run:
+	bash scripts/run.sh
+
+test:
+	bash scripts/test.sh
+
+bench:
+	bash scripts/bench.sh
+
+soak:
+	NETDASH_SOAK=1 bash scripts/test.sh -m slow tests/faults
+
+lint:
+	.venv/bin/ruff check .
+
+clean:
+	rm -rf var artifacts .pytest_cache .ruff_cache

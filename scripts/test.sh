@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `make test`: install what is missing, start a private Redis on a free loopback port, run the whole suite
+# with its own kernel-name prefix and state directory, then remove everything it started or created.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+
+run_dir=$(mktemp -d /tmp/netdash-test.XXXXXX)
+port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+prefix="t$(tr -dc 'a-z0-9' </dev/urandom | head -c 3)-"
+
+cleanup() {
+  scripts/redis.sh stop "$run_dir/redis" || true
+  # Safety net: tests remove what they create; this catches anything a crashed test left behind.
+  NETDASH_PREFIX="$prefix" NETDASH_STATE_DIR="$run_dir/state" NETDASH_VAR_DIR="$run_dir" \
+    REDIS_URL="redis://127.0.0.1:$port/0" .venv/bin/python manage.py teardown_host --quiet 2>/dev/null || true
+  rm -rf "$run_dir"
+}
+trap cleanup EXIT
+
+scripts/redis.sh start "$port" "$run_dir/redis"
+export REDIS_URL="redis://127.0.0.1:$port/0"
+export NETDASH_PREFIX="$prefix"
+export NETDASH_VAR_DIR="$run_dir"
+export NETDASH_STATE_DIR="$run_dir/state"
+export NETDASH_CHANNEL_PREFIX="netdash-test"
+export ARTIFACTS_DIR="${ARTIFACTS_DIR:-$PWD/artifacts}"
+mkdir -p "$ARTIFACTS_DIR"
+
+.venv/bin/ruff check .
+.venv/bin/python manage.py makemigrations --check --dry-run >/dev/null
+.venv/bin/pytest "$@"

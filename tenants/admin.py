@@ -1,0 +1,296 @@
+"""Django admin for every model. Writes go through the same services as pages and the API.
+
+Why override ``save_model``/``delete_model``: the admin would otherwise save rows directly, skipping IPAM,
+quotas, audit and the host jobs that make a network real.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, Q, QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest
+
+from . import services
+from .choices import LeaseState
+from .models import AllocationPool, AuditEntry, Instance, Lease, LeaseEvent, Membership, Network, Subnet, Tenant
+
+
+class _TrialRollback(Exception):
+    """Raised to roll back a service call made only to validate a form."""
+
+
+class ServiceBackedAdmin(admin.ModelAdmin):
+    """Route create/update through ``call_service``; its ValidationErrors become form errors.
+
+    The form's ``clean()`` runs the service inside a savepoint that is always rolled back (on-commit jobs and
+    events registered there are discarded), so the admin shows exactly the service layer's messages; the real
+    call happens in ``save_model``.
+    """
+
+    def call_service(self, request: HttpRequest, form: ModelForm, change: bool) -> Any:
+        raise NotImplementedError
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        model_admin = self
+
+        class ServiceValidatedForm(form_class):  # type: ignore[misc, valid-type]
+            def clean(self) -> dict[str, Any]:
+                cleaned = super().clean()
+                if self.errors:
+                    return cleaned
+                try:
+                    with transaction.atomic():
+                        model_admin.call_service(request, self, change)
+                        raise _TrialRollback
+                except _TrialRollback:
+                    pass
+                except ValidationError as exc:
+                    if hasattr(exc, "error_dict"):
+                        for field, errors in exc.message_dict.items():
+                            self.add_error(field if field in self.fields else None, errors)
+                    else:
+                        self.add_error(None, exc.messages)
+                return cleaned
+
+            def _post_clean(self) -> None:
+                # The service validates the model (including constraints); skip ModelForm's own
+                # instance validation, which would check half-built rows the service fills in itself.
+                pass
+
+        return ServiceValidatedForm
+
+    def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:
+        saved = self.call_service(request, form, change)
+        if saved is not None:
+            obj.__dict__.update(saved.__dict__)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "network_count", "quota_networks", "quota_subnets", "quota_instances"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        return super().get_queryset(request).annotate(_networks=Count("networks"))
+
+    @admin.display(description="networks", ordering="_networks")
+    def network_count(self, obj: Tenant) -> int:
+        return obj._networks  # type: ignore[attr-defined]
+
+
+class SubnetInline(admin.TabularInline):
+    model = Subnet
+    extra = 0
+    fields = ["cidr", "gateway", "dhcp_address", "domain_name", "lease_seconds", "enable_dhcp"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Network)
+class NetworkAdmin(ServiceBackedAdmin):
+    list_display = ["name", "tenant", "cidrs", "status", "node", "instance_count", "lease_count", "kernel_id",
+                    "updated_at"]
+    list_filter = ["status", "tenant", "node"]
+    search_fields = ["name", "kernel_id", "tenant__name", "subnets__cidr"]
+    readonly_fields = ["kernel_id", "node", "status", "status_reason", "created_at", "updated_at"]
+    fields = ["tenant", "name", *readonly_fields]
+    inlines = [SubnetInline]
+    actions = ["rerealise"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Network]:
+        return super().get_queryset(request).select_related("tenant").prefetch_related("subnets").annotate(
+            _instances=Count("instances", distinct=True),
+            _leases=Count("subnets__leases", filter=Q(subnets__leases__state=LeaseState.ACTIVE), distinct=True),
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Network | None = None) -> list[str]:
+        return [*self.readonly_fields, "tenant"] if obj else self.readonly_fields
+
+    @admin.display(description="CIDRs")
+    def cidrs(self, obj: Network) -> str:
+        return ", ".join(s.cidr for s in obj.subnets.all()) or "—"
+
+    @admin.display(description="instances", ordering="_instances")
+    def instance_count(self, obj: Network) -> int:
+        return obj._instances  # type: ignore[attr-defined]
+
+    @admin.display(description="active leases", ordering="_leases")
+    def lease_count(self, obj: Network) -> int:
+        return obj._leases  # type: ignore[attr-defined]
+
+    def call_service(self, request: HttpRequest, form: ModelForm, change: bool) -> Network:
+        data = form.cleaned_data
+        if change:
+            network = Network.objects.get(pk=form.instance.pk)
+            return services.network_update(network=network, name=data["name"], actor=request.user)
+        return services.network_create(tenant=data["tenant"], name=data["name"], actor=request.user)
+
+    def delete_model(self, request: HttpRequest, obj: Network) -> None:
+        services.network_delete(network=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Network]) -> None:
+        for network in queryset:
+            services.network_delete(network=network, actor=request.user)
+
+    @admin.action(description="Re-realise selected networks on their node")
+    def rerealise(self, request: HttpRequest, queryset: QuerySet[Network]) -> None:
+        count = services.network_rerealise(networks=list(queryset), actor=request.user)
+        self.message_user(request, f"Queued {count} network(s) for realisation.", messages.SUCCESS)
+
+
+class AllocationPoolInline(admin.TabularInline):
+    model = AllocationPool
+    extra = 0
+    readonly_fields = ["start", "end"]
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class InstanceInline(admin.TabularInline):
+    model = Instance
+    extra = 0
+    fields = ["hostname", "ip_address", "mac_address", "status"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Subnet)
+class SubnetAdmin(ServiceBackedAdmin):
+    list_display = ["cidr", "network", "tenant", "gateway", "dhcp_address", "enable_dhcp", "instance_count",
+                    "lease_count"]
+    list_filter = ["enable_dhcp", "ip_version", "network__tenant"]
+    search_fields = ["cidr", "network__name", "network__tenant__name"]
+    fields = ["network", "name", "cidr", "gateway", "dhcp_address", "dns_nameservers", "domain_name",
+              "lease_seconds", "enable_dhcp"]
+    inlines = [AllocationPoolInline, InstanceInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Subnet]:
+        return super().get_queryset(request).select_related("network__tenant").annotate(
+            _instances=Count("instances", distinct=True),
+            _leases=Count("leases", filter=Q(leases__state=LeaseState.ACTIVE), distinct=True),
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Subnet | None = None) -> list[str]:
+        return ["network", "cidr"] if obj else []
+
+    @admin.display(description="tenant", ordering="network__tenant__name")
+    def tenant(self, obj: Subnet) -> str:
+        return obj.network.tenant.name
+
+    @admin.display(description="instances", ordering="_instances")
+    def instance_count(self, obj: Subnet) -> int:
+        return obj._instances  # type: ignore[attr-defined]
+
+    @admin.display(description="active leases", ordering="_leases")
+    def lease_count(self, obj: Subnet) -> int:
+        return obj._leases  # type: ignore[attr-defined]
+
+    def call_service(self, request: HttpRequest, form: ModelForm, change: bool) -> Subnet:
+        fields = ["gateway", "dhcp_address", "dns_nameservers", "domain_name", "lease_seconds", "enable_dhcp", "name"]
+        data = {f: form.cleaned_data.get(f) for f in fields if f in form.cleaned_data}
+        if change:
+            return services.subnet_update(subnet=Subnet.objects.get(pk=form.instance.pk), actor=request.user, **data)
+        data["gateway"] = data.get("gateway") or services.AUTO
+        return services.subnet_create(network=form.cleaned_data["network"], cidr=form.cleaned_data["cidr"],
+                                      actor=request.user, **data)
+
+    def delete_model(self, request: HttpRequest, obj: Subnet) -> None:
+        services.subnet_delete(subnet=obj, actor=request.user)
+
+
+@admin.register(Instance)
+class InstanceAdmin(ServiceBackedAdmin):
+    list_display = ["hostname", "network", "tenant", "ip_address", "fixed_ip", "mac_address", "status"]
+    list_filter = ["status", "fixed_ip", "network__tenant"]
+    search_fields = ["hostname", "ip_address", "mac_address", "network__name", "kernel_id"]
+    readonly_fields = ["kernel_id", "mac_address", "status", "status_reason", "created_at", "updated_at"]
+    fields = ["network", "subnet", "hostname", "ip_address", *readonly_fields]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Instance]:
+        return super().get_queryset(request).select_related("network__tenant", "subnet")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Instance | None = None) -> list[str]:
+        return [*self.readonly_fields, "network", "subnet", "hostname"] if obj else self.readonly_fields
+
+    @admin.display(description="tenant", ordering="network__tenant__name")
+    def tenant(self, obj: Instance) -> str:
+        return obj.network.tenant.name
+
+    def call_service(self, request: HttpRequest, form: ModelForm, change: bool) -> Instance:
+        data = form.cleaned_data
+        if change:
+            return services.instance_update(instance=Instance.objects.get(pk=form.instance.pk),
+                                            ip_address=data.get("ip_address"), actor=request.user)
+        return services.instance_create(network=data["network"], subnet=data.get("subnet"),
+                                        hostname=data["hostname"], ip_address=data.get("ip_address"),
+                                        actor=request.user)
+
+    def delete_model(self, request: HttpRequest, obj: Instance) -> None:
+        services.instance_delete(instance=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Instance]) -> None:
+        for instance in queryset:
+            services.instance_delete(instance=instance, actor=request.user)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Leases and history are written by the host's lease path only."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Lease)
+class LeaseAdmin(ReadOnlyAdmin):
+    list_display = ["ip_address", "mac_address", "hostname", "subnet", "instance", "state", "expires_at"]
+    list_filter = ["state", "subnet__network__tenant"]
+    search_fields = ["ip_address", "mac_address", "hostname"]
+
+
+@admin.register(LeaseEvent)
+class LeaseEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "kind", "ip_address", "mac_address", "hostname", "subnet"]
+    list_filter = ["kind", "subnet__network__tenant"]
+    search_fields = ["ip_address", "mac_address", "hostname"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ["at", "tenant", "actor", "action", "object_type", "object_id", "detail"]
+    list_filter = ["action", "tenant"]
+    search_fields = ["detail", "object_id", "actor__username"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "tenant", "role", "created_at"]
+    list_filter = ["role", "tenant"]
+    search_fields = ["user__username", "tenant__name"]
+    autocomplete_fields = ["user"]

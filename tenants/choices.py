@@ -1,0 +1,35 @@
+"""Status and kind enums shared by models, services, jobs and the UI."""
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    MEMBER = "member", "Member"
+    ADMIN = "admin", "Tenant admin"
+
+
+class ObjectStatus(models.TextChoices):
+    """Lifecycle of anything the host realises (networks, instances).
+
+    pending: saved, job not started; building: a job is working on it; active: the host matches the
+    database; error: the last job failed (see status_reason); deleting: teardown requested.
+    """
+
+    PENDING = "pending", "Pending"
+    BUILDING = "building", "Building"
+    ACTIVE = "active", "Active"
+    ERROR = "error", "Error"
+    DELETING = "deleting", "Deleting"
+
+
+class LeaseState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    RELEASED = "released", "Released"
+    EXPIRED = "expired", "Expired"
+
+
+class LeaseEventKind(models.TextChoices):
+    ADD = "add", "Added"
+    RENEW = "renew", "Renewed"
+    RELEASE = "release", "Released"
+    EXPIRE = "expire", "Expired"

@@ -1,0 +1,75 @@
+"""One way out for events: ``publish()`` sends to the channel layer after the transaction commits.
+
+Groups are dotted names: ``tenant.<id>`` for a tenant's viewers and ``tenants.all`` for superusers' isolation
+view. Every message carries a per-group sequence number (a Redis counter) so a client can detect a gap and ask
+for a fresh snapshot. Consumers only relay; they never build events themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+from redis import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+ALL_TENANTS_GROUP = "tenants.all"
+_redis: Redis | None = None
+
+
+def tenant_group(tenant_id: int) -> str:
+    return f"tenant.{tenant_id}"
+
+
+def _counter() -> Redis:
+    global _redis
+    if _redis is None:
+        _redis = Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+    return _redis
+
+
+def next_sequence(group: str) -> int:
+    """Monotonic per-group sequence shared by every publishing process (web, workers, lease watcher)."""
+    return int(_counter().incr(f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:seq:{group}"))
+
+
+def current_sequence(group: str) -> int:
+    """The last sequence number sent to ``group`` (snapshots carry it so deltas continue from it)."""
+    try:
+        value = _counter().get(f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:seq:{group}")
+    except RedisError:
+        return 0
+    return int(value or 0)
+
+
+def send_now(tenant_id: int, event_type: str, data: dict[str, Any]) -> None:
+    """Send to the tenant's group and the all-tenants group; a Redis outage is logged, never raised."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group in (tenant_group(tenant_id), ALL_TENANTS_GROUP):
+        try:
+            message = {
+                "type": "netdash.event",
+                "event": event_type,
+                "seq": next_sequence(group),
+                "group": group,
+                "tenant": tenant_id,
+                "ts": time.time(),
+                "data": data,
+            }
+            async_to_sync(layer.group_send)(group, message)
+        except (RedisError, OSError) as exc:
+            log.warning("event %s for tenant %s not published: %s", event_type, tenant_id, exc)
+
+
+def publish(tenant_id: int, event_type: str, data: dict[str, Any]) -> None:
+    """Publish ``event_type`` (e.g. ``network.updated``, ``lease.added``) once the transaction commits."""
+    transaction.on_commit(lambda: send_now(tenant_id, event_type, data))

@@ -1,0 +1,221 @@
+"""dnsmasq: argv as a frozen dataclass, the hosts/opts files it reads, liveness checks.
+
+Choices (see STYLE.md "dnsmasq lessons"):
+
+* ``--conf-file=/dev/null --no-hosts --no-resolv`` and no ``--server``: the instance answers
+  only for its own network's names and never forwards anywhere.
+* ``--bind-interfaces --interface=DEV --except-interface=lo``: each dnsmasq owns exactly one
+  interface in its own namespace.
+* No inotify users (``--dhcp-hostsdir``, resolv.conf polling): ``fs.inotify.max_user_instances``
+  is 128 and we run hundreds of dnsmasqs. Reservations are reloaded with SIGHUP after an
+  atomic file replace instead.
+* ``--no-ping`` (else ~3 s per new client) and ``--dhcp-rapid-commit`` as LXD does.
+* dnsmasq daemonises itself: its first process exits only after the listening sockets are
+  bound and the pid file is written (or prints the reason it failed), which gives us a
+  synchronous, error-reporting start and a daemon that is reparented away from us.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import netns
+from .specs import NetworkSpec, SubnetSpec
+
+
+@dataclass(frozen=True)
+class DhcpRange:
+    """One ``--dhcp-range``: ``set:TAG,START,END,MASK,LEASE`` or ``TAG,NETWORK,static``."""
+
+    tag: str
+    start: str
+    end: str | None
+    netmask: str
+    lease_seconds: int
+
+    def arg(self) -> str:
+        if self.end is None:  # reservations only
+            return f"--dhcp-range=set:{self.tag},{self.start},static,{self.netmask},{self.lease_seconds}"
+        return f"--dhcp-range=set:{self.tag},{self.start},{self.end},{self.netmask},{self.lease_seconds}"
+
+
+@dataclass(frozen=True)
+class DnsmasqCommand:
+    """Everything that defines a running dnsmasq; ``argv()`` is its command line.
+
+    Two dnsmasqs with equal argv are interchangeable, so the driver restarts a running one
+    only when the argv changes (file contents are reloaded with SIGHUP instead).
+    """
+
+    binary: str
+    interface: str
+    pid_file: Path
+    lease_file: Path
+    hosts_file: Path
+    opts_file: Path
+    log_file: Path
+    ranges: tuple[DhcpRange, ...]
+    domains: tuple[tuple[str, str], ...]  # (domain, cidr)
+
+    def argv(self) -> list[str]:
+        argv = [
+            self.binary,
+            "--conf-file=/dev/null",
+            "--no-hosts",
+            "--no-resolv",
+            "--strict-order",
+            "--bind-interfaces",
+            f"--interface={self.interface}",
+            "--except-interface=lo",
+            f"--pid-file={self.pid_file}",
+            f"--dhcp-leasefile={self.lease_file}",
+            f"--dhcp-hostsfile={self.hosts_file}",
+            f"--dhcp-optsfile={self.opts_file}",
+            f"--log-facility={self.log_file}",
+            "--log-dhcp",
+            "--no-ping",
+            "--dhcp-rapid-commit",
+            "--dhcp-authoritative",
+            "--local-service",
+            "--cache-size=0",
+        ]
+        argv += [r.arg() for r in self.ranges]
+        for dom, cidr in self.domains:
+            argv += [f"--domain={dom},{cidr}", f"--local=/{dom}/"]
+        if self.domains:
+            argv.append("--dhcp-fqdn")
+        return argv
+
+    @property
+    def env(self) -> dict[str, str]:
+        """A minimal environment; LANG=C keeps its messages parseable."""
+        return {"LANG": "C", "LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
+def _range_for(s: SubnetSpec) -> list[DhcpRange]:
+    mask = str(s.cidr.netmask)
+    if not s.ranges:
+        return [DhcpRange(s.tag, str(s.cidr.network_address), None, mask, s.lease_seconds)]
+    return [DhcpRange(s.tag, str(a), str(b), mask, s.lease_seconds) for a, b in s.ranges]
+
+
+def command_for(spec: NetworkSpec, *, binary: str, interface: str, pid_file: Path, lease_file: Path,
+                hosts_file: Path, opts_file: Path, log_file: Path) -> DnsmasqCommand:
+    """Build the dnsmasq command serving ``spec``'s DHCP-enabled subnets."""
+    ranges: list[DhcpRange] = []
+    domains: list[tuple[str, str]] = []
+    for s in spec.dhcp_subnets:
+        ranges += _range_for(s)
+        if s.domain:
+            domains.append((s.domain, str(s.cidr)))
+    return DnsmasqCommand(binary, interface, pid_file, lease_file, hosts_file, opts_file, log_file,
+                          tuple(ranges), tuple(domains))
+
+
+def render_hosts(spec: NetworkSpec) -> str:
+    """``--dhcp-hostsfile`` content: ``mac[,ip][,hostname]`` per reservation.
+
+    Values were validated by the specs (no commas, newlines, NULs can reach here).
+    """
+    lines = []
+    for r in spec.reservations:
+        fields = [r.mac]
+        if r.ip is not None:
+            fields.append(str(r.ip))
+        if r.hostname:
+            fields.append(r.hostname)
+        lines.append(",".join(fields))
+    return "".join(line + "\n" for line in lines)
+
+
+def render_opts(spec: NetworkSpec) -> str:
+    """``--dhcp-optsfile`` content: router, DNS servers and domain per subnet tag.
+
+    An empty ``option:router`` stops dnsmasq from advertising itself as the router on
+    subnets without a gateway (Neutron does the same).
+    """
+    lines = []
+    for s in spec.dhcp_subnets:
+        t = f"tag:{s.tag}"
+        lines.append(f"{t},option:router,{s.gateway}" if s.gateway else f"{t},option:router")
+        dns = ",".join(str(x) for x in s.dns_servers) if s.dns_servers else str(s.dhcp_address)
+        lines.append(f"{t},option:dns-server,{dns}")
+        if s.domain:
+            lines.append(f"{t},option:domain-name,{s.domain}")
+    return "".join(line + "\n" for line in lines)
+
+
+def write_atomic(path: Path, content: str, mode: int = 0o644) -> bool:
+    """Replace ``path`` with ``content`` atomically; return False if it was already equal.
+
+    dnsmasq re-reads on SIGHUP and must never see a half-written file, hence temp + rename.
+    Mode 0644 because dnsmasq has dropped to its own user when it re-reads.
+    """
+    try:
+        if path.read_text() == content:
+            return False
+    except FileNotFoundError:
+        pass
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(content)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return True
+
+
+def read_pid(pid_file: Path) -> int | None:
+    """The pid in ``pid_file``, or None if missing or garbled."""
+    try:
+        text = pid_file.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def cmdline(pid: int) -> list[str] | None:
+    """argv of ``pid``; None if gone or a zombie (zombies have an empty cmdline)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if not raw:
+        return None
+    return raw.rstrip(b"\0").decode(errors="replace").split("\0")
+
+
+def live_pid(pid_file: Path, ns_name: str, program: str) -> int | None:
+    """The pid from ``pid_file`` if it is alive, is ``program`` and runs in ``ns_name``.
+
+    All three checks guard against pid reuse: a recycled pid is almost never the same
+    program in the same namespace.
+    """
+    pid = read_pid(pid_file)
+    if pid is None:
+        return None
+    argv = cmdline(pid)
+    if not argv or os.path.basename(argv[0]) != program and not (len(argv) > 1 and argv[1] == program):
+        return None
+    if not netns.proc_in_ns(pid, netns.inode(ns_name)):
+        return None
+    return pid
+
+
+def kill(pid: int, sig: int = signal.SIGTERM) -> bool:
+    """Send ``sig``; a process that is already gone is fine."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,175 @@
+"""Every kernel name and state path the driver uses, derived in ONE place.
+
+Why one module: the names are the only link between the database and the kernel after a
+crash. ``scan_host`` parses them back, teardown derives them again, and the inspector shows
+them, so they must come from a single function each and never be typed twice.
+
+Layout for a network ``N`` and an instance ``I`` (kernel ids: 1-8 lowercase hex chars)::
+
+    namespace {p}seg-N      L2 segment: bridge {p}bN, ports {p}qN (DHCP) and {p}vI (instances)
+    namespace {p}qdhcp-N    DHCP side: veth {p}dN (peer {p}qN), dnsmasq bound to it
+    namespace {p}inst-I     instance: veth {p}iI (peer {p}vI), udhcpc on it
+    namespace {p}qrouter-R  reserved for routers (device letters r, g reserved too)
+
+    state_dir/{p}qdhcp-N/   dnsmasq.pid leases hosts opts dnsmasq.log
+    state_dir/{p}inst-I/    udhcpc.pid lease network udhcpc.log
+    /etc/netns/{p}inst-I/resolv.conf   so ``ip netns exec`` lookups use the network's DNS
+
+Device names are ``prefix + one letter + id``: at most 6 + 1 + 8 = 15 bytes = IFNAMSIZ - 1.
+
+Parsing is unambiguous across prefixes: a name ``A+kind1-id`` can equal ``B+kind2-id`` (with
+A a proper prefix of B) only if ``kind2`` is a suffix of ``kind1``; no kind below is a suffix
+of another, and a test asserts that.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import HostConfig
+from .errors import HostInputError
+
+IFNAMSIZ = 16
+KERNEL_ID_RE = re.compile(r"[0-9a-f]{1,8}")
+
+NS_KINDS = ("seg", "qdhcp", "inst", "qrouter")
+# One letter per device role; kept here so a new role cannot silently reuse a letter.
+DEV_LETTERS = {
+    "bridge": "b",
+    "dhcp": "d",
+    "dhcp_port": "q",
+    "inst": "i",
+    "inst_port": "v",
+    "router": "r",  # reserved
+    "gateway": "g",  # reserved
+}
+RESOLV_ROOT = Path("/etc/netns")
+
+
+def check_kernel_id(kernel_id: str) -> str:
+    """Return ``kernel_id`` if it is 1-8 lowercase hex characters, else raise."""
+    if not isinstance(kernel_id, str) or not KERNEL_ID_RE.fullmatch(kernel_id):
+        raise HostInputError(
+            f"kernel id {kernel_id!r} is invalid: use 1-8 lowercase hex characters (e.g. '1a2b3c4d')"
+        )
+    return kernel_id
+
+
+@dataclass(frozen=True)
+class Names:
+    """Name factory bound to one :class:`HostConfig`."""
+
+    config: HostConfig
+
+    @property
+    def prefix(self) -> str:
+        """The configured prefix every name starts with."""
+        return self.config.prefix
+
+    # -- namespaces ---------------------------------------------------------------------
+    def ns(self, kind: str, kernel_id: str) -> str:
+        """Namespace name of ``kind`` (one of :data:`NS_KINDS`) for ``kernel_id``."""
+        if kind not in NS_KINDS:
+            raise ValueError(f"unknown namespace kind {kind!r}")
+        return f"{self.prefix}{kind}-{check_kernel_id(kernel_id)}"
+
+    def seg_ns(self, net_id: str) -> str:
+        """Namespace holding the network's bridge (the L2 segment)."""
+        return self.ns("seg", net_id)
+
+    def dhcp_ns(self, net_id: str) -> str:
+        """Namespace holding the network's dnsmasq."""
+        return self.ns("qdhcp", net_id)
+
+    def inst_ns(self, inst_id: str) -> str:
+        """Namespace standing in for an instance (VM)."""
+        return self.ns("inst", inst_id)
+
+    def router_ns(self, router_id: str) -> str:
+        """Reserved: namespace of a future router."""
+        return self.ns("qrouter", router_id)
+
+    def parse_ns(self, name: str) -> tuple[str, str] | None:
+        """``(kind, kernel_id)`` if ``name`` is one of our namespaces, else ``None``."""
+        if not name.startswith(self.prefix):
+            return None
+        rest = name[len(self.prefix) :]
+        kind, sep, kid = rest.partition("-")
+        if not sep or kind not in NS_KINDS or not KERNEL_ID_RE.fullmatch(kid):
+            return None
+        return kind, kid
+
+    # -- devices ------------------------------------------------------------------------
+    def dev(self, role: str, kernel_id: str) -> str:
+        """Device name for ``role`` (a key of :data:`DEV_LETTERS`); asserts IFNAMSIZ."""
+        name = f"{self.prefix}{DEV_LETTERS[role]}{check_kernel_id(kernel_id)}"
+        assert len(name.encode()) <= IFNAMSIZ - 1, name
+        return name
+
+    def bridge(self, net_id: str) -> str:
+        """The segment's bridge (in the seg namespace)."""
+        return self.dev("bridge", net_id)
+
+    def dhcp_dev(self, net_id: str) -> str:
+        """dnsmasq's interface (in the qdhcp namespace)."""
+        return self.dev("dhcp", net_id)
+
+    def dhcp_port(self, net_id: str) -> str:
+        """Bridge-side peer of the DHCP interface (in the seg namespace)."""
+        return self.dev("dhcp_port", net_id)
+
+    def inst_dev(self, inst_id: str) -> str:
+        """The instance's NIC (in the inst namespace)."""
+        return self.dev("inst", inst_id)
+
+    def inst_port(self, inst_id: str) -> str:
+        """Bridge-side peer of the instance NIC (in the seg namespace)."""
+        return self.dev("inst_port", inst_id)
+
+    # -- state paths --------------------------------------------------------------------
+    def net_dir(self, net_id: str) -> Path:
+        """State directory of a network's dnsmasq (named like its namespace)."""
+        return self.config.state_dir / self.dhcp_ns(net_id)
+
+    def dnsmasq_pid(self, net_id: str) -> Path:
+        return self.net_dir(net_id) / "dnsmasq.pid"
+
+    def leases(self, net_id: str) -> Path:
+        """dnsmasq's lease file; survives namespace loss so instances keep their IPs."""
+        return self.net_dir(net_id) / "leases"
+
+    def hosts(self, net_id: str) -> Path:
+        return self.net_dir(net_id) / "hosts"
+
+    def opts(self, net_id: str) -> Path:
+        return self.net_dir(net_id) / "opts"
+
+    def dnsmasq_log(self, net_id: str) -> Path:
+        return self.net_dir(net_id) / "dnsmasq.log"
+
+    def inst_dir(self, inst_id: str) -> Path:
+        """State directory of an instance's DHCP client."""
+        return self.config.state_dir / self.inst_ns(inst_id)
+
+    def udhcpc_pid(self, inst_id: str) -> Path:
+        return self.inst_dir(inst_id) / "udhcpc.pid"
+
+    def inst_lease(self, inst_id: str) -> Path:
+        """Lease as seen by the instance, written by our udhcpc script."""
+        return self.inst_dir(inst_id) / "lease"
+
+    def inst_network(self, inst_id: str) -> Path:
+        """Records which network the instance is plugged into (for cascading removal)."""
+        return self.inst_dir(inst_id) / "network"
+
+    def udhcpc_log(self, inst_id: str) -> Path:
+        return self.inst_dir(inst_id) / "udhcpc.log"
+
+    def resolv_dir(self, inst_id: str) -> Path:
+        """``ip netns exec`` bind-mounts files from here over /etc."""
+        return RESOLV_ROOT / self.inst_ns(inst_id)
+
+    def resolv_conf(self, inst_id: str) -> Path:
+        return self.resolv_dir(inst_id) / "resolv.conf"

@@ -1,0 +1,144 @@
+"""Pure descriptions of what should exist on the host (frozen dataclasses, no I/O).
+
+The jobs layer builds these from database rows; the driver turns them into operations.
+Each spec validates itself on construction, so an invalid value never reaches a file or
+an argv (see :mod:`.validate`). Addresses are ``ipaddress`` objects of either version so
+IPv6 can be added without changing the shapes; the driver currently realises IPv4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import validate as v
+from .errors import HostInputError
+from .naming import check_kernel_id
+
+MIN_LEASE_SECONDS = 120  # dnsmasq silently raises shorter leases to 2 minutes
+
+
+@dataclass(frozen=True)
+class SubnetSpec:
+    """One subnet served by the network's dnsmasq.
+
+    ``dhcp_address`` is chosen by the caller (the DB layer takes the first usable address
+    that is not the gateway). ``ranges`` are inclusive (start, end) pools for dynamic leases;
+    reservations may lie outside them but inside ``cidr``.
+    """
+
+    cidr: Any
+    gateway: Any
+    dhcp_address: Any
+    ranges: tuple[tuple[Any, Any], ...] = ()
+    dns_servers: tuple[Any, ...] = ()
+    domain: str | None = None
+    lease_seconds: int = 86400
+    enable_dhcp: bool = True
+    tag: str = "s0"
+
+    def __post_init__(self) -> None:
+        net = v.network(self.cidr)
+        if net.version != 4:
+            raise HostInputError(f"subnet {net}: only IPv4 is realised by this driver so far")
+        s = object.__setattr__
+        s(self, "cidr", net)
+        s(self, "gateway", None if self.gateway is None else v.in_subnet(v.ip(self.gateway, "gateway"), net, "gateway"))
+        dhcp = v.in_subnet(v.ip(self.dhcp_address, "DHCP address"), net, "DHCP address")
+        if dhcp == self.gateway:
+            raise HostInputError(f"DHCP address {dhcp} must differ from the gateway")
+        s(self, "dhcp_address", dhcp)
+        ranges = []
+        for pair in self.ranges:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise HostInputError(f"range {pair!r} must be a (start, end) pair")
+            start = v.in_subnet(v.ip(pair[0], "range start"), net, "range start")
+            end = v.in_subnet(v.ip(pair[1], "range end"), net, "range end")
+            if end < start:
+                raise HostInputError(f"range {start}-{end} ends before it starts")
+            ranges.append((start, end))
+        s(self, "ranges", tuple(ranges))
+        s(self, "dns_servers", tuple(v.ip(x, "DNS server") for x in self.dns_servers))
+        if self.domain is not None:
+            v.domain(self.domain)
+        if isinstance(self.lease_seconds, bool) or not isinstance(self.lease_seconds, int) or not (
+            MIN_LEASE_SECONDS <= self.lease_seconds <= 2**31 - 1
+        ):
+            raise HostInputError(
+                f"lease time {self.lease_seconds!r} is invalid: use an integer number of seconds "
+                f">= {MIN_LEASE_SECONDS}"
+            )
+        v.tag(self.tag)
+
+
+@dataclass(frozen=True)
+class ReservationSpec:
+    """A fixed address (or just a fixed name) for a MAC."""
+
+    mac: str
+    hostname: str | None = None
+    ip: Any = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mac", v.mac(self.mac))
+        if self.hostname is not None:
+            v.hostname(self.hostname)
+        if self.ip is not None:
+            object.__setattr__(self, "ip", v.ip(self.ip, "reserved address"))
+        if self.hostname is None and self.ip is None:
+            raise HostInputError(f"reservation for {self.mac} needs a hostname or an address")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A tenant network: one segment, one dnsmasq serving ``subnets``."""
+
+    kernel_id: str
+    subnets: tuple[SubnetSpec, ...]
+    reservations: tuple[ReservationSpec, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        check_kernel_id(self.kernel_id)
+        object.__setattr__(self, "subnets", tuple(self.subnets))
+        object.__setattr__(self, "reservations", tuple(self.reservations))
+        tags = [s.tag for s in self.subnets]
+        if len(set(tags)) != len(tags):
+            raise HostInputError(f"network {self.kernel_id}: subnet tags must be unique, got {tags}")
+        nets = [s.cidr for s in self.subnets]
+        for i, a in enumerate(nets):
+            for b in nets[i + 1 :]:
+                if a.overlaps(b):
+                    raise HostInputError(f"network {self.kernel_id}: subnets {a} and {b} overlap")
+        macs = [r.mac for r in self.reservations]
+        if len(set(macs)) != len(macs):
+            raise HostInputError(f"network {self.kernel_id}: a MAC has two reservations")
+        for r in self.reservations:
+            if r.ip is not None and not any(r.ip in s.cidr for s in self.subnets if s.enable_dhcp):
+                raise HostInputError(
+                    f"reserved address {r.ip} for {r.mac} is not inside any DHCP-enabled subnet of "
+                    f"network {self.kernel_id}"
+                )
+        ips = [r.ip for r in self.reservations if r.ip is not None]
+        if len(set(ips)) != len(ips):
+            raise HostInputError(f"network {self.kernel_id}: an address is reserved twice")
+
+    @property
+    def dhcp_subnets(self) -> tuple[SubnetSpec, ...]:
+        """Subnets dnsmasq serves (its interface carries only their addresses)."""
+        return tuple(s for s in self.subnets if s.enable_dhcp)
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """An instance stand-in: a namespace with one NIC running a real DHCP client."""
+
+    kernel_id: str
+    network_kernel_id: str
+    mac: str
+    hostname: str
+
+    def __post_init__(self) -> None:
+        check_kernel_id(self.kernel_id)
+        check_kernel_id(self.network_kernel_id)
+        object.__setattr__(self, "mac", v.mac(self.mac))
+        v.hostname(self.hostname)

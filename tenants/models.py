@@ -1,0 +1,283 @@
+"""Tenants, networks, subnets, instances and leases: the database is the source of truth.
+
+Single-model checks live in ``clean()``; rules that span rows (overlap, quotas, allocation) live in
+``services`` and are backed by database constraints so concurrent requests cannot both win.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.urls import NoReverseMatch, reverse
+
+from . import validators
+from .choices import LeaseEventKind, LeaseState, ObjectStatus, Role
+
+KERNEL_ID_LENGTH = 8
+
+
+def new_kernel_id() -> str:
+    """A short random hex token: kernel names are derived from it, and it never changes or repeats."""
+    return secrets.token_hex(KERNEL_ID_LENGTH // 2)
+
+
+class Tenant(models.Model):
+    """A customer. Users belong to tenants through memberships; every network belongs to one tenant."""
+
+    name = models.CharField(max_length=validators.MAX_NAME_LENGTH, unique=True,
+                            validators=[validators.validate_display_name])
+    slug = models.SlugField(max_length=50, unique=True, validators=[validators.validate_slug])
+    quota_networks = models.PositiveIntegerField(default=10)
+    quota_subnets = models.PositiveIntegerField(default=20)
+    quota_instances = models.PositiveIntegerField(default=50)
+    created_at = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="tenants")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A user's role in one tenant: members use networks, tenant admins also manage members."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "tenant"], name="membership_unique_user_tenant")]
+        ordering = ["tenant__name", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.tenant} ({self.role})"
+
+
+class Network(models.Model):
+    """An isolated L2 segment: realised as namespaces with a bridge and a dnsmasq of its own."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="networks")
+    name = models.CharField(max_length=validators.MAX_NAME_LENGTH, validators=[validators.validate_display_name])
+    kernel_id = models.CharField(
+        max_length=KERNEL_ID_LENGTH, unique=True, default=new_kernel_id, editable=False,
+        help_text="Stable id from which namespace and device names are derived.",
+    )
+    node = models.CharField(max_length=64, blank=True, default="",
+                            help_text="The network node (agent) this network is scheduled to.")
+    status = models.CharField(max_length=16, choices=ObjectStatus.choices, default=ObjectStatus.PENDING)
+    status_reason = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="network_unique_name_per_tenant")]
+        ordering = ["tenant__name", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant.slug}/{self.name}"
+
+    def get_absolute_url(self) -> str:
+        try:
+            return reverse("portal:network-detail", args=[self.pk])
+        except NoReverseMatch:
+            return reverse("admin:tenants_network_change", args=[self.pk])
+
+
+class Subnet(models.Model):
+    """An IP range on a network, served by the network's dnsmasq.
+
+    Addresses are stored as text with an ``ip_version`` so IPv6 subnets can be added without a schema change.
+    """
+
+    network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="subnets")
+    name = models.CharField(max_length=validators.MAX_NAME_LENGTH, blank=True, default="")
+    ip_version = models.PositiveSmallIntegerField(default=4, choices=[(4, "IPv4"), (6, "IPv6")])
+    cidr = models.CharField(max_length=43, help_text="Network address with prefix, e.g. 192.168.1.0/24.")
+    gateway = models.GenericIPAddressField(null=True, blank=True)
+    dhcp_address = models.GenericIPAddressField(help_text="The address the network's dnsmasq listens on.")
+    dns_nameservers = models.JSONField(default=list, blank=True)
+    domain_name = models.CharField(max_length=validators.MAX_DOMAIN_LENGTH, blank=True, default="",
+                                   validators=[validators.validate_domain_name])
+    lease_seconds = models.PositiveIntegerField(default=3600, validators=[validators.validate_lease_seconds])
+    enable_dhcp = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["network", "cidr"], name="subnet_unique_cidr_per_network")]
+        ordering = ["network_id", "cidr"]
+
+    def __str__(self) -> str:
+        return f"{self.cidr} ({self.network.name})" if self.network_id else self.cidr
+
+    @property
+    def ip_network(self) -> validators.IPNetwork:
+        return ipaddress.ip_network(self.cidr)
+
+    @property
+    def pools(self) -> list[tuple[validators.IPAddress, validators.IPAddress]]:
+        return [(ipaddress.ip_address(p.start), ipaddress.ip_address(p.end)) for p in self.allocation_pools.all()]
+
+    def clean(self) -> None:
+        """Checks that need only this row: CIDR shape, gateway and DHCP address inside it."""
+        errors: dict[str, list[str]] = {}
+        try:
+            network = validators.validate_subnet_cidr(self.cidr)
+            self.cidr = str(network)
+            self.ip_version = network.version
+        except ValidationError as exc:
+            raise ValidationError({"cidr": exc.messages}) from None
+        for field, what in (("gateway", "gateway"), ("dhcp_address", "DHCP server address")):
+            value = getattr(self, field)
+            if value in (None, ""):
+                continue
+            try:
+                address = validators.parse_address(value, field=what)
+                validators.validate_host_address(address, network, what=what)
+                setattr(self, field, str(address))
+            except ValidationError as exc:
+                errors.setdefault(field, []).extend(exc.messages)
+        if self.gateway and self.dhcp_address and self.gateway == self.dhcp_address:
+            errors.setdefault("dhcp_address", []).append(
+                f"The DHCP server address {self.dhcp_address} is the gateway; pick another address."
+            )
+        try:
+            self.dns_nameservers = validators.validate_dns_servers(list(self.dns_nameservers or []))
+        except ValidationError as exc:
+            errors.setdefault("dns_nameservers", []).extend(exc.messages)
+        if errors:
+            raise ValidationError(errors)
+
+
+class AllocationPool(models.Model):
+    """One DHCP/IPAM allocation range of a subnet (a subnet may have several)."""
+
+    subnet = models.ForeignKey(Subnet, on_delete=models.CASCADE, related_name="allocation_pools")
+    start = models.GenericIPAddressField()
+    end = models.GenericIPAddressField()
+
+    class Meta:
+        ordering = ["subnet_id", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.start}-{self.end}"
+
+
+class Instance(models.Model):
+    """A simulated machine with one port: a namespace whose DHCP client leases from its network's dnsmasq.
+
+    ``ip_address`` is allocated by IPAM when the instance is created (or is the requested fixed IP) and handed
+    to dnsmasq as a reservation, so the database, not dnsmasq, decides who holds which address.
+    """
+
+    network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="instances")
+    subnet = models.ForeignKey(Subnet, on_delete=models.PROTECT, related_name="instances")
+    hostname = models.CharField(max_length=validators.MAX_HOSTNAME_LENGTH, validators=[validators.validate_hostname])
+    kernel_id = models.CharField(max_length=KERNEL_ID_LENGTH, unique=True, default=new_kernel_id, editable=False)
+    mac_address = models.CharField(max_length=17, validators=[validators.validate_mac])
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    fixed_ip = models.BooleanField(default=False, help_text="True when the user asked for this exact address.")
+    status = models.CharField(max_length=16, choices=ObjectStatus.choices, default=ObjectStatus.PENDING)
+    status_reason = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["network", "mac_address"], name="instance_unique_mac_per_network"),
+            models.UniqueConstraint(fields=["network", "hostname"], name="instance_unique_hostname_per_network"),
+            models.UniqueConstraint(fields=["subnet", "ip_address"], condition=Q(ip_address__isnull=False),
+                                    name="instance_unique_ip_per_subnet"),
+        ]
+        ordering = ["network_id", "hostname"]
+
+    def __str__(self) -> str:
+        return f"{self.hostname} ({self.ip_address or 'no ip'})"
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if self.subnet_id and self.network_id and self.subnet.network_id != self.network_id:
+            errors["subnet"] = ["The subnet belongs to another network."]
+        if self.ip_address and self.subnet_id:
+            try:
+                address = validators.parse_address(self.ip_address, field="address")
+                validators.validate_host_address(address, self.subnet.ip_network, what="fixed IP")
+                reserved = (("gateway", self.subnet.gateway), ("DHCP server address", self.subnet.dhcp_address))
+                for label, other in reserved:
+                    if other and address == ipaddress.ip_address(other):
+                        raise ValidationError(f"{address} is the subnet's {label}; pick another address.")
+                self.ip_address = str(address)
+            except ValidationError as exc:
+                errors.setdefault("ip_address", []).extend(exc.messages)
+        if errors:
+            raise ValidationError(errors)
+
+
+class Lease(models.Model):
+    """A DHCP lease as dnsmasq reports it; kept after release/expiry for the history view."""
+
+    subnet = models.ForeignKey(Subnet, on_delete=models.CASCADE, related_name="leases")
+    instance = models.ForeignKey(Instance, on_delete=models.SET_NULL, null=True, blank=True, related_name="leases")
+    ip_address = models.GenericIPAddressField()
+    mac_address = models.CharField(max_length=17)
+    hostname = models.CharField(max_length=validators.MAX_HOSTNAME_LENGTH, blank=True, default="")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=LeaseState.choices, default=LeaseState.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subnet", "ip_address"], condition=Q(state="active"),
+                                    name="lease_unique_active_ip_per_subnet"),
+        ]
+        ordering = ["subnet_id", "ip_address"]
+
+    def __str__(self) -> str:
+        return f"{self.ip_address} → {self.mac_address} ({self.state})"
+
+
+class LeaseEvent(models.Model):
+    """History of what happened to leases (add / renew / release / expire), newest last."""
+
+    subnet = models.ForeignKey(Subnet, on_delete=models.CASCADE, related_name="lease_events")
+    lease = models.ForeignKey(Lease, on_delete=models.SET_NULL, null=True, blank=True, related_name="events")
+    kind = models.CharField(max_length=16, choices=LeaseEventKind.choices)
+    ip_address = models.GenericIPAddressField()
+    mac_address = models.CharField(max_length=17)
+    hostname = models.CharField(max_length=validators.MAX_HOSTNAME_LENGTH, blank=True, default="")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["subnet", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.ip_address} {self.mac_address}"
+
+
+class AuditEntry(models.Model):
+    """Who changed what: written by services, shown to tenant admins for their own tenant."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, null=True, blank=True, related_name="audit")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=32)
+    object_id = models.CharField(max_length=32, blank=True, default="")
+    detail = models.CharField(max_length=500, blank=True, default="")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["tenant", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_type} {self.object_id}"

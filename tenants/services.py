@@ -1,0 +1,457 @@
+"""Writes: every change to tenants, networks, subnets and instances goes through these functions.
+
+Pages, the REST API, admin and management commands all call the same services, so validation, quotas,
+IP/MAC allocation, audit and job enqueueing happen in exactly one place. Services take keyword-only arguments,
+call ``full_clean()`` before ``save()``, rely on database constraints and row locks for races, and enqueue host
+jobs only after commit.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from . import events, selectors, validators
+from .choices import ObjectStatus, Role
+from .models import AllocationPool, AuditEntry, Instance, Membership, Network, Subnet, Tenant
+from .queue import enqueue_on_commit
+
+AUTO = "auto"
+_ALLOCATION_ATTEMPTS = 8
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+def _audit(*, actor: AbstractBaseUser | None, tenant: Tenant | None, action: str, obj: Any, detail: str = "") -> None:
+    AuditEntry.objects.create(
+        tenant=tenant,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        action=action,
+        object_type=type(obj).__name__.lower(),
+        object_id=str(getattr(obj, "pk", "") or ""),
+        detail=detail[:500],
+    )
+
+
+def _lock_tenant(tenant: Tenant) -> Tenant:
+    """Row-lock the tenant so quota checks and the insert they guard cannot interleave."""
+    return Tenant.objects.select_for_update().get(pk=tenant.pk)
+
+
+def _check_quota(tenant: Tenant, kind: str, used: int) -> None:
+    limit = getattr(tenant, f"quota_{kind}")
+    if used >= limit:
+        raise ValidationError(
+            f"Quota reached: tenant {tenant.name!r} may have at most {limit} {kind} ({used} in use). "
+            "Delete one or ask an administrator to raise the quota.",
+            code="quota",
+        )
+
+
+def _enqueue_network(network: Network) -> None:
+    enqueue_on_commit("tenants.jobs.realise_network", network.pk, node=network.node)
+
+
+# --- tenants and members ------------------------------------------------------------------------------
+
+def tenant_create(*, name: str, slug: str, actor: AbstractBaseUser | None = None, **quotas: int) -> Tenant:
+    """Create a tenant (admins and the ``create_tenant`` command)."""
+    tenant = Tenant(name=name, slug=slug, **quotas)
+    tenant.full_clean()
+    with transaction.atomic():
+        tenant.save()
+        _audit(actor=actor, tenant=tenant, action="tenant.create", obj=tenant, detail=name)
+    return tenant
+
+
+def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str = Role.MEMBER,
+                   actor: AbstractBaseUser | None = None) -> Membership:
+    """Add ``user`` to ``tenant`` or change their role."""
+    if role not in Role.values:
+        raise ValidationError({"role": f"Unknown role {role!r}; choose one of {', '.join(Role.values)}."})
+    with transaction.atomic():
+        membership, _ = Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
+        _audit(actor=actor, tenant=tenant, action="member.set", obj=membership, detail=f"{user} as {role}")
+    return membership
+
+
+def membership_remove(*, membership: Membership, actor: AbstractBaseUser | None = None) -> None:
+    with transaction.atomic():
+        _audit(actor=actor, tenant=membership.tenant, action="member.remove", obj=membership,
+               detail=str(membership.user))
+        membership.delete()
+
+
+# --- networks -----------------------------------------------------------------------------------------
+
+def schedule_node() -> str:
+    """Pick the node that will realise a new network.
+
+    Today a network goes to this node's agent; with several nodes this is where the least-loaded live agent is
+    chosen (agents heartbeat into Redis) — callers already route jobs by ``network.node``.
+    """
+    return settings.NETDASH_NODE
+
+
+def network_create(*, tenant: Tenant, name: str, actor: AbstractBaseUser | None = None,
+                   subnet: dict[str, Any] | None = None) -> Network:
+    """Create a network (and optionally its first subnet in the same transaction); realise it after commit."""
+    network = Network(tenant=tenant, name=name, node=schedule_node())
+    network.full_clean(exclude=["tenant"])
+    with transaction.atomic():
+        locked = _lock_tenant(tenant)
+        _check_quota(locked, "networks", Network.objects.filter(tenant=tenant).count())
+        if Network.objects.filter(tenant=tenant, name=name).exists():
+            raise ValidationError({"name": f"This tenant already has a network named {name!r}."})
+        try:
+            with transaction.atomic():
+                network.save()
+        except IntegrityError:
+            raise ValidationError({"name": f"This tenant already has a network named {name!r}."}) from None
+        if subnet is not None:
+            subnet_create(network=network, actor=actor, _enqueue=False, **subnet)
+        _audit(actor=actor, tenant=tenant, action="network.create", obj=network, detail=name)
+        _enqueue_network(network)
+        events.publish(tenant.pk, "network.created", selectors.network_data(network))
+    return network
+
+
+def network_update(*, network: Network, name: str, actor: AbstractBaseUser | None = None) -> Network:
+    """Rename a network (kernel names derive from ``kernel_id``, so nothing on the host changes)."""
+    network.name = name
+    network.full_clean(exclude=["tenant"])
+    with transaction.atomic():
+        if Network.objects.filter(tenant=network.tenant, name=name).exclude(pk=network.pk).exists():
+            raise ValidationError({"name": f"This tenant already has a network named {name!r}."})
+        network.save(update_fields=["name", "updated_at"])
+        _audit(actor=actor, tenant=network.tenant, action="network.update", obj=network, detail=name)
+        events.publish(network.tenant_id, "network.updated", selectors.network_data(network))
+    return network
+
+
+def network_delete(*, network: Network, actor: AbstractBaseUser | None = None) -> None:
+    """Mark for deletion; the agent tears the host state down, then deletes the rows."""
+    with transaction.atomic():
+        Network.objects.filter(pk=network.pk).update(status=ObjectStatus.DELETING, status_reason="")
+        Instance.objects.filter(network=network).update(status=ObjectStatus.DELETING)
+        network.status = ObjectStatus.DELETING
+        _audit(actor=actor, tenant=network.tenant, action="network.delete", obj=network, detail=network.name)
+        enqueue_on_commit("tenants.jobs.destroy_network", network.pk, node=network.node)
+        events.publish(network.tenant_id, "network.updated", selectors.network_data(network))
+
+
+def network_rerealise(*, networks: Sequence[Network], actor: AbstractBaseUser | None = None) -> int:
+    """Ask the agent to converge these networks again (admin action, after manual tinkering)."""
+    count = 0
+    with transaction.atomic():
+        for network in networks:
+            if network.status == ObjectStatus.DELETING:
+                continue
+            _audit(actor=actor, tenant=network.tenant, action="network.rerealise", obj=network)
+            _enqueue_network(network)
+            count += 1
+    return count
+
+
+def network_set_status(*, network_id: int, status: str, reason: str = "") -> Network | None:
+    """Record a job's outcome and tell the viewers. Returns None when the network no longer exists."""
+    with transaction.atomic():
+        updated = Network.objects.filter(pk=network_id).update(status=status, status_reason=reason[:500])
+        if not updated:
+            return None
+        network = Network.objects.select_related("tenant").get(pk=network_id)
+        events.publish(network.tenant_id, "network.updated", selectors.network_data(network))
+    return network
+
+
+# --- subnets ------------------------------------------------------------------------------------------
+
+def _default_pools(network: validators.IPNetwork, reserved: Sequence[validators.IPAddress]):
+    """All usable addresses minus the reserved ones, as contiguous ranges."""
+    first, last = validators.usable_bounds(network)
+    pools: list[tuple[validators.IPAddress, validators.IPAddress]] = []
+    start = first
+    for address in sorted(a for a in set(reserved) if first <= a <= last):
+        if start < address:
+            pools.append((start, address - 1))
+        start = address + 1
+    if start <= last:
+        pools.append((start, last))
+    return pools
+
+
+def _resolve_subnet_addresses(
+    net: validators.IPNetwork, gateway: str | None, dhcp_address: str | None, pools_input: object,
+) -> tuple[validators.IPAddress | None, validators.IPAddress, list[tuple[validators.IPAddress, validators.IPAddress]]]:
+    """Fill in defaults: gateway = first usable, DHCP address = first usable that is not the gateway."""
+    errors: dict[str, list[str]] = {}
+    first, last = validators.usable_bounds(net)
+    gw: validators.IPAddress | None = None
+    if gateway == AUTO:
+        gw = first
+    elif gateway not in (None, ""):
+        try:
+            gw = validators.parse_address(gateway, field="gateway")
+            validators.validate_host_address(gw, net, what="gateway")
+        except ValidationError as exc:
+            errors["gateway"] = exc.messages
+    dhcp: validators.IPAddress | None = None
+    if dhcp_address in (None, "", AUTO):
+        dhcp = first if gw != first else first + 1
+    else:
+        try:
+            dhcp = validators.parse_address(dhcp_address, field="DHCP server address")
+            validators.validate_host_address(dhcp, net, what="DHCP server address")
+            if gw is not None and dhcp == gw:
+                errors["dhcp_address"] = [f"The DHCP server address {dhcp} is the gateway; pick another address."]
+        except ValidationError as exc:
+            errors["dhcp_address"] = exc.messages
+    pools: list[tuple[validators.IPAddress, validators.IPAddress]] = []
+    try:
+        pools = validators.parse_pools(pools_input)
+    except ValidationError as exc:
+        errors["allocation_pools"] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+    assert dhcp is not None
+    if not pools:
+        pools = _default_pools(net, [a for a in (gw, dhcp) if a is not None])
+    try:
+        validators.validate_pools(pools, net, excluded={"gateway": gw, "DHCP server address": dhcp})
+    except ValidationError as exc:
+        raise ValidationError({"allocation_pools": exc.messages}) from None
+    if not pools:
+        raise ValidationError({"allocation_pools": [f"{net} leaves no addresses to allocate."]})
+    return gw, dhcp, pools
+
+
+def _check_no_overlap(network: Network, net: validators.IPNetwork, exclude_pk: int | None = None) -> None:
+    """Subnets of one network must not overlap; other networks (any tenant) may reuse the same CIDR."""
+    for other in Subnet.objects.filter(network=network).exclude(pk=exclude_pk):
+        if other.ip_network.version == net.version and other.ip_network.overlaps(net):
+            raise ValidationError(
+                {"cidr": [f"{net} overlaps {other.cidr}, already on network {network.name!r}. Subnets of one "
+                          "network must not overlap (another network may use the same range)."]}
+            )
+
+
+def subnet_create(*, network: Network, cidr: str, gateway: str | None = AUTO, dhcp_address: str | None = None,
+                  allocation_pools: object = None, dns_nameservers: Sequence[str] = (), domain_name: str = "",
+                  lease_seconds: int = 3600, enable_dhcp: bool = True, name: str = "",
+                  actor: AbstractBaseUser | None = None, _enqueue: bool = True) -> Subnet:
+    """Add a subnet to a network and have the network's dnsmasq serve it."""
+    try:
+        net = validators.validate_subnet_cidr(cidr)
+    except ValidationError as exc:
+        raise ValidationError({"cidr": exc.messages}) from None
+    gw, dhcp, pools = _resolve_subnet_addresses(net, gateway, dhcp_address, allocation_pools)
+    subnet = Subnet(
+        network=network, name=name, cidr=str(net), gateway=str(gw) if gw else None, dhcp_address=str(dhcp),
+        dns_nameservers=list(dns_nameservers or []), domain_name=(domain_name or "").lower(),
+        lease_seconds=lease_seconds, enable_dhcp=enable_dhcp,
+    )
+    subnet.full_clean(exclude=["network"])
+    with transaction.atomic():
+        locked = _lock_tenant(network.tenant)
+        Network.objects.select_for_update().filter(pk=network.pk).first()
+        _check_quota(locked, "subnets", Subnet.objects.filter(network__tenant=network.tenant).count())
+        _check_no_overlap(network, net)
+        subnet.save()
+        AllocationPool.objects.bulk_create(
+            [AllocationPool(subnet=subnet, start=str(s), end=str(e)) for s, e in pools]
+        )
+        _audit(actor=actor, tenant=network.tenant, action="subnet.create", obj=subnet, detail=str(net))
+        if _enqueue:
+            _enqueue_network(network)
+        events.publish(network.tenant_id, "subnet.created", selectors.subnet_data(subnet))
+    return subnet
+
+
+def subnet_update(*, subnet: Subnet, actor: AbstractBaseUser | None = None, **changes: Any) -> Subnet:
+    """Change DHCP settings (gateway, ranges, DNS, domain, lease time); dnsmasq reloads without restart.
+
+    The CIDR is fixed once instances may hold addresses in it: changing it means a new subnet.
+    """
+    allowed = {"gateway", "dhcp_address", "allocation_pools", "dns_nameservers", "domain_name", "lease_seconds",
+               "enable_dhcp", "name"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError({field: "This field cannot be changed." for field in sorted(unknown)})
+    net = subnet.ip_network
+    gateway = changes.get("gateway", subnet.gateway)
+    dhcp_address = changes.get("dhcp_address", subnet.dhcp_address)
+    pools_input = changes.get("allocation_pools", [(str(s), str(e)) for s, e in subnet.pools])
+    gw, dhcp, pools = _resolve_subnet_addresses(net, gateway, dhcp_address, pools_input)
+    used = set(subnet.instances.exclude(ip_address=None).values_list("ip_address", flat=True))
+    for label, address in (("gateway", gw), ("DHCP server address", dhcp)):
+        if address is not None and str(address) in used:
+            raise ValidationError({"gateway" if label == "gateway" else "dhcp_address":
+                                   [f"{address} is held by an instance; it cannot become the {label}."]})
+    subnet.gateway = str(gw) if gw else None
+    subnet.dhcp_address = str(dhcp)
+    for field in ("dns_nameservers", "domain_name", "lease_seconds", "enable_dhcp", "name"):
+        if field in changes:
+            setattr(subnet, field, changes[field])
+    subnet.domain_name = (subnet.domain_name or "").lower()
+    subnet.full_clean(exclude=["network"])
+    with transaction.atomic():
+        subnet.save()
+        subnet.allocation_pools.all().delete()
+        AllocationPool.objects.bulk_create(
+            [AllocationPool(subnet=subnet, start=str(s), end=str(e)) for s, e in pools]
+        )
+        _audit(actor=actor, tenant=subnet.network.tenant, action="subnet.update", obj=subnet,
+               detail=", ".join(sorted(changes)))
+        _enqueue_network(subnet.network)
+        events.publish(subnet.network.tenant_id, "subnet.updated", selectors.subnet_data(subnet))
+    return subnet
+
+
+def subnet_delete(*, subnet: Subnet, actor: AbstractBaseUser | None = None) -> None:
+    """Remove a subnet that no instance uses."""
+    if subnet.instances.exists():
+        raise ValidationError(
+            f"Subnet {subnet.cidr} still has {subnet.instances.count()} instance(s); delete them first.",
+            code="in_use",
+        )
+    network = subnet.network
+    with transaction.atomic():
+        _audit(actor=actor, tenant=network.tenant, action="subnet.delete", obj=subnet, detail=subnet.cidr)
+        data = selectors.subnet_data(subnet)
+        subnet.delete()
+        _enqueue_network(network)
+        events.publish(network.tenant_id, "subnet.deleted", data)
+
+
+# --- instances ----------------------------------------------------------------------------------------
+
+def generate_mac() -> str:
+    """A random locally administered unicast MAC under ``NETDASH_MAC_BASE`` (fa:16:3e by default)."""
+    return settings.NETDASH_MAC_BASE + "".join(f":{b:02x}" for b in secrets.token_bytes(3))
+
+
+def _next_free_address(subnet: Subnet) -> validators.IPAddress:
+    """Lowest free address in the subnet's pools (IPAM). Callers hold the subnet row lock."""
+    used = {ipaddress.ip_address(ip) for ip in subnet.instances.exclude(ip_address=None)
+            .values_list("ip_address", flat=True)}
+    for start, end in subnet.pools:
+        address = start
+        while address <= end:
+            if address not in used:
+                return address
+            address += 1
+    raise ValidationError(
+        f"Subnet {subnet.cidr} has no free addresses left in its allocation ranges.", code="exhausted"
+    )
+
+
+def _check_fixed_ip(subnet: Subnet, ip: str, exclude_pk: int | None = None) -> str:
+    try:
+        address = validators.parse_address(ip, field="fixed IP")
+        validators.validate_host_address(address, subnet.ip_network, what="fixed IP")
+    except ValidationError as exc:
+        raise ValidationError({"ip_address": exc.messages}) from None
+    for label, other in (("gateway", subnet.gateway), ("DHCP server address", subnet.dhcp_address)):
+        if other and address == ipaddress.ip_address(other):
+            raise ValidationError({"ip_address": [f"{address} is the subnet's {label}; pick another address."]})
+    holder = subnet.instances.filter(ip_address=str(address)).exclude(pk=exclude_pk).first()
+    if holder is not None:
+        raise ValidationError({"ip_address": [f"{address} is already reserved by instance {holder.hostname!r}."]})
+    return str(address)
+
+
+def instance_create(*, network: Network, hostname: str, subnet: Subnet | None = None, ip_address: str | None = None,
+                    actor: AbstractBaseUser | None = None) -> Instance:
+    """Create an instance: allocate its MAC and IP under row locks, then realise it after commit."""
+    hostname = hostname or ""
+    try:
+        validators.validate_hostname(hostname)
+    except ValidationError as exc:
+        raise ValidationError({"hostname": exc.messages}) from None
+    if network.status == ObjectStatus.DELETING:
+        raise ValidationError("This network is being deleted.", code="deleting")
+    if subnet is None:
+        subnet = network.subnets.order_by("id").first()
+        if subnet is None:
+            raise ValidationError({"subnet": ["The network has no subnet yet; add one first."]})
+    elif subnet.network_id != network.pk:
+        raise ValidationError({"subnet": ["The subnet belongs to another network."]})
+    last_error: IntegrityError | None = None
+    for _ in range(_ALLOCATION_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                locked_tenant = _lock_tenant(network.tenant)
+                locked_subnet = Subnet.objects.select_for_update().get(pk=subnet.pk)
+                in_use = Instance.objects.filter(network__tenant=network.tenant).count()
+                _check_quota(locked_tenant, "instances", in_use)
+                if Instance.objects.filter(network=network, hostname=hostname).exists():
+                    raise ValidationError({"hostname": [f"{hostname!r} is already used in network {network.name!r}."]})
+                if ip_address:
+                    address, fixed = _check_fixed_ip(locked_subnet, ip_address), True
+                else:
+                    address, fixed = str(_next_free_address(locked_subnet)), False
+                instance = Instance(network=network, subnet=locked_subnet, hostname=hostname,
+                                    mac_address=generate_mac(), ip_address=address, fixed_ip=fixed)
+                instance.full_clean(exclude=["network", "subnet"])
+                instance.save()
+                _audit(actor=actor, tenant=network.tenant, action="instance.create", obj=instance,
+                       detail=f"{hostname} {address}")
+                # The network's dnsmasq must know the reservation before the client asks.
+                enqueue_on_commit("tenants.jobs.realise_instance", instance.pk, node=network.node)
+                events.publish(network.tenant_id, "instance.created", selectors.instance_data(instance))
+                return instance
+        except IntegrityError as exc:
+            # A concurrent request won the same MAC/IP/hostname between our check and insert: try again,
+            # and the re-check turns a real conflict into a readable error.
+            last_error = exc
+            continue
+    raise ValidationError(f"Could not allocate an address or MAC after {_ALLOCATION_ATTEMPTS} attempts "
+                          f"({last_error}); try again.", code="allocation")
+
+
+def instance_update(*, instance: Instance, ip_address: str | None, actor: AbstractBaseUser | None = None) -> Instance:
+    """Change an instance's fixed IP (None = let IPAM keep/choose one); dnsmasq reloads and the client renews."""
+    with transaction.atomic():
+        subnet = Subnet.objects.select_for_update().get(pk=instance.subnet_id)
+        if ip_address:
+            instance.ip_address, instance.fixed_ip = _check_fixed_ip(subnet, ip_address, exclude_pk=instance.pk), True
+        else:
+            instance.fixed_ip = False
+        try:
+            with transaction.atomic():
+                instance.save(update_fields=["ip_address", "fixed_ip", "updated_at"])
+        except IntegrityError:
+            raise ValidationError({"ip_address": [f"{ip_address} was just taken by another instance."]}) from None
+        _audit(actor=actor, tenant=instance.network.tenant, action="instance.update", obj=instance,
+               detail=str(instance.ip_address))
+        enqueue_on_commit("tenants.jobs.realise_instance", instance.pk, node=instance.network.node)
+        events.publish(instance.network.tenant_id, "instance.updated", selectors.instance_data(instance))
+    return instance
+
+
+def instance_delete(*, instance: Instance, actor: AbstractBaseUser | None = None) -> None:
+    """Mark for deletion; the agent releases the lease, removes the namespace, then deletes the row."""
+    with transaction.atomic():
+        Instance.objects.filter(pk=instance.pk).update(status=ObjectStatus.DELETING)
+        instance.status = ObjectStatus.DELETING
+        _audit(actor=actor, tenant=instance.network.tenant, action="instance.delete", obj=instance,
+               detail=instance.hostname)
+        enqueue_on_commit("tenants.jobs.destroy_instance", instance.pk, node=instance.network.node)
+        events.publish(instance.network.tenant_id, "instance.updated", selectors.instance_data(instance))
+
+
+def instance_set_status(*, instance_id: int, status: str, reason: str = "") -> Instance | None:
+    """Record a job's outcome for an instance and tell the viewers."""
+    with transaction.atomic():
+        if not Instance.objects.filter(pk=instance_id).update(status=status, status_reason=reason[:500]):
+            return None
+        instance = Instance.objects.select_related("network").get(pk=instance_id)
+        events.publish(instance.network.tenant_id, "instance.updated", selectors.instance_data(instance))
+    return instance

@@ -1,0 +1,240 @@
+"""Validators that reject bad input and suggest the fix.
+
+Why so strict: names, hostnames, domains and addresses end up in dnsmasq's hosts/options files and on
+command lines. A newline or comma there would inject a line into dnsmasq's configuration, so every value is
+checked against a positive pattern here (the edge) and again in the service layer and the host driver.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
+
+from django.core.exceptions import ValidationError
+
+IPv4_MIN_PREFIX = 16
+IPv4_MAX_PREFIX = 29
+MAX_NAME_LENGTH = 64
+MAX_HOSTNAME_LENGTH = 63
+MAX_DOMAIN_LENGTH = 253
+MIN_LEASE_SECONDS = 120
+MAX_LEASE_SECONDS = 30 * 24 * 3600
+MAX_DNS_SERVERS = 3
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_HOSTNAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_MAC = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$")
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def validate_display_name(value: str) -> None:
+    """A human name for a tenant/network/subnet: printable, one line, trimmed, bounded."""
+    if not value or not value.strip():
+        raise ValidationError("Enter a name.", code="required")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValidationError(
+            f"Name is {len(value)} characters long; the limit is {MAX_NAME_LENGTH}.", code="max_length"
+        )
+    if _CONTROL.search(value):
+        raise ValidationError("Name must be a single line without control characters.", code="control")
+    if value != value.strip():
+        raise ValidationError(f"Remove the leading/trailing spaces: {value.strip()!r}.", code="spaces")
+
+
+def validate_slug(value: str) -> None:
+    """Tenant slugs appear in URLs and group names: lowercase letters, digits and inner hyphens."""
+    if not _SLUG.match(value or ""):
+        suggestion = re.sub(r"[^a-z0-9-]+", "-", (value or "").lower()).strip("-")[:50] or "tenant"
+        raise ValidationError(
+            f"{value!r} is not a valid slug (lowercase letters, digits, hyphens). Did you mean {suggestion!r}?",
+            code="slug",
+        )
+
+
+def validate_hostname(value: str) -> None:
+    """RFC 1123 host label, lowercase: it becomes a dnsmasq hosts-file entry and a DNS name."""
+    if not value:
+        raise ValidationError("Enter a hostname.", code="required")
+    if _CONTROL.search(value) or "," in value:
+        raise ValidationError("Hostname must not contain control characters or commas.", code="control")
+    if len(value) > MAX_HOSTNAME_LENGTH:
+        raise ValidationError(
+            f"Hostname is {len(value)} characters; the limit is {MAX_HOSTNAME_LENGTH}.", code="max_length"
+        )
+    if not _HOSTNAME.match(value):
+        suggestion = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-")[:MAX_HOSTNAME_LENGTH].strip("-")
+        hint = f" Did you mean {suggestion!r}?" if suggestion and _HOSTNAME.match(suggestion) else ""
+        raise ValidationError(
+            f"{value!r} is not a valid hostname: use lowercase letters, digits and inner hyphens "
+            f"(RFC 1123).{hint}",
+            code="hostname",
+        )
+
+
+def validate_domain_name(value: str) -> None:
+    """DNS search domain handed out by DHCP, e.g. ``tenant-a.internal`` (empty means none)."""
+    if not value:
+        return
+    if len(value) > MAX_DOMAIN_LENGTH:
+        raise ValidationError(f"Domain name is longer than {MAX_DOMAIN_LENGTH} characters.", code="max_length")
+    labels = value.rstrip(".").split(".")
+    for label in labels:
+        if not _HOSTNAME.match(label):
+            raise ValidationError(
+                f"{value!r} is not a valid domain name: each dot-separated label must be lowercase letters, "
+                "digits and inner hyphens (e.g. 'tenant-a.internal').",
+                code="domain",
+            )
+
+
+def validate_mac(value: str) -> None:
+    """A unicast, lowercase, colon-separated MAC address."""
+    if not _MAC.match(value or ""):
+        raise ValidationError(
+            f"{value!r} is not a MAC address; use the form 'fa:16:3e:12:34:56'.", code="mac"
+        )
+    if int(value[:2], 16) & 1:
+        raise ValidationError(f"{value} is a multicast MAC; the first octet must be even.", code="mac_multicast")
+
+
+def parse_network(value: str) -> IPNetwork:
+    """Parse a CIDR, insisting it is the network address; suggest the right one when it is not."""
+    text = (value or "").strip()
+    if not text or _CONTROL.search(text):
+        raise ValidationError("Enter a CIDR such as 192.168.1.0/24.", code="cidr")
+    if "/" not in text:
+        raise ValidationError(f"{text!r} has no prefix length. Did you mean {text}/24?", code="cidr_no_prefix")
+    try:
+        network = ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise ValidationError(f"{text!r} is not a valid CIDR such as 192.168.1.0/24.", code="cidr") from None
+        raise ValidationError(
+            f"{text} is not a network address. Did you mean {loose}?", code="cidr_host_bits"
+        ) from None
+    return network
+
+
+def validate_subnet_cidr(value: str) -> IPNetwork:
+    """A tenant subnet: a network address, IPv4 /16–/29 in a private range (tenants stay inside namespaces)."""
+    network = parse_network(value)
+    if network.version == 6:
+        raise ValidationError("IPv6 subnets are not supported yet; enter an IPv4 CIDR.", code="ipv6")
+    if not IPv4_MIN_PREFIX <= network.prefixlen <= IPv4_MAX_PREFIX:
+        raise ValidationError(
+            f"Prefix length /{network.prefixlen} is outside /{IPv4_MIN_PREFIX}–/{IPv4_MAX_PREFIX}; "
+            "pools must stay a sane size.",
+            code="prefixlen",
+        )
+    if not network.is_private or network.is_loopback or network.is_link_local or network.is_multicast:
+        raise ValidationError(
+            f"{network} is not a private range; use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16.",
+            code="not_private",
+        )
+    return network
+
+
+def parse_address(value: object, *, field: str = "address") -> IPAddress:
+    """Parse one IP address with a readable error."""
+    text = str(value or "").strip()
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise ValidationError(f"{text!r} is not a valid IP {field}.", code="ip") from None
+
+
+def usable_bounds(network: IPNetwork) -> tuple[IPAddress, IPAddress]:
+    """First and last host addresses (network and broadcast excluded for IPv4)."""
+    if network.version == 4 and network.prefixlen <= 30:
+        return network.network_address + 1, network.broadcast_address - 1
+    return network.network_address + 1, network.broadcast_address
+
+
+def validate_host_address(address: IPAddress, network: IPNetwork, *, what: str) -> None:
+    """An address usable by a host in ``network``: inside it, not the network or broadcast address."""
+    if address.version != network.version or address not in network:
+        raise ValidationError(f"The {what} {address} is not inside {network}.", code="outside")
+    first, last = usable_bounds(network)
+    if not first <= address <= last:
+        kind = "network" if address == network.network_address else "broadcast"
+        raise ValidationError(
+            f"The {what} {address} is the {kind} address of {network}; use one between {first} and {last}.",
+            code="reserved_address",
+        )
+
+
+def parse_pools(value: object) -> list[tuple[IPAddress, IPAddress]]:
+    """Accept pools as [(start, end)], [{"start":..,"end":..}] or text lines "start-end"."""
+    if value in (None, "", []):
+        return []
+    items: Iterable[object]
+    if isinstance(value, str):
+        items = [line for line in re.split(r"[\n;]+", value) if line.strip()]
+    else:
+        items = value  # type: ignore[assignment]
+    pools: list[tuple[IPAddress, IPAddress]] = []
+    for item in items:
+        if isinstance(item, str):
+            if "-" not in item:
+                raise ValidationError(
+                    f"{item.strip()!r} is not a range; write it as start-end, e.g. 192.168.1.10-192.168.1.200.",
+                    code="pool",
+                )
+            start_text, end_text = item.split("-", 1)
+        elif isinstance(item, dict):
+            start_text, end_text = item.get("start"), item.get("end")
+        else:
+            start_text, end_text = item  # type: ignore[misc]
+        pools.append((parse_address(start_text, field="range start"), parse_address(end_text, field="range end")))
+    return pools
+
+
+def validate_pools(
+    pools: Sequence[tuple[IPAddress, IPAddress]],
+    network: IPNetwork,
+    *,
+    excluded: dict[str, IPAddress | None],
+) -> None:
+    """Allocation ranges: inside the subnet, ordered, disjoint, and not covering the gateway / DHCP address."""
+    errors: list[str] = []
+    for start, end in pools:
+        for address, label in ((start, "start"), (end, "end")):
+            try:
+                validate_host_address(address, network, what=f"range {label}")
+            except ValidationError as exc:
+                errors.extend(exc.messages)
+        if start > end:
+            errors.append(f"Range {start}-{end} is reversed. Did you mean {end}-{start}?")
+        for label, address in excluded.items():
+            if address is not None and start <= address <= end:
+                errors.append(
+                    f"Range {start}-{end} contains the {label} {address}; start the range after it "
+                    f"(e.g. {address + 1}-{end})." if address < end else
+                    f"Range {start}-{end} contains the {label} {address}; end the range before it."
+                )
+    ordered = sorted(pools)
+    for (a_start, a_end), (b_start, b_end) in zip(ordered, ordered[1:], strict=False):
+        if b_start <= a_end:
+            errors.append(f"Ranges {a_start}-{a_end} and {b_start}-{b_end} overlap.")
+    if errors:
+        raise ValidationError(errors, code="pool")
+
+
+def validate_lease_seconds(value: int) -> None:
+    if not MIN_LEASE_SECONDS <= int(value) <= MAX_LEASE_SECONDS:
+        raise ValidationError(
+            f"Lease time {value}s is outside {MIN_LEASE_SECONDS}s–{MAX_LEASE_SECONDS}s.", code="lease_time"
+        )
+
+
+def validate_dns_servers(values: Sequence[object]) -> list[str]:
+    """Up to three IP addresses handed to clients as DNS servers (normalised strings)."""
+    if len(values) > MAX_DNS_SERVERS:
+        raise ValidationError(f"At most {MAX_DNS_SERVERS} DNS servers.", code="dns_count")
+    return [str(parse_address(v, field="DNS server")) for v in values]
