@@ -32,6 +32,7 @@ class UdhcpcCommand:
     pid_file: Path
     lease_file: Path
     resolv_file: Path | None
+    log_file: Path | None = None  # start-up output (script errors) is appended here
     script: Path = SCRIPT
     discover_tries: int = 3
     discover_pause: int = 1

@@ -84,8 +84,13 @@ class DnsmasqCommand:
             "--cache-size=0",
         ]
         argv += [r.arg() for r in self.ranges]
+        if self.domains:
+            # --dhcp-fqdn needs a default domain; per-subnet ones then override it.
+            argv.append(f"--domain={self.domains[0][0]}")
         for dom, cidr in self.domains:
-            argv += [f"--domain={dom},{cidr}", f"--local=/{dom}/"]
+            argv.append(f"--domain={dom},{cidr}")
+        for dom in dict.fromkeys(d for d, _ in self.domains):
+            argv.append(f"--local=/{dom}/")  # answered here only, never forwarded
         if self.domains:
             argv.append("--dhcp-fqdn")
         return argv

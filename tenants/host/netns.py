@@ -198,20 +198,20 @@ def netlink_socket(name: str) -> socket.socket:
     return run_in(name, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0))
 
 
-def spawn(name: str, argv: list[str], env: dict[str, str], log: Path | None) -> subprocess.Popen[bytes]:
-    """Start ``argv`` inside namespace ``name``, detached from us.
+def spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``argv`` inside namespace ``name`` in a new session; stdout+stderr to a pipe.
 
-    New session, stdin from /dev/null, stdout/stderr to ``log`` (or /dev/null): nothing ties
-    the child to this Python process, so it survives agent restarts.
+    Meant for programs that daemonise themselves (dnsmasq, udhcpc): their first process
+    reports start-up errors on the pipe and exits; the daemon reopens its stdio on
+    /dev/null, so nothing ties it to this Python process and it survives agent restarts.
     """
-    out = open(log, "ab") if log else open(os.devnull, "wb")  # noqa: SIM115 - closed below
     try:
         return run_in(
             name,
             lambda: subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
-                stdout=out,
+                stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
@@ -219,10 +219,8 @@ def spawn(name: str, argv: list[str], env: dict[str, str], log: Path | None) -> 
                 cwd="/",
             ),
         )
-    except FileNotFoundError as exc:
-        raise HostError(f"{argv[0]} not installed ({exc.strerror})") from None
-    finally:
-        out.close()
+    except FileNotFoundError:
+        raise HostError(f"{argv[0]} not installed") from None
 
 
 def proc_in_ns(pid: int, ns_inode: int | None) -> bool:

@@ -1,0 +1,135 @@
+"""Read-only view of one namespace for the namespace inspector page.
+
+Returns plain dataclasses of str/int so the caller can serialise them without pyroute2.
+UDP sockets come from /proc/thread-self/net/udp read by a thread inside the namespace:
+/proc/<pid>/net reflects the reader's namespace, so no helper process is needed.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pyroute2 import IPRoute
+
+from . import netns
+from .errors import HostError
+
+_OPERSTATES = {0: "UNKNOWN", 1: "NOTPRESENT", 2: "DOWN", 3: "LOWERLAYERDOWN", 4: "TESTING", 5: "DORMANT", 6: "UP"}
+_NUD = {0x01: "INCOMPLETE", 0x02: "REACHABLE", 0x04: "STALE", 0x08: "DELAY", 0x10: "PROBE", 0x20: "FAILED",
+        0x40: "NOARP", 0x80: "PERMANENT"}
+
+
+@dataclass
+class LinkInfo:
+    index: int
+    name: str
+    mac: str | None
+    state: str  # operstate
+    up: bool  # admin state
+    kind: str | None
+    master: int | None
+    peer_ifindex: int | None  # IFLA_LINK: the veth peer's index (in its own namespace)
+    peer_netnsid: int | None
+
+
+@dataclass
+class AddrInfo:
+    index: int
+    address: str
+    prefixlen: int
+
+
+@dataclass
+class RouteInfo:
+    dst: str
+    gateway: str | None
+    oif: int | None
+    scope: int
+
+
+@dataclass
+class NeighInfo:
+    index: int
+    ip: str
+    mac: str | None
+    state: str
+
+
+@dataclass
+class UdpSocket:
+    local: str
+    port: int
+    inode: int
+
+
+@dataclass
+class NamespaceInfo:
+    name: str
+    links: list[LinkInfo] = field(default_factory=list)
+    addresses: list[AddrInfo] = field(default_factory=list)
+    routes: list[RouteInfo] = field(default_factory=list)
+    neighbours: list[NeighInfo] = field(default_factory=list)
+    udp: list[UdpSocket] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _udp_sockets() -> list[UdpSocket]:
+    out = []
+    for fname, family in (("udp", socket.AF_INET), ("udp6", socket.AF_INET6)):
+        try:
+            with open(f"/proc/thread-self/net/{fname}") as f:
+                lines = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            parts = line.split()
+            addr_hex, port_hex = parts[1].split(":")
+            raw = bytes.fromhex(addr_hex)
+            # /proc prints each 32-bit word in host byte order
+            raw = b"".join(struct.pack("<I", struct.unpack(">I", raw[i : i + 4])[0]) for i in range(0, len(raw), 4))
+            out.append(UdpSocket(socket.inet_ntop(family, raw), int(port_hex, 16), int(parts[9])))
+    return out
+
+
+def inspect_namespace(name: str) -> NamespaceInfo:
+    """Links, addresses, routes, neighbours and UDP listeners of namespace ``name``."""
+    if not netns.exists(name):
+        raise HostError(f"network namespace {name} does not exist")
+    info = NamespaceInfo(name)
+    with IPRoute(use_socket=netns.netlink_socket(name)) as ipr:
+        for link in ipr.get_links():
+            li = link.get_attr("IFLA_LINKINFO")
+            info.links.append(LinkInfo(
+                index=link["index"],
+                name=link.get_attr("IFLA_IFNAME"),
+                mac=link.get_attr("IFLA_ADDRESS"),
+                state=_OPERSTATES.get(link.get_attr("IFLA_OPERSTATE"), "UNKNOWN"),
+                up=bool(link["flags"] & 1),
+                kind=li.get_attr("IFLA_INFO_KIND") if li else None,
+                master=link.get_attr("IFLA_MASTER"),
+                peer_ifindex=link.get_attr("IFLA_LINK"),
+                peer_netnsid=link.get_attr("IFLA_LINK_NETNSID"),
+            ))
+        for a in ipr.get_addr():
+            info.addresses.append(AddrInfo(a["index"], a.get_attr("IFA_ADDRESS"), a["prefixlen"]))
+        for r in ipr.get_routes(table=254):
+            dst = r.get_attr("RTA_DST")
+            info.routes.append(RouteInfo(
+                dst=f"{dst}/{r['dst_len']}" if dst else "default",
+                gateway=r.get_attr("RTA_GATEWAY"),
+                oif=r.get_attr("RTA_OIF"),
+                scope=r["scope"],
+            ))
+        for nb in ipr.get_neighbours():
+            ip = nb.get_attr("NDA_DST")
+            if ip is None:
+                continue
+            info.neighbours.append(NeighInfo(nb["ifindex"], ip, nb.get_attr("NDA_LLADDR"),
+                                             _NUD.get(nb["state"], str(nb["state"]))))
+    info.udp = netns.run_in(name, _udp_sockets)
+    return info
