@@ -12,6 +12,7 @@ from .driver import HostDriver, HostState, InstanceHost, InstanceState, NetworkH
 from .errors import HostError, HostInputError
 from .inspect import NamespaceInfo, inspect_namespace
 from .leases import Lease, LeaseEvent, LeaseWatcher, parse_leases, read_leases
+from . import netns
 from .naming import Names
 from .ops import Op, transcript
 from .specs import InstanceSpec, NetworkSpec, ReservationSpec, SubnetSpec
@@ -20,5 +21,5 @@ __all__ = [
     "HostConfig", "HostDriver", "HostError", "HostInputError", "HostState", "InstanceHost", "InstanceLease",
     "InstanceSpec", "InstanceState", "Lease", "LeaseEvent", "LeaseWatcher", "NamespaceInfo", "Names",
     "NetworkHost", "NetworkSpec", "NetworkState", "Op", "ReservationSpec", "SubnetSpec", "inspect_namespace",
-    "parse_leases", "read_leases", "transcript",
+    "netns", "parse_leases", "read_leases", "transcript",
 ]

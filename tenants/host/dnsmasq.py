@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import netns
+from . import validate as v
 from .specs import NetworkSpec, SubnetSpec
 
 
@@ -116,7 +117,7 @@ def command_for(spec: NetworkSpec, *, binary: str, interface: str, pid_file: Pat
     for s in spec.dhcp_subnets:
         ranges += _range_for(s)
         if s.domain:
-            domains.append((s.domain, str(s.cidr)))
+            domains.append((v.domain(s.domain), str(v.network(s.cidr))))
     return DnsmasqCommand(binary, interface, pid_file, lease_file, hosts_file, opts_file, log_file,
                           tuple(ranges), tuple(domains))
 
@@ -128,11 +129,11 @@ def render_hosts(spec: NetworkSpec) -> str:
     """
     lines = []
     for r in spec.reservations:
-        fields = [r.mac]
+        fields = [v.mac(r.mac)]
         if r.ip is not None:
-            fields.append(str(r.ip))
+            fields.append(str(v.ip(r.ip)))
         if r.hostname:
-            fields.append(r.hostname)
+            fields.append(v.hostname(r.hostname))
         lines.append(",".join(fields))
     return "".join(line + "\n" for line in lines)
 
@@ -145,12 +146,12 @@ def render_opts(spec: NetworkSpec) -> str:
     """
     lines = []
     for s in spec.dhcp_subnets:
-        t = f"tag:{s.tag}"
+        t = f"tag:{v.tag(s.tag)}"
         lines.append(f"{t},option:router,{s.gateway}" if s.gateway else f"{t},option:router")
         dns = ",".join(str(x) for x in s.dns_servers) if s.dns_servers else str(s.dhcp_address)
         lines.append(f"{t},option:dns-server,{dns}")
         if s.domain:
-            lines.append(f"{t},option:domain-name,{s.domain}")
+            lines.append(f"{t},option:domain-name,{v.domain(s.domain)}")
     return "".join(line + "\n" for line in lines)
 
 
@@ -213,6 +214,26 @@ def live_pid(pid_file: Path, ns_name: str, program: str) -> int | None:
     if not argv or os.path.basename(argv[0]) != program and not (len(argv) > 1 and argv[1] == program):
         return None
     if not netns.proc_in_ns(pid, netns.inode(ns_name)):
+        return None
+    return pid
+
+
+def stale_pid(pid_file: Path, ns_name: str, program: str) -> int | None:
+    """A process of ours (its argv names ``pid_file``) that is alive but NOT in ``ns_name``.
+
+    This happens when the namespace was deleted behind our back: the process keeps the old,
+    now nameless namespace alive and would linger forever. Its argv carries our unique pid
+    file path, which identifies it as ours even though the namespace check fails.
+    """
+    pid = read_pid(pid_file)
+    if pid is None:
+        return None
+    argv = cmdline(pid)
+    if not argv or program not in (os.path.basename(argv[0]), argv[1] if len(argv) > 1 else ""):
+        return None
+    if not any(str(pid_file) in a for a in argv):
+        return None
+    if netns.proc_in_ns(pid, netns.inode(ns_name)):
         return None
     return pid
 

@@ -210,9 +210,10 @@ class HostDriver:
     def ensure_network(self, spec: NetworkSpec) -> NetworkState:
         """Realise ``spec`` idempotently; reservations/options changes reload via SIGHUP."""
         n, nid = self.names, spec.kernel_id
+        ops = self.plan_network(spec)  # renders (and re-validates) everything before any write
         self._check_state_dir()
         with Session() as s:
-            apply_all(self.plan_network(spec), s)
+            apply_all(ops, s)
         if not spec.dhcp_subnets:
             self._stop_dnsmasq([nid], wait=True)
             netns.remove(n.dhcp_ns(nid))
@@ -227,9 +228,10 @@ class HostDriver:
         n, iid, nid = self.names, spec.kernel_id, spec.network_kernel_id
         if not netns.exists(n.seg_ns(nid)):
             raise HostError(f"network {nid} is not realised (namespace {n.seg_ns(nid)} missing); ensure it first")
+        ops = self.plan_instance(spec)
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         with Session() as s:
-            apply_all(self.plan_instance(spec), s)
+            apply_all(ops, s)
         return InstanceState(iid, n.inst_ns(iid), self.udhcpc_pid(iid), self.instance_lease(iid))
 
     # -- queries ---------------------------------------------------------------------------
@@ -271,9 +273,10 @@ class HostDriver:
 
     # -- remove ----------------------------------------------------------------------------
     def _stop_dnsmasq(self, net_ids: Iterable[str], wait: bool) -> None:
+        n = self.names
         pids = []
         for nid in net_ids:
-            pid = self.dnsmasq_pid(nid)
+            pid = self.dnsmasq_pid(nid) or dm.stale_pid(n.dnsmasq_pid(nid), n.dhcp_ns(nid), "dnsmasq")
             if pid is not None and dm.kill(pid, signal.SIGTERM):
                 pids.append(pid)
         if wait:
@@ -295,6 +298,9 @@ class HostDriver:
             # udhcpc -R sends DHCPRELEASE on SIGTERM; SIGKILL when the network goes anyway.
             if pid is not None and dm.kill(pid, signal.SIGTERM if release else signal.SIGKILL):
                 pids.append(pid)
+            stale = dm.stale_pid(n.udhcpc_pid(iid), n.inst_ns(iid), "udhcpc")
+            if stale is not None and dm.kill(stale, signal.SIGKILL):
+                pids.append(stale)
         for pid in pids:
             wait_gone(pid)
         for iid in ids:

@@ -314,6 +314,10 @@ class RunDnsmasq(Op):
     def apply(self, s: Session) -> None:
         c = self.command
         argv = c.argv()
+        stale = dm.stale_pid(c.pid_file, self.ns, "dnsmasq")
+        if stale is not None:
+            dm.kill(stale, signal.SIGKILL)
+            wait_gone(stale)
         pid = dm.live_pid(c.pid_file, self.ns, "dnsmasq")
         if pid is not None:
             if dm.cmdline(pid) == argv:
@@ -344,6 +348,10 @@ class RunUdhcpc(Op):
     def apply(self, s: Session) -> None:
         c = self.command
         argv = c.argv()
+        stale = dm.stale_pid(c.pid_file, self.ns, "udhcpc")
+        if stale is not None:
+            dm.kill(stale, signal.SIGKILL)
+            wait_gone(stale)
         pid = dm.live_pid(c.pid_file, self.ns, "udhcpc")
         if pid is not None:
             if dm.cmdline(pid) == argv:

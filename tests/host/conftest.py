@@ -1,0 +1,112 @@
+"""Fixtures for host-driver tests: real kernel, real dnsmasq and udhcpc, no Django, no DB.
+
+Each test gets its own kernel-name prefix and state dir. The finalizer does not trust the
+driver under test: it kills processes named by pid files in the state dir (only if their
+argv mentions that state dir) and any dnsmasq/udhcpc inside our namespaces, then deletes
+every namespace with the prefix and the /etc/netns entries.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tenants.host import HostConfig, HostDriver  # noqa: E402
+
+RUN_NETNS = Path("/run/netns")
+
+
+def _random_prefix() -> str:
+    return "t" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(4)) + "-"
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def cleanup_prefix(prefix: str, state_dir: Path) -> list[str]:
+    """Remove everything a test with ``prefix``/``state_dir`` may have left; return leftovers found."""
+    found: list[str] = []
+    victims: set[int] = set()
+    if state_dir.exists():
+        for pid_file in state_dir.rglob("*.pid"):
+            try:
+                pid = int(pid_file.read_text().strip())
+            except (OSError, ValueError):
+                continue
+            if any(str(state_dir) in a for a in _cmdline(pid)):
+                victims.add(pid)
+    ours = [n for n in (os.listdir(RUN_NETNS) if RUN_NETNS.exists() else []) if n.startswith(prefix)]
+    inodes = {}
+    for name in ours:
+        try:
+            inodes[os.stat(RUN_NETNS / name).st_ino] = name
+        except OSError:
+            pass
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            ino = os.stat(f"/proc/{entry}/ns/net").st_ino
+        except OSError:
+            continue
+        argv = _cmdline(int(entry))
+        if ino in inodes and argv and any(p in " ".join(argv[:2]) for p in ("dnsmasq", "udhcpc")):
+            victims.add(int(entry))
+    for pid in victims:
+        found.append(f"pid {pid}: {' '.join(_cmdline(pid))}")
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for name in ours:
+        found.append(f"netns {name}")
+        subprocess.run(["ip", "netns", "delete", name], check=False, capture_output=True)
+    for d in Path("/etc/netns").glob(f"{prefix}*") if Path("/etc/netns").exists() else []:
+        found.append(f"resolv {d}")
+        shutil.rmtree(d, ignore_errors=True)
+    shutil.rmtree(state_dir, ignore_errors=True)
+    return found
+
+
+@pytest.fixture
+def host_config() -> Iterator[Callable[[], HostConfig]]:
+    """Factory of fresh (prefix, state dir) configs; all cleaned up after the test."""
+    made: list[HostConfig] = []
+
+    def make() -> HostConfig:
+        # /tmp, not pytest's tmp_path: dnsmasq drops to its own user and must traverse it.
+        d = Path(tempfile.mkdtemp(prefix="netdash-host-"))
+        os.chmod(d, 0o755)  # noqa: S103
+        cfg = HostConfig(prefix=_random_prefix(), state_dir=d / "state")
+        made.append(cfg)
+        return cfg
+
+    yield make
+    for cfg in made:
+        cleanup_prefix(cfg.prefix, cfg.state_dir)
+        shutil.rmtree(cfg.state_dir.parent, ignore_errors=True)
+
+
+@pytest.fixture
+def driver(host_config: Callable[[], HostConfig]) -> HostDriver:
+    """A driver on its own prefix and state dir."""
+    return HostDriver(host_config())
