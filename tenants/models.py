@@ -129,6 +129,12 @@ class Subnet(models.Model):
     def clean(self) -> None:
         """Checks that need only this row: CIDR shape, gateway and DHCP address inside it."""
         errors: dict[str, list[str]] = {}
+        if self.name:
+            # Names reach the UI and event payloads: same rules as network names (blank allowed here).
+            try:
+                validators.validate_display_name(self.name)
+            except ValidationError as exc:
+                errors["name"] = exc.messages
         try:
             network = validators.validate_subnet_cidr(self.cidr)
             self.cidr = str(network)
@@ -150,7 +156,7 @@ class Subnet(models.Model):
                 f"The DHCP server address {self.dhcp_address} is the gateway; pick another address."
             )
         try:
-            self.dns_nameservers = validators.validate_dns_servers(list(self.dns_nameservers or []))
+            self.dns_nameservers = validators.validate_dns_servers(self.dns_nameservers or [])
         except ValidationError as exc:
             errors.setdefault("dns_nameservers", []).extend(exc.messages)
         if errors:

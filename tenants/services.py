@@ -254,7 +254,7 @@ def subnet_create(*, network: Network, cidr: str, gateway: str | None = AUTO, dh
     gw, dhcp, pools = _resolve_subnet_addresses(net, gateway, dhcp_address, allocation_pools)
     subnet = Subnet(
         network=network, name=name, cidr=str(net), gateway=str(gw) if gw else None, dhcp_address=str(dhcp),
-        dns_nameservers=list(dns_nameservers or []), domain_name=(domain_name or "").lower(),
+        dns_nameservers=dns_nameservers or [], domain_name=(domain_name or "").lower(),
         lease_seconds=lease_seconds, enable_dhcp=enable_dhcp,
     )
     subnet.full_clean(exclude=["network"])

@@ -22,10 +22,15 @@ MIN_LEASE_SECONDS = 120
 MAX_LEASE_SECONDS = 30 * 24 * 3600
 MAX_DNS_SERVERS = 3
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_HOSTNAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_MAC = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$")
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
+# Lone surrogates are included: they cannot be encoded as UTF-8, so the database would raise instead of saving.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# \Z, not $: "$" also matches before a trailing newline, which would let "name\n" into dnsmasq files.
+_HOSTNAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+_MAC = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}\Z")
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?\Z")
+# Tenant subnets live in RFC 1918 space only. ipaddress's is_private is broader: it also says True for
+# 0.0.0.0/8, TEST-NETs, 198.18.0.0/15 and 240.0.0.0/4, none of which a tenant should be handed.
+PRIVATE_IPV4 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -132,7 +137,7 @@ def validate_subnet_cidr(value: str) -> IPNetwork:
             "pools must stay a sane size.",
             code="prefixlen",
         )
-    if not network.is_private or network.is_loopback or network.is_link_local or network.is_multicast:
+    if not any(network.subnet_of(block) for block in PRIVATE_IPV4):
         raise ValidationError(
             f"{network} is not a private range; use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16.",
             code="not_private",
@@ -189,8 +194,10 @@ def parse_pools(value: object) -> list[tuple[IPAddress, IPAddress]]:
             start_text, end_text = item.split("-", 1)
         elif isinstance(item, dict):
             start_text, end_text = item.get("start"), item.get("end")
+        elif isinstance(item, list | tuple) and len(item) == 2:
+            start_text, end_text = item
         else:
-            start_text, end_text = item  # type: ignore[misc]
+            raise ValidationError(f"{item!r} is not a range; give a start and an end address.", code="pool")
         pools.append((parse_address(start_text, field="range start"), parse_address(end_text, field="range end")))
     return pools
 
@@ -203,22 +210,26 @@ def validate_pools(
 ) -> None:
     """Allocation ranges: inside the subnet, ordered, disjoint, and not covering the gateway / DHCP address."""
     errors: list[str] = []
+    comparable: list[tuple[IPAddress, IPAddress]] = []
     for start, end in pools:
         for address, label in ((start, "start"), (end, "end")):
             try:
                 validate_host_address(address, network, what=f"range {label}")
             except ValidationError as exc:
                 errors.extend(exc.messages)
+        if start.version != network.version or end.version != network.version:
+            continue  # already reported as outside; addresses of different versions cannot be ordered
+        comparable.append((start, end))
         if start > end:
             errors.append(f"Range {start}-{end} is reversed. Did you mean {end}-{start}?")
         for label, address in excluded.items():
-            if address is not None and start <= address <= end:
+            if address is not None and address.version == start.version and start <= address <= end:
                 errors.append(
                     f"Range {start}-{end} contains the {label} {address}; start the range after it "
                     f"(e.g. {address + 1}-{end})." if address < end else
                     f"Range {start}-{end} contains the {label} {address}; end the range before it."
                 )
-    ordered = sorted(pools)
+    ordered = sorted(comparable)
     for (a_start, a_end), (b_start, b_end) in zip(ordered, ordered[1:], strict=False):
         if b_start <= a_end:
             errors.append(f"Ranges {a_start}-{a_end} and {b_start}-{b_end} overlap.")
@@ -235,6 +246,8 @@ def validate_lease_seconds(value: int) -> None:
 
 def validate_dns_servers(values: Sequence[object]) -> list[str]:
     """Up to three IP addresses handed to clients as DNS servers (normalised strings)."""
+    if not isinstance(values, list | tuple):
+        raise ValidationError('DNS servers must be a list of addresses, e.g. ["9.9.9.9"].', code="dns_list")
     if len(values) > MAX_DNS_SERVERS:
         raise ValidationError(f"At most {MAX_DNS_SERVERS} DNS servers.", code="dns_count")
     return [str(parse_address(v, field="DNS server")) for v in values]
