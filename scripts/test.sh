@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 
 run_dir=$(mktemp -d /tmp/netdash-test.XXXXXX)
+chmod 755 "$run_dir"  # dnsmasq drops privileges and must reach its state files
 port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-prefix="t$(tr -dc 'a-z0-9' </dev/urandom | head -c 3)-"
+prefix=$(.venv/bin/python -c 'import secrets, string; print("t" + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(3)) + "-")')
 
 cleanup() {
   scripts/redis.sh stop "$run_dir/redis" || true

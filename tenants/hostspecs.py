@@ -1,0 +1,81 @@
+"""Translate database rows into the host driver's specs, and settings into its config.
+
+Why a separate module: the host driver is pure (no Django), the jobs are thin; this is the one place that
+knows both shapes. IPAM already gave every instance its address, so dnsmasq runs in Neutron's "static" mode:
+it answers only MACs that have a reservation, and the database decides who holds which IP.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cache
+
+from django.conf import settings
+
+from .choices import ObjectStatus
+from .host.config import HostConfig
+from .host.driver import HostDriver
+from .host.naming import Names
+from .host.specs import InstanceSpec, NetworkSpec, ReservationSpec, SubnetSpec
+from .models import Instance, Network
+
+
+@cache
+def host_config() -> HostConfig:
+    """The driver's configuration for this node (settings are read once per process)."""
+    return HostConfig(
+        prefix=settings.NETDASH_PREFIX,
+        state_dir=settings.NETDASH_STATE_DIR.resolve(),
+        dnsmasq=settings.NETDASH_DNSMASQ,
+        busybox=settings.NETDASH_BUSYBOX,
+    )
+
+
+@cache
+def driver() -> HostDriver:
+    """This process's host driver (it keeps no per-network state, so one instance serves every job)."""
+    return HostDriver(host_config())
+
+
+def names() -> Names:
+    """Kernel names for this node's prefix (the one naming module, bound to settings)."""
+    return Names(host_config())
+
+
+def subnet_tag(subnet_id: int) -> str:
+    """dnsmasq tag of a subnet: stable across renames and restarts."""
+    return f"s{subnet_id}"
+
+
+def network_spec(network: Network) -> NetworkSpec:
+    """What the network's segment and dnsmasq should look like right now."""
+    subnets = tuple(
+        SubnetSpec(
+            cidr=s.cidr,
+            gateway=s.gateway,
+            dhcp_address=s.dhcp_address,
+            ranges=(),  # static mode: addresses come from IPAM reservations only
+            dns_servers=tuple(s.dns_nameservers or ()),
+            domain=s.domain_name or None,
+            lease_seconds=s.lease_seconds,
+            enable_dhcp=s.enable_dhcp,
+            tag=subnet_tag(s.pk),
+        )
+        for s in network.subnets.order_by("id")
+    )
+    dhcp_cidrs = [s.cidr for s in subnets if s.enable_dhcp]
+    reservations = tuple(
+        ReservationSpec(mac=i.mac_address, hostname=i.hostname, ip=i.ip_address)
+        for i in network.instances.exclude(status=ObjectStatus.DELETING).exclude(ip_address=None).order_by("id")
+        if any(ipaddress.ip_address(i.ip_address) in cidr for cidr in dhcp_cidrs)
+    )
+    return NetworkSpec(kernel_id=network.kernel_id, subnets=subnets, reservations=reservations)
+
+
+def instance_spec(instance: Instance) -> InstanceSpec:
+    return InstanceSpec(
+        kernel_id=instance.kernel_id,
+        network_kernel_id=instance.network.kernel_id,
+        mac=instance.mac_address,
+        hostname=instance.hostname,
+    )

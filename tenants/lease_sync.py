@@ -1,0 +1,107 @@
+"""Bring the Lease table in line with a network's dnsmasq lease file, recording what changed.
+
+Why a state sync and not an event log: dnsmasq's lease file is the truth about who holds what. Diffing it
+against the active Lease rows is idempotent — a missed inotify event, a Redis outage or an agent restart is
+repaired by the next sync — and each difference becomes exactly one LeaseEvent and one published event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import events, selectors
+from .choices import LeaseEventKind, LeaseState, ObjectStatus
+from .host.leases import Lease as HostLease
+from .models import Instance, Lease, LeaseEvent, Network
+
+EVENT_NAMES = {
+    LeaseEventKind.ADD: "lease.added",
+    LeaseEventKind.RENEW: "lease.renewed",
+    LeaseEventKind.RELEASE: "lease.released",
+    LeaseEventKind.EXPIRE: "lease.expired",
+}
+
+
+@dataclass(frozen=True)
+class LeaseChange:
+    """One recorded difference (returned for logs, tests and the reconcile report)."""
+
+    kind: str
+    ip: str
+    mac: str
+    hostname: str
+
+
+def _expiry(entry: HostLease) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(entry.expiry, tz=dt.UTC) if entry.expiry else None
+
+
+def sync_network_leases(network: Network, entries: Iterable[HostLease]) -> list[LeaseChange]:
+    """Apply the lease file's ``entries`` to the database for ``network``; return the changes made."""
+    now = timezone.now()
+    changes: list[LeaseChange] = []
+    with transaction.atomic():
+        network = Network.objects.select_for_update().select_related("tenant").get(pk=network.pk)
+        subnets = list(network.subnets.all())
+        instances = {i.mac_address: i for i in Instance.objects.filter(network=network)}
+        active = {
+            (lease.ip_address, lease.mac_address): lease
+            for lease in Lease.objects.filter(subnet__in=subnets, state=LeaseState.ACTIVE).select_related("subnet")
+        }
+
+        def record(lease: Lease, kind: str) -> None:
+            event = LeaseEvent.objects.create(subnet=lease.subnet, lease=lease, kind=kind, ip_address=lease.ip_address,
+                                              mac_address=lease.mac_address, hostname=lease.hostname)
+            data = selectors.lease_data(lease) | {"event": selectors.lease_event_data(event)}
+            events.publish(network.tenant_id, EVENT_NAMES[kind], data)
+            changes.append(LeaseChange(kind, lease.ip_address, lease.mac_address, lease.hostname))
+
+        for entry in entries:
+            ip = str(entry.ip)
+            subnet = next((s for s in subnets if ipaddress.ip_address(ip) in s.ip_network), None)
+            if subnet is None:
+                continue
+            expires = _expiry(entry)
+            hostname = entry.hostname or ""
+            current = active.pop((ip, entry.mac), None)
+            if current is not None:
+                if current.expires_at != expires or current.hostname != hostname:
+                    current.expires_at, current.hostname = expires, hostname
+                    current.save(update_fields=["expires_at", "hostname", "updated_at"])
+                    record(current, LeaseEventKind.RENEW)
+                continue
+            # The address moved to another MAC (or a stale row survived): close the old one first.
+            for key in [k for k in active if k[0] == ip]:
+                stale = active.pop(key)
+                stale.state = LeaseState.RELEASED
+                stale.save(update_fields=["state", "updated_at"])
+                record(stale, LeaseEventKind.RELEASE)
+            lease = Lease.objects.create(subnet=subnet, instance=instances.get(entry.mac), ip_address=ip,
+                                         mac_address=entry.mac, hostname=hostname, expires_at=expires)
+            record(lease, LeaseEventKind.ADD)
+
+        for lease in active.values():
+            expired = lease.expires_at is not None and lease.expires_at <= now
+            lease.state = LeaseState.EXPIRED if expired else LeaseState.RELEASED
+            lease.save(update_fields=["state", "updated_at"])
+            record(lease, LeaseEventKind.EXPIRE if expired else LeaseEventKind.RELEASE)
+
+        _mark_leased_instances_active(network)
+    return changes
+
+
+def _mark_leased_instances_active(network: Network) -> None:
+    """An instance is active once it holds an active lease on the address IPAM gave it."""
+    leased = Lease.objects.filter(subnet__network=network, state=LeaseState.ACTIVE)
+    waiting = Instance.objects.filter(network=network, status__in=[ObjectStatus.PENDING, ObjectStatus.BUILDING])
+    for instance in waiting:
+        if leased.filter(mac_address=instance.mac_address, ip_address=instance.ip_address).exists():
+            Instance.objects.filter(pk=instance.pk).update(status=ObjectStatus.ACTIVE, status_reason="")
+            instance.status, instance.status_reason = ObjectStatus.ACTIVE, ""
+            events.publish(network.tenant_id, "instance.updated", selectors.instance_data(instance))
