@@ -6,13 +6,13 @@ DHCP namespace running its own dnsmasq (like Neutron's DHCP agent); each instanc
 namespace with a veth on that bridge running busybox udhcpc.
 """
 
+from . import netns
 from .config import HostConfig
 from .dhcp_client import InstanceLease
 from .driver import HostDriver, HostState, InstanceHost, InstanceState, NetworkHost, NetworkState
 from .errors import HostError, HostInputError
 from .inspect import NamespaceInfo, inspect_namespace
 from .leases import Lease, LeaseEvent, LeaseWatcher, parse_leases, read_leases
-from . import netns
 from .naming import Names
 from .ops import Op, transcript
 from .specs import InstanceSpec, NetworkSpec, ReservationSpec, SubnetSpec

@@ -55,7 +55,9 @@ def test_hostname_injection_rejected(bad):
         ReservationSpec(mac="02:00:00:00:00:01", hostname=bad)
 
 
-@pytest.mark.parametrize("bad", ["t1.internal\n", "t1,internal", "t1\x00.internal", "t1..internal", "x\nserver=8.8.8.8"])
+@pytest.mark.parametrize(
+    "bad", ["t1.internal\n", "t1,internal", "t1\x00.internal", "t1..internal", "x\nserver=8.8.8.8"]
+)
 def test_domain_injection_rejected(bad):
     with pytest.raises(HostInputError):
         subnet(domain=bad)
