@@ -1,0 +1,119 @@
+"""Reads for the live view: who may watch what, and the snapshot a websocket sends on connect and on resync.
+
+Everything goes through ``tenants.selectors`` (``*_for_user``), so a snapshot cannot contain another tenant's
+rows, and the dicts are the same ``*_data`` views the events carry: the browser applies a snapshot and a delta
+with the same code.
+
+Ordering matters for correctness: the group's sequence number is read BEFORE the database. Events are sent
+after their transaction commits, so every event numbered <= that sequence is already visible to the queries
+that follow; the client drops deltas <= snapshot.seq and applies later ones (idempotent upserts).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from tenants import events, selectors
+from tenants.choices import LeaseState
+from tenants.models import LeaseEvent, Tenant
+
+from . import naming
+
+# Timeline rows sent with a lease-panel snapshot; the page keeps appending live events after that.
+LEASE_EVENT_HISTORY = 200
+
+
+@dataclass(frozen=True)
+class View:
+    """What one websocket watches: a tenant's group, or (superusers) every tenant; optionally one subnet."""
+
+    group: str
+    tenant_id: int | None  # None: all tenants (isolation view)
+    subnet_id: int | None = None
+
+    @property
+    def scope(self) -> str:
+        return "all" if self.tenant_id is None else "tenant"
+
+
+def resolve_view(user: AbstractBaseUser | None, *, tenant_id: int | None, subnet_id: int | None = None) -> View | None:
+    """The view ``user`` may open, or None (anonymous, not a member, no such tenant/subnet: all look the same).
+
+    ``tenant_id=None`` asks for the all-tenants isolation view, which only superusers may watch.
+    """
+    if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    if tenant_id is None:
+        if not user.is_superuser:
+            return None
+        return View(group=events.ALL_TENANTS_GROUP, tenant_id=None)
+    if not selectors.tenants_for_user(user).filter(pk=tenant_id).exists():
+        return None
+    if subnet_id is not None:
+        tenant = Tenant.objects.get(pk=tenant_id)
+        if not selectors.subnets_for_user(user, tenant).filter(pk=subnet_id).exists():
+            return None
+    return View(group=events.tenant_group(tenant_id), tenant_id=tenant_id, subnet_id=subnet_id)
+
+
+def _tenant_data(tenant: Tenant) -> dict[str, Any]:
+    return {"kind": "tenant", "id": tenant.pk, "name": tenant.name, "slug": tenant.slug}
+
+
+def build_snapshot(user: AbstractBaseUser, view: View) -> dict[str, Any] | None:
+    """The full state of ``view`` as one message, or None when ``user`` may no longer watch it."""
+    # Re-check on every snapshot: a resync after a membership was removed must not leak fresh data.
+    if resolve_view(user, tenant_id=view.tenant_id, subnet_id=view.subnet_id) != view:
+        return None
+    seq = events.current_sequence(view.group)  # before the queries: see the module docstring
+    tenants = selectors.tenants_for_user(user)
+    tenant = None
+    if view.tenant_id is not None:
+        tenant = tenants.get(pk=view.tenant_id)
+        tenants = tenants.filter(pk=tenant.pk)
+    dhcp_tpl = naming.namespace_templates()["dhcp"]
+    inst_tpl = naming.namespace_templates()["instance"]
+    urls = naming.url_templates()
+
+    networks = []
+    for network in selectors.networks_for_user(user, tenant).order_by("tenant_id", "name"):
+        data = selectors.network_data(network)
+        data["dhcp_namespace"] = naming.fill(dhcp_tpl, kernel_id=network.kernel_id)
+        data["url"] = naming.fill(urls["network"], id=network.pk)
+        networks.append(data)
+    subnets = [selectors.subnet_data(s) for s in selectors.subnets_for_user(user, tenant).order_by("network_id", "id")]
+    instances = []
+    for instance in selectors.instances_for_user(user, tenant).order_by("network_id", "hostname"):
+        data = selectors.instance_data(instance)
+        data["namespace"] = naming.fill(inst_tpl, kernel_id=instance.kernel_id)
+        data["url"] = naming.fill(urls["instance"], id=instance.pk)
+        instances.append(data)
+    leases = [
+        selectors.lease_data(lease)
+        for lease in selectors.leases_for_user(user, tenant).filter(state=LeaseState.ACTIVE).order_by("id")
+    ]
+    lease_events: list[dict[str, Any]] = []
+    if view.subnet_id is not None:
+        rows = LeaseEvent.objects.filter(subnet_id=view.subnet_id).order_by("-at", "-id")[:LEASE_EVENT_HISTORY]
+        lease_events = [selectors.lease_event_data(e) for e in reversed(list(rows))]
+    return {
+        "type": "snapshot",
+        "scope": view.scope,
+        "group": view.group,
+        "seq": seq,
+        "ts": time.time(),
+        "tenant": view.tenant_id,
+        "subnet": view.subnet_id,
+        "naming": naming.namespace_templates(),
+        "urls": urls,
+        "tenants": [_tenant_data(t) for t in tenants.order_by("name")],
+        "networks": networks,
+        "subnets": subnets,
+        "instances": instances,
+        "leases": leases,
+        "lease_events": lease_events,
+    }

@@ -1,0 +1,321 @@
+"""The live websocket against the real channels_redis layer (REDIS_URL from scripts/test.sh).
+
+What matters: who may connect, that a tenant's socket sees its own events and never another tenant's, that a
+snapshot comes first and deltas continue its sequence, and that bad client frames never crash the consumer.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+from live_helpers import communicator
+
+from live import protocol
+from tenants import events, selectors, services
+from tenants.choices import ObjectStatus
+from tenants.models import Instance, Lease
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(coro_fn):
+    """Run an async test body (no pytest-asyncio here; database work goes through sync_to_async)."""
+    return async_to_sync(coro_fn)()
+
+
+async def connect_ok(comm: WebsocketCommunicator) -> dict:
+    connected, code = await comm.connect(timeout=5)
+    assert connected, f"refused with {code}"
+    snapshot = await comm.receive_json_from(timeout=5)
+    assert snapshot["type"] == "snapshot"
+    return snapshot
+
+
+# --- who may connect ------------------------------------------------------------------------------------
+
+def test_anonymous_is_refused(two_tenants):
+    from django.contrib.auth.models import AnonymousUser
+
+    async def body():
+        comm = communicator(AnonymousUser(), f"/ws/live/tenants/{two_tenants['acme'].pk}/")
+        connected, code = await comm.connect(timeout=5)
+        assert not connected and code == protocol.CLOSE_FORBIDDEN
+
+    run(body)
+
+
+def test_non_member_is_refused_and_unknown_tenant_looks_the_same(two_tenants):
+    async def body():
+        for path in (f"/ws/live/tenants/{two_tenants['globex'].pk}/", "/ws/live/tenants/999999/"):
+            comm = communicator(two_tenants["alice"], path)
+            connected, code = await comm.connect(timeout=5)
+            assert not connected and code == protocol.CLOSE_FORBIDDEN, path
+
+    run(body)
+
+
+def test_all_tenants_view_is_for_superusers_only(two_tenants, user_factory):
+    root = user_factory(username="root", is_superuser=True)
+
+    async def body():
+        comm = communicator(two_tenants["alice"], "/ws/live/all/")
+        connected, code = await comm.connect(timeout=5)
+        assert not connected and code == protocol.CLOSE_FORBIDDEN
+        comm = communicator(root, "/ws/live/all/")
+        snapshot = await connect_ok(comm)
+        assert snapshot["scope"] == "all" and snapshot["group"] == events.ALL_TENANTS_GROUP
+        assert {n["name"] for n in snapshot["networks"]} == {"acme-net", "globex-net"}
+        # The picture the product is about: the same CIDR twice, in two different DHCP namespaces.
+        same = [s for s in snapshot["subnets"] if s["cidr"] == "192.168.1.0/24"]
+        assert len(same) == 2
+        namespaces = {n["dhcp_namespace"] for n in snapshot["networks"]}
+        assert len(namespaces) == 2
+        await comm.disconnect()
+
+    run(body)
+
+
+def test_subnet_of_another_tenant_is_refused(two_tenants):
+    subnet_b = two_tenants["net_b"].subnets.get()
+
+    async def body():
+        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{two_tenants['acme'].pk}/?subnet={subnet_b.pk}")
+        connected, code = await comm.connect(timeout=5)
+        assert not connected and code == protocol.CLOSE_FORBIDDEN
+        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{two_tenants['acme'].pk}/?subnet=abc")
+        connected, _ = await comm.connect(timeout=5)
+        assert not connected
+
+    run(body)
+
+
+# --- snapshot, deltas, sequence -------------------------------------------------------------------------
+
+def test_snapshot_contains_only_own_tenant_with_kernel_names(two_tenants, settings):
+    net_a = two_tenants["net_a"]
+    instance = services.instance_create(network=net_a, hostname="vm1")
+
+    async def body():
+        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{two_tenants['acme'].pk}/")
+        snapshot = await connect_ok(comm)
+        assert [n["name"] for n in snapshot["networks"]] == ["acme-net"]
+        assert [t["slug"] for t in snapshot["tenants"]] == ["acme"]
+        assert snapshot["networks"][0]["dhcp_namespace"] == f"{settings.NETDASH_PREFIX}qdhcp-{net_a.kernel_id}"
+        [inst] = snapshot["instances"]
+        assert inst["hostname"] == "vm1" and inst["namespace"] == f"{settings.NETDASH_PREFIX}inst-{instance.kernel_id}"
+        assert snapshot["naming"]["instance"] == settings.NETDASH_PREFIX + "inst-{kernel_id}"
+        assert snapshot["seq"] == await sync_to_async(events.current_sequence)(events.tenant_group(net_a.tenant_id))
+        await comm.disconnect()
+
+    run(body)
+
+
+def test_tenant_receives_own_event_and_never_another_tenants(two_tenants):
+    acme, globex = two_tenants["acme"], two_tenants["globex"]
+
+    async def body():
+        comm_a = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
+        comm_b = communicator(two_tenants["bob"], f"/ws/live/tenants/{globex.pk}/")
+        await connect_ok(comm_a)
+        await connect_ok(comm_b)
+        data_b = await sync_to_async(selectors.network_data)(two_tenants["net_b"])
+        data_a = await sync_to_async(selectors.network_data)(two_tenants["net_a"])
+        # B's event first: if A's socket were subscribed to B it would arrive before A's own.
+        await sync_to_async(events.send_now)(globex.pk, "network.updated", data_b)
+        await sync_to_async(events.send_now)(acme.pk, "network.updated", data_a)
+        got_a = await comm_a.receive_json_from(timeout=5)
+        assert got_a["type"] == "event" and got_a["tenant"] == acme.pk and got_a["data"]["name"] == "acme-net"
+        assert await comm_a.receive_nothing(timeout=0.5)
+        got_b = await comm_b.receive_json_from(timeout=5)
+        assert got_b["tenant"] == globex.pk and got_b["data"]["name"] == "globex-net"
+        assert await comm_b.receive_nothing(timeout=0.5)
+        await comm_a.disconnect()
+        await comm_b.disconnect()
+
+    run(body)
+
+
+def test_snapshot_then_deltas_with_consecutive_sequence_numbers(two_tenants):
+    acme, net_a = two_tenants["acme"], two_tenants["net_a"]
+
+    async def body():
+        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
+        snapshot = await connect_ok(comm)
+        seq = snapshot["seq"]
+        for status in (ObjectStatus.BUILDING, ObjectStatus.ACTIVE, ObjectStatus.ERROR):
+            await sync_to_async(services.network_set_status)(network_id=net_a.pk, status=status, reason="")
+        seen = [await comm.receive_json_from(timeout=5) for _ in range(3)]
+        assert [m["seq"] for m in seen] == [seq + 1, seq + 2, seq + 3]
+        assert [m["data"]["status"] for m in seen] == ["building", "active", "error"]
+        assert {m["event"] for m in seen} == {"network.updated"}
+        assert {m["group"] for m in seen} == {events.tenant_group(acme.pk)}
+        await comm.disconnect()
+
+    run(body)
+
+
+def test_resync_returns_a_fresh_snapshot_with_the_current_sequence(two_tenants):
+    acme, net_a = two_tenants["acme"], two_tenants["net_a"]
+
+    async def body():
+        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
+        first = await connect_ok(comm)
+        await sync_to_async(services.network_set_status)(network_id=net_a.pk, status=ObjectStatus.ACTIVE)
+        delta = await comm.receive_json_from(timeout=5)
+        await comm.send_json_to({"type": "resync"})
+        again = await comm.receive_json_from(timeout=5)
+        assert again["type"] == "snapshot" and again["seq"] == delta["seq"] == first["seq"] + 1
+        assert again["networks"][0]["status"] == "active"
+        await comm.send_json_to({"type": "ping"})
+        assert await comm.receive_json_from(timeout=5) == {"type": "pong"}
+        await comm.disconnect()
+
+    run(body)
+
+
+def test_lease_panel_snapshot_has_leases_and_history_and_lease_events_relay(two_tenants):
+    acme, net_a = two_tenants["acme"], two_tenants["net_a"]
+    subnet = net_a.subnets.get()
+    instance = services.instance_create(network=net_a, hostname="vm1")
+
+    async def body():
+        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/?subnet={subnet.pk}")
+        snapshot = await connect_ok(comm)
+        assert snapshot["subnet"] == subnet.pk and snapshot["leases"] == [] and snapshot["lease_events"] == []
+        lease = await sync_to_async(Lease.objects.create)(
+            subnet=subnet, instance=instance, ip_address=instance.ip_address, mac_address=instance.mac_address,
+            hostname="vm1")
+        fresh = Lease.objects.select_related("subnet")
+        data = await sync_to_async(lambda: selectors.lease_data(fresh.get(pk=lease.pk)))()
+        await sync_to_async(events.send_now)(acme.pk, "lease.added", data)
+        got = await comm.receive_json_from(timeout=5)
+        assert got["event"] == "lease.added" and got["data"]["ip_address"] == instance.ip_address
+        await comm.send_json_to({"type": "resync"})
+        again = await comm.receive_json_from(timeout=5)
+        assert [le["ip_address"] for le in again["leases"]] == [instance.ip_address]
+        await comm.disconnect()
+
+    run(body)
+
+
+def test_membership_removed_then_resync_closes(two_tenants):
+    acme = two_tenants["acme"]
+
+    async def body():
+        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
+        await connect_ok(comm)
+        membership = await sync_to_async(lambda: two_tenants["alice"].memberships.get(tenant=acme))()
+        await sync_to_async(services.membership_remove)(membership=membership)
+        await comm.send_json_to({"type": "resync"})
+        out = await comm.receive_output(timeout=5)
+        assert out == {"type": "websocket.close", "code": protocol.CLOSE_FORBIDDEN}
+
+    run(body)
+
+
+# --- bad client frames -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("frame,code", [
+    ("not json", "malformed"),
+    ("[1, 2]", "malformed"),
+    ('{"type": 5}', "malformed"),
+    ('{"type": "drop_tables"}', "unknown_type"),
+    ("[" * 5000, "too_big"),
+    ("[" * 3000 + "]" * 3000, "too_big"),
+    ("[" * 2000, "malformed"),  # deep nesting within the size limit: still only an error
+])
+def test_malformed_frames_get_an_error_and_the_socket_stays_usable(two_tenants, frame, code):
+    acme = two_tenants["acme"]
+
+    async def body():
+        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
+        await connect_ok(comm)
+        await comm.send_to(text_data=frame)
+        if code == "too_big":
+            out = await comm.receive_output(timeout=5)
+            assert out == {"type": "websocket.close", "code": protocol.CLOSE_TOO_BIG}
+            return
+        reply = await comm.receive_json_from(timeout=5)
+        assert reply["type"] == "error" and reply["code"] == code and reply["message"]
+        await comm.send_json_to({"type": "ping"})
+        assert await comm.receive_json_from(timeout=5) == {"type": "pong"}
+        await comm.disconnect()
+
+    run(body)
+
+
+def test_binary_and_oversized_binary_frames(two_tenants):
+    acme = two_tenants["acme"]
+
+    async def body():
+        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
+        await connect_ok(comm)
+        await comm.send_to(bytes_data=b"\x00\x01")
+        assert (await comm.receive_json_from(timeout=5))["code"] == "binary"
+        await comm.send_to(bytes_data=b"x" * (protocol.MAX_CLIENT_FRAME + 1))
+        assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": protocol.CLOSE_TOO_BIG}
+
+    run(body)
+
+
+def test_a_client_that_keeps_sending_garbage_is_cut_off(two_tenants):
+    acme = two_tenants["acme"]
+
+    async def body():
+        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
+        await connect_ok(comm)
+        for _ in range(protocol.MAX_ERRORS):
+            await comm.send_to(text_data="{")
+        for _ in range(protocol.MAX_ERRORS):
+            assert (await comm.receive_json_from(timeout=5))["type"] == "error"
+        assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": protocol.CLOSE_POLICY}
+
+    run(body)
+
+
+# --- the real stack: session cookie through AuthMiddlewareStack, origin check --------------------------
+
+def _session_headers(user, origin: bytes) -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    return [(b"cookie", cookie), (b"origin", origin), (b"host", b"127.0.0.1")]
+
+
+def test_real_stack_session_cookie_and_origin_check(two_tenants):
+    from netdash.asgi import application
+
+    acme = two_tenants["acme"]
+    good = _session_headers(two_tenants["alice"], b"http://127.0.0.1:8000")
+    evil = _session_headers(two_tenants["alice"], b"https://evil.example")
+
+    async def body():
+        comm = WebsocketCommunicator(application, f"/ws/live/tenants/{acme.pk}/", headers=good)
+        snapshot = await connect_ok(comm)
+        assert snapshot["tenant"] == acme.pk
+        await comm.disconnect()
+        comm = WebsocketCommunicator(application, f"/ws/live/tenants/{acme.pk}/", headers=evil)
+        connected, _ = await comm.connect(timeout=5)
+        assert not connected
+        comm = WebsocketCommunicator(application, f"/ws/live/tenants/{acme.pk}/",
+                                     headers=[(b"origin", b"http://127.0.0.1:8000")])
+        connected, code = await comm.connect(timeout=5)
+        assert not connected and code == protocol.CLOSE_FORBIDDEN
+
+    run(body)
+
+
+def test_protocol_event_frame_is_json_serialisable():
+    frame = protocol.event_frame({"type": "netdash.event", "event": "x", "seq": 1, "group": "tenant.1", "tenant": 1,
+                                  "ts": 1.0, "data": {"a": 1}})
+    assert json.loads(json.dumps(frame))["data"] == {"a": 1} and "netdash" not in json.dumps(frame)
+
+
+def test_instance_events_carry_enough_to_name_the_namespace(two_tenants):
+    inst = services.instance_create(network=two_tenants["net_a"], hostname="vm2")
+    data = selectors.instance_data(Instance.objects.get(pk=inst.pk))
+    assert data["kernel_id"] == inst.kernel_id  # the browser fills the namespace name from snapshot["naming"]
