@@ -316,13 +316,17 @@ def subnet_update(*, subnet: Subnet, actor: AbstractBaseUser | None = None, **ch
 
 def subnet_delete(*, subnet: Subnet, actor: AbstractBaseUser | None = None) -> None:
     """Remove a subnet that no instance uses."""
-    if subnet.instances.exists():
-        raise ValidationError(
-            f"Subnet {subnet.cidr} still has {subnet.instances.count()} instance(s); delete them first.",
-            code="in_use",
-        )
     network = subnet.network
     with transaction.atomic():
+        # Check under the subnet row lock instance_create also takes: checked outside it, an instance created
+        # in between made delete() raise ProtectedError (a 500) instead of this message.
+        if not Subnet.objects.select_for_update().filter(pk=subnet.pk).exists():
+            return
+        in_use = subnet.instances.count()
+        if in_use:
+            raise ValidationError(
+                f"Subnet {subnet.cidr} still has {in_use} instance(s); delete them first.", code="in_use",
+            )
         _audit(actor=actor, tenant=network.tenant, action="subnet.delete", obj=subnet, detail=subnet.cidr)
         data = selectors.subnet_data(subnet)
         subnet.delete()
@@ -388,7 +392,9 @@ def instance_create(*, network: Network, hostname: str, subnet: Subnet | None = 
         try:
             with transaction.atomic():
                 locked_tenant = _lock_tenant(network.tenant)
-                locked_subnet = Subnet.objects.select_for_update().get(pk=subnet.pk)
+                locked_subnet = Subnet.objects.select_for_update().filter(pk=subnet.pk).first()
+                if locked_subnet is None:  # deleted since the caller loaded it
+                    raise ValidationError({"subnet": ["The subnet was just deleted; pick another one."]})
                 in_use = Instance.objects.filter(network__tenant=network.tenant).count()
                 _check_quota(locked_tenant, "instances", in_use)
                 if Instance.objects.filter(network=network, hostname=hostname).exists():

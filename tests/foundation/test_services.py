@@ -485,3 +485,13 @@ def test_membership_and_isolation(tenant_factory, user_factory, network_factory)
     assert list(selectors.networks_for_user(alice)) == [mine]
     assert set(selectors.networks_for_user(root)) == {mine, theirs}
     assert selectors.quota_usage(acme)["subnets"] == {"used": 1, "limit": acme.quota_subnets}
+
+
+def test_instance_create_on_a_subnet_deleted_meanwhile(network_factory):
+    network = network_factory(cidr="10.0.0.0/24")
+    stale = network.subnets.get()
+    services.subnet_delete(subnet=Subnet.objects.get(pk=stale.pk))
+    with pytest.raises(ValidationError) as exc:
+        services.instance_create(network=network, subnet=stale, hostname="vm1")
+    assert errors_of(exc) == {"subnet": ["The subnet was just deleted; pick another one."]}
+    services.subnet_delete(subnet=stale)  # deleting twice is harmless
