@@ -22,6 +22,7 @@ from . import events, selectors, validators
 from .choices import ObjectStatus, Role
 from .models import AllocationPool, AuditEntry, Instance, Membership, Network, Subnet, Tenant
 from .queue import enqueue_on_commit
+from .scheduling import schedule_node
 
 AUTO = "auto"
 _ALLOCATION_ATTEMPTS = 8
@@ -90,15 +91,6 @@ def membership_remove(*, membership: Membership, actor: AbstractBaseUser | None 
 
 
 # --- networks -----------------------------------------------------------------------------------------
-
-def schedule_node() -> str:
-    """Pick the node that will realise a new network.
-
-    Today a network goes to this node's agent; with several nodes this is where the least-loaded live agent is
-    chosen (agents heartbeat into Redis) — callers already route jobs by ``network.node``.
-    """
-    return settings.NETDASH_NODE
-
 
 def network_create(*, tenant: Tenant, name: str, actor: AbstractBaseUser | None = None,
                    subnet: dict[str, Any] | None = None) -> Network:

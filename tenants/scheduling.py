@@ -1,0 +1,34 @@
+"""Which network node realises a new network.
+
+Every node runs one agent (an RQ worker on queue ``agent-<node>``) against the shared database and Redis. A new
+network goes to the live agent with the fewest networks; with no live agent it goes to this node, whose agent
+will pick the job up (and reconcile) when it starts. Existing networks never move on their own.
+"""
+
+from __future__ import annotations
+
+import django_rq
+from django.conf import settings
+from django.db.models import Count
+from redis.exceptions import RedisError
+from rq import Worker
+
+from .models import Network
+
+QUEUE_PREFIX = "agent-"
+
+
+def live_nodes() -> list[str]:
+    """Nodes whose agent is registered in Redis right now (RQ expires dead workers' registrations)."""
+    try:
+        workers = Worker.all(connection=django_rq.get_connection(settings.NETDASH_AGENT_QUEUE))
+    except RedisError:
+        return []
+    return sorted({q[len(QUEUE_PREFIX):] for w in workers for q in w.queue_names() if q.startswith(QUEUE_PREFIX)})
+
+
+def schedule_node() -> str:
+    """The least-loaded live node (ties: this node first, then by name)."""
+    nodes = live_nodes() or [settings.NETDASH_NODE]
+    load = dict(Network.objects.filter(node__in=nodes).values("node").annotate(n=Count("id")).values_list("node", "n"))
+    return min(nodes, key=lambda node: (load.get(node, 0), node != settings.NETDASH_NODE, node))

@@ -1,0 +1,43 @@
+"""Networks are scheduled to the least-loaded live node; agents register in real Redis as RQ workers."""
+
+import django_rq
+import pytest
+from django.conf import settings
+from rq import Queue, Worker
+
+from tenants import services
+from tenants.models import Network, Tenant
+from tenants.scheduling import live_nodes, schedule_node
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def registered_agents():
+    """Register (without running) agents for two nodes, as `manage.py agent` would on two hosts."""
+    connection = django_rq.get_connection(settings.NETDASH_AGENT_QUEUE)
+    workers = []
+    for node in ("node-a", "node-b"):
+        worker = Worker([Queue(f"agent-{node}", connection=connection)], connection=connection,
+                        name=f"test-{node}")
+        worker.register_birth()
+        workers.append(worker)
+    yield ["node-a", "node-b"]
+    for worker in workers:
+        worker.register_death()
+
+
+def test_without_live_agents_networks_go_to_this_node():
+    assert live_nodes() == []
+    assert schedule_node() == settings.NETDASH_NODE
+
+
+def test_least_loaded_live_node_wins(registered_agents):
+    assert live_nodes() == ["node-a", "node-b"]
+    tenant = Tenant.objects.create(name="T", slug="t")
+    first = services.network_create(tenant=tenant, name="one")
+    second = services.network_create(tenant=tenant, name="two")
+    third = services.network_create(tenant=tenant, name="three")
+    assert [first.node, second.node] == ["node-a", "node-b"]
+    assert third.node == "node-a"
+    assert Network.objects.filter(node="node-a").count() == 2
