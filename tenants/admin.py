@@ -197,6 +197,15 @@ class SubnetAdmin(ServiceBackedAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Subnet | None = None) -> list[str]:
         return ["network", "cidr"] if obj else []
 
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "dhcp_address" and field is not None:
+            # The service picks a default (the first usable address that is not the gateway); without this the
+            # model's NOT NULL made the admin demand one the user has no reason to choose.
+            field.required = False
+            field.help_text = "Leave blank for the first usable address that is not the gateway."
+        return field
+
     @admin.display(description="tenant", ordering="network__tenant__name")
     def tenant(self, obj: Subnet) -> str:
         return obj.network.tenant.name
@@ -220,6 +229,12 @@ class SubnetAdmin(ServiceBackedAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Subnet) -> None:
         services.subnet_delete(subnet=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Subnet]) -> None:
+        # The bulk "delete selected" action would otherwise delete rows directly: no audit, and the network's
+        # dnsmasq would keep serving the subnet because no job is enqueued.
+        for subnet in queryset:
+            services.subnet_delete(subnet=subnet, actor=request.user)
 
 
 @admin.register(Instance)
