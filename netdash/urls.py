@@ -15,4 +15,5 @@ if apps.is_installed("live"):
 if apps.is_installed("teach"):
     urlpatterns.append(path("teach/", include("teach.urls")))
 if apps.is_installed("portal"):
+    urlpatterns.append(path("accounts/", include("portal.auth_urls")))
     urlpatterns.append(path("", include("portal.urls")))

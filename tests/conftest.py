@@ -44,3 +44,48 @@ def network_factory(tenant_factory):
         return services.network_create(tenant=tenant, name=name or f"net-{next(_counter)}", subnet=first)
 
     return make
+
+
+@pytest.fixture
+def member_factory(user_factory):
+    """A user in ``tenant`` with ``role`` (member/admin), added through the service."""
+    from tenants import services
+
+    def make(tenant, role="member", **user_kwargs):
+        user = user_factory(**user_kwargs)
+        services.membership_set(tenant=tenant, user=user, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def two_tenants(tenant_factory, member_factory, network_factory):
+    """Tenant A (whose user is the "outsider") and tenant B, which owns one of everything.
+
+    B's rows carry distinctive strings (``markers``) so an isolation test can assert that no response shown to
+    A's user or to an anonymous client contains B's data. A and B use overlapping-looking but different CIDRs so a
+    leaked CIDR is unambiguous.
+    """
+    from types import SimpleNamespace
+
+    from tenants.models import Lease
+
+    a = tenant_factory(name="Alpha Corp", slug="alpha")
+    b = tenant_factory(name="Beta Secret Corp", slug="beta-secret")
+    alpha = member_factory(a, role="admin", username="alpha-user")
+    beta = member_factory(b, role="admin", username="beta-user")
+    a_network = network_factory(tenant=a, name="alpha-net", cidr="192.168.1.0/24")
+    b_network = network_factory(tenant=b, name="beta-secret-net", cidr="10.99.77.0/24",
+                                domain_name="beta-secret.internal")
+    b_subnet = b_network.subnets.get()
+    from tenants import services
+
+    b_instance = services.instance_create(network=b_network, hostname="beta-secret-vm")
+    b_lease = Lease.objects.create(subnet=b_subnet, instance=b_instance, ip_address=b_instance.ip_address,
+                                   mac_address=b_instance.mac_address, hostname="beta-secret-vm")
+    return SimpleNamespace(
+        a=a, b=b, alpha=alpha, beta=beta, a_network=a_network, b_network=b_network, b_subnet=b_subnet,
+        b_instance=b_instance, b_lease=b_lease, b_membership=b.memberships.get(user=beta),
+        markers=["beta-secret", "Beta Secret", "10.99.77.", b_instance.mac_address],
+    )

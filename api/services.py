@@ -1,0 +1,69 @@
+"""Writes for API tokens: create (returns the secret once) and revoke."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from tenants.models import AuditEntry
+from tenants.validators import validate_display_name
+
+from .models import ApiToken
+
+TOKEN_PREFIX = "nd_"  # noqa: S105 - a recognisable prefix (for secret scanners), not a secret
+MAX_ACTIVE_TOKENS = 20
+# Only bump ``last_used_at`` this often: a write per request would serialise API traffic on SQLite.
+LAST_USED_RESOLUTION_SECONDS = 60
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token (SHA-256 hex)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _audit(*, actor: AbstractBaseUser | None, token: ApiToken, action: str) -> None:
+    AuditEntry.objects.create(
+        tenant=None, actor=actor if actor is not None and actor.is_authenticated else None, action=action,
+        object_type="apitoken", object_id=str(token.pk), detail=f"{token.user} {token.prefix} {token.name}"[:500],
+    )
+
+
+def api_token_create(*, user: AbstractBaseUser, name: str, actor: AbstractBaseUser | None = None
+                     ) -> tuple[ApiToken, str]:
+    """Create a token for ``user``; returns the row and the secret, which is never retrievable again."""
+    name = (name or "").strip()
+    try:
+        validate_display_name(name)
+    except ValidationError as exc:
+        raise ValidationError({"name": exc.messages}) from None
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with transaction.atomic():
+        active = ApiToken.objects.select_for_update().filter(user=user, revoked_at=None)
+        if len(active) >= MAX_ACTIVE_TOKENS:
+            raise ValidationError(f"You already have {MAX_ACTIVE_TOKENS} active tokens; revoke one first.")
+        token = ApiToken.objects.create(user=user, name=name, prefix=secret[:11], token_hash=hash_token(secret))
+        _audit(actor=actor or user, token=token, action="apitoken.create")
+    return token, secret
+
+
+def api_token_revoke(*, token: ApiToken, actor: AbstractBaseUser | None = None) -> ApiToken:
+    """Revoke a token; it stops authenticating immediately. Revoking twice is harmless."""
+    with transaction.atomic():
+        if ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=timezone.now()):
+            token.refresh_from_db()
+            _audit(actor=actor, token=token, action="apitoken.revoke")
+    return token
+
+
+def api_token_touch(*, token: ApiToken) -> None:
+    """Record that the token was used (at most once per ``LAST_USED_RESOLUTION_SECONDS``)."""
+    now = timezone.now()
+    if token.last_used_at and (now - token.last_used_at).total_seconds() < LAST_USED_RESOLUTION_SECONDS:
+        return
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    token.last_used_at = now

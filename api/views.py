@@ -1,0 +1,290 @@
+"""REST API v1 viewsets: querysets from selectors (other tenants' rows do not exist), writes through services.
+
+Each viewset names its URL kwarg after its object (``network_id``, …) rather than ``pk``, so the route-walking
+isolation test can supply "another tenant's object" for every route by kwarg name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from tenants import selectors, services
+from tenants.choices import LeaseState, ObjectStatus
+
+from . import serializers as s
+from .authentication import BearerTokenAuthentication
+from .errors import service_errors, to_drf
+
+# --- filtering -----------------------------------------------------------------------------------------
+
+
+def _int_param(name: str, value: str) -> int:
+    if not value.isdigit():
+        raise ValidationError({name: [f"{value!r} is not an id; give a number."]})
+    return int(value)
+
+
+def _choice_param(name: str, value: str, choices: list[str]) -> str:
+    if value not in choices:
+        raise ValidationError({name: [f"Unknown {name} {value!r}; choose one of {', '.join(choices)}."]})
+    return value
+
+
+def _tenant_q(prefix: str, value: str) -> Q:
+    """Tenant filter by id or slug."""
+    return Q(**{f"{prefix}__pk": int(value)}) if value.isdigit() else Q(**{f"{prefix}__slug": value})
+
+
+def _filter(qs: QuerySet, request: Request, spec: dict[str, tuple[str, str, list[str] | None]]) -> QuerySet:
+    """Apply ``?param=value`` filters: spec maps param → (kind, lookup, choices); kind is id, tenant or choice."""
+    for param, (kind, lookup, choices) in spec.items():
+        value = request.query_params.get(param)
+        if value in (None, ""):
+            continue
+        if kind == "id":
+            qs = qs.filter(**{lookup: _int_param(param, value)})
+        elif kind == "tenant":
+            qs = qs.filter(_tenant_q(lookup, value))
+        else:
+            qs = qs.filter(**{lookup: _choice_param(param, value, choices or [])})
+    return qs
+
+
+def _params(spec: dict[str, tuple[str, str, list[str] | None]]) -> list[OpenApiParameter]:
+    """OpenAPI description of a filter spec."""
+    described = {
+        "id": (OpenApiTypes.INT, "Only objects of this {name} (id)."),
+        "tenant": (OpenApiTypes.STR, "Only objects of this tenant (id or slug)."),
+        "choice": (OpenApiTypes.STR, "Only objects with this {name}."),
+    }
+    params = []
+    for name, (kind, _lookup, choices) in spec.items():
+        type_, text = described[kind]
+        params.append(OpenApiParameter(name, type_, OpenApiParameter.QUERY, required=False,
+                                       description=text.format(name=name), enum=choices))
+    return params
+
+
+NETWORK_FILTERS = {"tenant": ("tenant", "tenant", None), "status": ("choice", "status", ObjectStatus.values)}
+SUBNET_FILTERS = {"network": ("id", "network_id", None), "tenant": ("tenant", "network__tenant", None)}
+INSTANCE_FILTERS = {
+    "network": ("id", "network_id", None), "subnet": ("id", "subnet_id", None),
+    "tenant": ("tenant", "network__tenant", None), "status": ("choice", "status", ObjectStatus.values),
+}
+LEASE_FILTERS = {
+    "network": ("id", "subnet__network_id", None), "subnet": ("id", "subnet_id", None),
+    "instance": ("id", "instance_id", None), "tenant": ("tenant", "subnet__network__tenant", None),
+    "status": ("choice", "state", LeaseState.values), "state": ("choice", "state", LeaseState.values),
+}
+
+
+# --- base ----------------------------------------------------------------------------------------------
+
+class ApiViewSet(viewsets.GenericViewSet):
+    """Bearer token or session (with CSRF) auth; any service ValidationError becomes a 400."""
+
+    authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+    lookup_value_regex = r"[0-9]+"
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, DjangoValidationError):
+            exc = to_drf(exc)
+        return super().handle_exception(exc)
+
+    def _input(self, serializer_class: type, **kwargs: Any):
+        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context(), **kwargs)
+        serializer.is_valid(raise_exception=True)
+        return serializer
+
+
+# --- tenants -------------------------------------------------------------------------------------------
+
+@extend_schema_view(list=extend_schema(summary="Your tenants"), retrieve=extend_schema(summary="One of your tenants"))
+class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """The tenants the caller belongs to (superusers: all). Read-only: administrators create tenants."""
+
+    serializer_class = s.TenantSerializer
+    lookup_url_kwarg = "tenant_id"
+
+    def get_queryset(self) -> QuerySet:
+        return selectors.tenants_for_user(self.request.user).order_by("name")
+
+
+# --- networks ------------------------------------------------------------------------------------------
+
+@extend_schema_view(
+    list=extend_schema(summary="List networks", parameters=_params(NETWORK_FILTERS)),
+    retrieve=extend_schema(summary="Get a network"),
+    create=extend_schema(summary="Create a network (optionally with its first subnet)",
+                         request=s.NetworkCreateSerializer, responses={201: s.NetworkSerializer}),
+    update=extend_schema(summary="Rename a network", request=s.NetworkUpdateSerializer,
+                         responses=s.NetworkSerializer),
+    partial_update=extend_schema(summary="Rename a network", request=s.NetworkUpdateSerializer,
+                                 responses=s.NetworkSerializer),
+    destroy=extend_schema(summary="Delete a network (asynchronous: status becomes 'deleting')",
+                          responses={202: s.NetworkSerializer}),
+)
+class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Networks of the caller's tenants. Realising and tearing down happen in the host agent, after the request."""
+
+    serializer_class = s.NetworkSerializer
+    lookup_url_kwarg = "network_id"
+
+    def get_queryset(self) -> QuerySet:
+        qs = selectors.networks_with_counts(selectors.networks_for_user(self.request.user))
+        return _filter(qs, self.request, NETWORK_FILTERS).order_by("tenant__name", "name")
+
+    def _out(self, network, code: int = status.HTTP_200_OK) -> Response:
+        fresh = self.get_queryset().filter(pk=network.pk).first() or network
+        return Response(s.NetworkSerializer(fresh, context=self.get_serializer_context()).data, status=code)
+
+    def create(self, request: Request) -> Response:
+        data = self._input(s.NetworkCreateSerializer)
+        with service_errors(nest=s.SUBNET_ERROR_FIELDS, under="subnet"):
+            network = services.network_create(actor=request.user, **data.service_kwargs())
+        return self._out(network, status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        network = self.get_object()
+        data = self._input(s.NetworkUpdateSerializer)
+        with service_errors():
+            services.network_update(network=network, name=data.validated_data["name"], actor=request.user)
+        return self._out(network)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.update(request, *args, **kwargs)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        network = self.get_object()
+        services.network_delete(network=network, actor=request.user)
+        return self._out(network, status.HTTP_202_ACCEPTED)
+
+
+# --- subnets -------------------------------------------------------------------------------------------
+
+@extend_schema_view(
+    list=extend_schema(summary="List subnets", parameters=_params(SUBNET_FILTERS)),
+    retrieve=extend_schema(summary="Get a subnet"),
+    create=extend_schema(summary="Add a subnet to a network", request=s.SubnetCreateSerializer,
+                         responses={201: s.SubnetSerializer}),
+    update=extend_schema(summary="Change a subnet's DHCP settings", request=s.SubnetUpdateSerializer,
+                         responses=s.SubnetSerializer),
+    partial_update=extend_schema(summary="Change a subnet's DHCP settings", request=s.SubnetUpdateSerializer,
+                                 responses=s.SubnetSerializer),
+    destroy=extend_schema(summary="Delete a subnet without instances", responses={204: None}),
+)
+class SubnetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    serializer_class = s.SubnetSerializer
+    lookup_url_kwarg = "subnet_id"
+
+    def get_queryset(self) -> QuerySet:
+        return _filter(selectors.subnets_for_user(self.request.user), self.request, SUBNET_FILTERS).order_by("id")
+
+    def _out(self, subnet, code: int = status.HTTP_200_OK) -> Response:
+        fresh = self.get_queryset().get(pk=subnet.pk)
+        return Response(s.SubnetSerializer(fresh, context=self.get_serializer_context()).data, status=code)
+
+    def create(self, request: Request) -> Response:
+        data = self._input(s.SubnetCreateSerializer)
+        with service_errors():
+            subnet = services.subnet_create(network=data.validated_data["network"], actor=request.user,
+                                            **data.service_kwargs())
+        return self._out(subnet, status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        subnet = self.get_object()
+        data = s.SubnetUpdateSerializer(subnet, data=request.data, partial=True,
+                                        context=self.get_serializer_context())
+        data.is_valid(raise_exception=True)
+        with service_errors():
+            services.subnet_update(subnet=subnet, actor=request.user, **data.validated_data)
+        return self._out(subnet)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.update(request, *args, **kwargs)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        subnet = self.get_object()
+        with service_errors():
+            services.subnet_delete(subnet=subnet, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- instances -----------------------------------------------------------------------------------------
+
+@extend_schema_view(
+    list=extend_schema(summary="List instances", parameters=_params(INSTANCE_FILTERS)),
+    retrieve=extend_schema(summary="Get an instance"),
+    create=extend_schema(summary="Create an instance (IP allocated now, realised asynchronously)",
+                         request=s.InstanceCreateSerializer, responses={201: s.InstanceSerializer}),
+    update=extend_schema(summary="Set or clear an instance's fixed IP", request=s.InstanceUpdateSerializer,
+                         responses=s.InstanceSerializer),
+    partial_update=extend_schema(summary="Set or clear an instance's fixed IP", request=s.InstanceUpdateSerializer,
+                                 responses=s.InstanceSerializer),
+    destroy=extend_schema(summary="Delete an instance (asynchronous: status becomes 'deleting')",
+                          responses={202: s.InstanceSerializer}),
+)
+class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    serializer_class = s.InstanceSerializer
+    lookup_url_kwarg = "instance_id"
+
+    def get_queryset(self) -> QuerySet:
+        qs = selectors.instances_for_user(self.request.user)
+        return _filter(qs, self.request, INSTANCE_FILTERS).order_by("network_id", "hostname")
+
+    def _out(self, instance, code: int = status.HTTP_200_OK) -> Response:
+        return Response(s.InstanceSerializer(instance, context=self.get_serializer_context()).data, status=code)
+
+    def create(self, request: Request) -> Response:
+        data = self._input(s.InstanceCreateSerializer).validated_data
+        with service_errors():
+            instance = services.instance_create(
+                network=data["network"], subnet=data.get("subnet"), hostname=data["hostname"],
+                ip_address=(data.get("ip_address") or "").strip() or None, actor=request.user,
+            )
+        return self._out(instance, status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        instance = self.get_object()
+        data = self._input(s.InstanceUpdateSerializer).validated_data
+        with service_errors():
+            services.instance_update(instance=instance, ip_address=(data["ip_address"] or "").strip() or None,
+                                     actor=request.user)
+        return self._out(instance)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.update(request, *args, **kwargs)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        instance = self.get_object()
+        services.instance_delete(instance=instance, actor=request.user)
+        return self._out(instance, status.HTTP_202_ACCEPTED)
+
+
+# --- leases --------------------------------------------------------------------------------------------
+
+@extend_schema_view(
+    list=extend_schema(summary="List DHCP leases", parameters=_params(LEASE_FILTERS)),
+    retrieve=extend_schema(summary="Get a lease"),
+)
+class LeaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """DHCP leases as dnsmasq reports them (read-only; kept after release for history)."""
+
+    serializer_class = s.LeaseSerializer
+    lookup_url_kwarg = "lease_id"
+
+    def get_queryset(self) -> QuerySet:
+        qs = selectors.leases_for_user(self.request.user)
+        return _filter(qs, self.request, LEASE_FILTERS).order_by("subnet_id", "ip_address", "id")

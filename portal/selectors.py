@@ -1,0 +1,102 @@
+"""Reads that only the pages need (event history, audit, leases of one instance).
+
+They take objects the caller already obtained through ``tenants.selectors.*_for_user``, so isolation is decided
+there; these functions only narrow further.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Case, Q, QuerySet, When
+from django.http import Http404
+
+from tenants import selectors
+from tenants.choices import LeaseState, Role
+from tenants.models import AuditEntry, Instance, Lease, LeaseEvent, Membership, Network, Tenant
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row of a network's "recent events": an audit entry or a lease event, merged by time."""
+
+    at: datetime
+    kind: str  # "audit" or "lease"
+    action: str
+    detail: str
+    actor: str = ""
+
+
+def network_events(network: Network, limit: int = 30) -> list[Event]:
+    """Newest first: who changed the network, its subnets and instances, and what happened to its leases."""
+    subnet_ids = [str(pk) for pk in network.subnets.values_list("pk", flat=True)]
+    instance_ids = [str(pk) for pk in network.instances.values_list("pk", flat=True)]
+    audit = (
+        AuditEntry.objects.filter(tenant=network.tenant_id)
+        .filter(
+            Q(object_type="network", object_id=str(network.pk))
+            | Q(object_type="subnet", object_id__in=subnet_ids)
+            | Q(object_type="instance", object_id__in=instance_ids)
+        )
+        .select_related("actor")
+        .order_by("-at", "-id")[:limit]
+    )
+    leases = LeaseEvent.objects.filter(subnet__network=network).order_by("-at", "-id")[:limit]
+    events = [
+        Event(at=a.at, kind="audit", action=a.action, detail=a.detail, actor=a.actor.get_username() if a.actor else "")
+        for a in audit
+    ] + [
+        Event(at=e.at, kind="lease", action=f"lease.{e.kind}",
+              detail=f"{e.ip_address} {e.mac_address} {e.hostname}".strip())
+        for e in leases
+    ]
+    events.sort(key=lambda e: e.at, reverse=True)
+    return events[:limit]
+
+
+def network_leases(network: Network, limit: int = 100) -> QuerySet[Lease]:
+    """Active leases first, then the most recent released/expired ones."""
+    return (
+        Lease.objects.filter(subnet__network=network)
+        .select_related("subnet", "instance")
+        .order_by(Case(When(state=LeaseState.ACTIVE, then=0), default=1), "-updated_at")[:limit]
+    )
+
+
+def instance_lease(instance: Instance) -> Lease | None:
+    """The instance's current lease: linked by instance or, before the watcher links it, by MAC in its subnet."""
+    return (
+        Lease.objects.filter(subnet=instance.subnet_id, state=LeaseState.ACTIVE)
+        .filter(Q(instance=instance) | Q(mac_address=instance.mac_address))
+        .order_by("-updated_at")
+        .first()
+    )
+
+
+def administered_tenant(user: AbstractBaseUser, slug: str) -> Tenant:
+    """The tenant ``slug`` if ``user`` administers it; 404 otherwise, so non-members learn nothing.
+
+    A plain member of the tenant also gets 404: the members and audit pages are not theirs to see.
+    """
+    tenant = selectors.tenants_for_user(user).filter(slug=slug).first()
+    if tenant is None or not selectors.is_tenant_admin(user, tenant):
+        raise Http404("No such tenant.")
+    return tenant
+
+
+def tenant_memberships(tenant: Tenant) -> QuerySet[Membership]:
+    return tenant.memberships.select_related("user").order_by("user__username")
+
+
+def tenant_audit(tenant: Tenant) -> QuerySet[AuditEntry]:
+    return AuditEntry.objects.filter(tenant=tenant).select_related("actor").order_by("-at", "-id")
+
+
+def administered_tenants(user: AbstractBaseUser) -> QuerySet[Tenant]:
+    """Tenants whose members and audit log ``user`` may see (superusers: all)."""
+    tenants = selectors.tenants_for_user(user)
+    if user.is_superuser:
+        return tenants
+    return tenants.filter(memberships__user=user, memberships__role=Role.ADMIN).distinct()
