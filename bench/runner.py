@@ -1,0 +1,118 @@
+"""The measuring child: migrate a throwaway database, start the stack, run every figure, write the results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from django.core.management import call_command
+
+from . import report, supervisor
+from .baselines import Baseline
+from .product import Product
+from .stack import Stack
+
+FIGURES = ("latency", "realise", "burst", "reconcile", "teardown")
+
+
+def _meta(options: dict[str, Any]) -> dict[str, Any]:
+    def out(argv: list[str]) -> str:
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+        except OSError:
+            return ""
+
+    return {
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "dnsmasq": (out(["/usr/sbin/dnsmasq", "--version"]).splitlines() or [""])[0],
+        "commit": out(["git", "-C", str(supervisor.ROOT), "rev-parse", "--short", "HEAD"]),
+        "loadavg_start": os.getloadavg(),
+        "options": {k: options[k] for k in ("sizes", "latency_n", "burst", "reconcile_instances", "agents",
+                                            "baselines", "figures")},
+    }
+
+
+def _step(label: str) -> None:
+    print(f"bench: {label}", flush=True)
+
+
+def run(options: dict[str, Any]) -> int:
+    run_dir = Path(os.environ[supervisor.RUN_MARKER])
+    call_command("migrate", verbosity=0, interactive=False)
+    figures = options["figures"]
+    contenders = options["baselines"]
+    ds = supervisor.drivers(run_dir)
+    results: dict[str, Any] = {"meta": _meta(options)}
+    for key in FIGURES:
+        results.setdefault(key, {})
+    stack = Stack(run_dir, agents=options["agents"])
+    code = 0
+    try:
+        results["meta"]["agent_startup_s"] = stack.start_agents()
+        stack.start_daphne()
+        product = Product(stack)
+        base = {k: Baseline(k, ds[k], run_dir) for k in contenders}
+
+        if "latency" in figures:
+            n = options["latency_n"]
+            _step(f"1. create → lease → event, n={n}")
+            results["latency"]["netdash"] = product.latency(n)
+            for k, b in base.items():
+                results["latency"][k] = b.latency(n)
+        if "burst" in figures:
+            m = options["burst"]
+            _step(f"3. burst of {m} instances on one network")
+            results["burst"][str(m)] = {"netdash": product.burst(m)}
+            for k, b in base.items():
+                results["burst"][str(m)][k] = b.burst(m)
+        for n in options["sizes"]:
+            k_inst = min(options["reconcile_instances"], n)
+            for who in (*contenders, "netdash"):
+                _step(f"2/4/5/6. N={n}: {who}")
+                if who == "netdash":
+                    real = product.realise(n)
+                    results["realise"].setdefault(str(n), {})["netdash"] = real
+                    if "reconcile" in figures:
+                        product.add_instances(real["tenant"], k_inst - 1)  # plus the probe
+                        results["reconcile"].setdefault(str(n), {})["netdash"] = product.reconcile(real["tenant"])
+                    results["teardown"].setdefault(str(n), {})["netdash"] = product.teardown(real["tenant"])
+                else:
+                    b = base[who]
+                    results["realise"].setdefault(str(n), {})[who] = b.realise(n)
+                    if "reconcile" in figures:
+                        results["reconcile"].setdefault(str(n), {})[who] = b.reconcile(n, k_inst)
+                    results["teardown"].setdefault(str(n), {})[who] = b.teardown(n)
+    except BaseException as exc:
+        traceback.print_exc()
+        results["error"] = f"{type(exc).__name__}: {exc}"
+        code = 130 if isinstance(exc, KeyboardInterrupt) else 1
+    finally:
+        stack.stop()
+        results["meta"]["loadavg_end"] = os.getloadavg()
+        results["goals"] = report.goals(results)
+        print()
+        print(report.table(results))
+        print()
+        print("goals:")
+        print(report.goals_text(results["goals"]))
+        json_path = Path(options["json"]) if options["json"] else None
+        if json_path is not None:
+            report.write_json(results, json_path)
+            png = Path(options["plot"]) if options["plot"] else json_path.with_suffix(".png")
+            try:
+                report.plot(results, png)
+                print(f"\nbench: wrote {json_path} and {png}")
+            except Exception as exc:  # the numbers matter more than the picture
+                print(f"bench: plot failed: {exc}", file=sys.stderr)
+        time.sleep(0)
+    return code

@@ -1,0 +1,70 @@
+"""``manage.py bench``: measure netdash on the real stack next to a shell baseline and a netlink floor (issue 7).
+
+The command supervises: it makes a private run directory and Redis, then re-runs itself (``--child``) with its
+own prefix (``bn-``, baselines ``bf-``/``bs-``), state dir, SQLite database and channel prefix, so a running
+``make run`` is never touched; afterwards it removes everything with those prefixes. See ``bench/``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise CommandError(f"--sizes {text!r}: use comma-separated integers, e.g. 50,200,500") from None
+    if not sizes or min(sizes) < 1:
+        raise CommandError("--sizes needs at least one positive size")
+    return sizes
+
+
+class Command(BaseCommand):
+    help = ("Benchmark netdash against the real stack (Redis, agent, dnsmasq, kernel, websocket) with a hand-rolled "
+            "shell baseline and a netlink floor; prints a table and writes JSON + PNG.")
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--sizes", default="50,200,500", help="network counts for figures 2, 4, 5, 6")
+        parser.add_argument("--latency-n", type=int, default=30, help="sequential samples for figure 1 (≥ 30)")
+        parser.add_argument("--burst", type=int, default=50, help="instances created at once (figure 3)")
+        parser.add_argument("--reconcile-instances", type=int, default=20,
+                            help="instances spread over the N networks before the simulated reboot")
+        parser.add_argument("--agents", type=int, default=1, help="agent processes (make run starts one)")
+        parser.add_argument("--baselines", default="floor,shell", help="comma list of floor,shell (or 'none')")
+        parser.add_argument("--figures", default="latency,realise,burst,reconcile,teardown")
+        parser.add_argument("--json", help="write the results here (the PNG goes next to it)")
+        parser.add_argument("--plot", help="PNG path (default: the JSON path with .png)")
+        parser.add_argument("--redis-url", help="use this Redis instead of starting a private one")
+        parser.add_argument("--keep", action="store_true", help="keep the run directory (logs, scripts)")
+        parser.add_argument("--child", action="store_true", help="internal: run the measurements")
+
+    def handle(self, *args, **options) -> None:
+        options["sizes"] = _sizes(options["sizes"])
+        options["baselines"] = [b for b in options["baselines"].split(",") if b and b != "none"]
+        options["figures"] = [f for f in options["figures"].split(",") if f]
+        for b in options["baselines"]:
+            if b not in ("floor", "shell"):
+                raise CommandError(f"--baselines: unknown {b!r}; use floor, shell or none")
+        if options["burst"] > 250:
+            raise CommandError("--burst: at most 250 instances (one /24)")
+        if options["child"]:
+            from bench.runner import run
+
+            sys.exit(run(options))
+        from bench.supervisor import supervise
+
+        argv = ["--sizes", ",".join(map(str, options["sizes"])), "--latency-n", str(options["latency_n"]),
+                "--burst", str(options["burst"]), "--reconcile-instances", str(options["reconcile_instances"]),
+                "--agents", str(options["agents"]), "--baselines", ",".join(options["baselines"]) or "none",
+                "--figures", ",".join(options["figures"])]
+        for key in ("json", "plot"):
+            if options[key]:
+                from pathlib import Path
+
+                argv += [f"--{key}", str(Path(options[key]).resolve())]
+        code = supervise(argv, redis_url=options["redis_url"], keep=options["keep"])
+        if code:
+            sys.exit(code)
