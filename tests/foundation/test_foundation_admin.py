@@ -12,17 +12,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def outbox(monkeypatch):
-    """Record jobs and events instead of sending them (the callbacks still only run after commit)."""
-    sent = {"jobs": [], "events": []}
-    monkeypatch.setattr("tenants.queue.enqueue_now",
-                        lambda func, *args, node=None: sent["jobs"].append((func, args)) or True)
-    monkeypatch.setattr("tenants.events.send_now",
-                        lambda tenant_id, event_type, data: sent["events"].append(event_type))
-    return sent
-
-
-@pytest.fixture
 def populated(network_factory):
     """One of everything, so changelists render real rows (annotations, display methods, filters)."""
     network = network_factory(cidr="192.168.1.0/24", domain_name="lab.internal")
@@ -84,7 +73,7 @@ def test_add_network_through_admin_uses_the_service(admin_client, admin_user, te
     assert AuditEntry.objects.get(action="network.create").actor == admin_user
     # The trial run in form.clean() is rolled back: exactly one job and one event, for the real save.
     assert outbox["jobs"] == [("tenants.jobs.realise_network", (network.pk,))]
-    assert outbox["events"] == ["network.created"]
+    assert outbox["events"] == [(tenant.pk, "network.created")]
 
 
 def test_admin_network_errors_come_from_the_service(admin_client, tenant_factory):

@@ -1,0 +1,47 @@
+"""`manage.py seed_demo`: the two overlapping demo tenants, idempotent."""
+
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from tenants.choices import Role
+from tenants.models import Instance, Membership, Network, Subnet, Tenant
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("outbox")]
+
+
+def snapshot():
+    return {
+        "tenants": sorted(Tenant.objects.values_list("slug", flat=True)),
+        "users": sorted(get_user_model().objects.values_list("username", flat=True)),
+        "networks": sorted(Network.objects.values_list("tenant__slug", "name", "kernel_id")),
+        "subnets": sorted(Subnet.objects.values_list("network__name", "cidr", "gateway", "dhcp_address")),
+        "instances": sorted(Instance.objects.values_list("hostname", "ip_address", "mac_address")),
+        "memberships": sorted(Membership.objects.values_list("user__username", "tenant__slug", "role")),
+    }
+
+
+def test_seed_demo_creates_two_overlapping_tenants_and_is_idempotent(monkeypatch):
+    monkeypatch.setenv("NETDASH_ADMIN_PASSWORD", "admin-pw-from-env-123")
+    monkeypatch.delenv("NETDASH_DEMO_PASSWORD", raising=False)
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    first = snapshot()
+    assert first["tenants"] == ["acme", "globex"]
+    assert first["subnets"] == [("acme-net", "192.168.1.0/24", "192.168.1.1", "192.168.1.2"),
+                                ("globex-net", "192.168.1.0/24", "192.168.1.1", "192.168.1.2")]
+    # The same address in both tenants: overlap across tenants is the point of the demo.
+    assert [(h, ip) for h, ip, _ in first["instances"]] == [("acme-vm1", "192.168.1.3"), ("globex-vm1", "192.168.1.3")]
+    assert first["memberships"] == [("alice", "acme", Role.ADMIN), ("bob", "globex", Role.ADMIN)]
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password("admin-pw-from-env-123")
+    assert "(from $NETDASH_ADMIN_PASSWORD)" in out.getvalue()
+    assert "admin-pw-from-env-123" not in out.getvalue()
+    assert Subnet.objects.get(network__name="acme-net").domain_name == "acme.internal"
+
+    again = io.StringIO()
+    call_command("seed_demo", stdout=again)
+    assert snapshot() == first
+    assert "created user" not in again.getvalue()  # no new passwords printed on the second run
