@@ -1,0 +1,370 @@
+"""RQ jobs of the teaching tools; they run in the host agent (root), never in the web process.
+
+- ``inspect_target``: read one namespace's kernel state (pyroute2) and return it as a plain dict (RQ result);
+- ``run_diagnostic``: run one validated diagnostic and stream its output lines to a channel-layer group;
+- ``shell_session``: open a pty shell in a namespace and relay it over the channel layer (a session thread).
+
+Jobs take ids, reload, and re-derive every kernel name and argv themselves: nothing from the browser reaches the
+host except through ``diagnostics.validate``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from tenants.host import HostError, inspect_namespace, netns
+from tenants.hostspecs import driver, host_config, names
+
+from . import diagnostics, hostside
+from .models import DiagnosticRun, RunStatus, ShellSession, TargetKind
+from .targets import Target, load
+
+log = logging.getLogger(__name__)
+
+UDP_SERVICES = {67: "DHCP server (dnsmasq)", 68: "DHCP client", 53: "DNS (dnsmasq)", 547: "DHCPv6 server"}
+ROLE_LABELS = {"b": "bridge", "d": "DHCP interface", "q": "DHCP port", "i": "instance NIC", "v": "instance port"}
+
+
+# --- inspector ----------------------------------------------------------------------------------------------
+
+def _role(ifname: str | None) -> str | None:
+    """What a device is for, from its name (the naming module's letter after the prefix)."""
+    if ifname == "lo":
+        return "loopback"
+    prefix = names().prefix
+    if ifname and ifname.startswith(prefix) and len(ifname) > len(prefix):
+        return ROLE_LABELS.get(ifname[len(prefix)])
+    return None
+
+
+def _peers(target: Target) -> dict[str, str]:
+    """Device → "peer@namespace" for the veth pairs of this target (derived from the same names the driver uses)."""
+    n, net = names(), target.network
+    if target.kind == TargetKind.INSTANCE:
+        iid = target.instance.kernel_id
+        return {n.inst_dev(iid): f"{n.inst_port(iid)}@{n.seg_ns(net.kernel_id)}"}
+    if target.kind == TargetKind.DHCP:
+        return {n.dhcp_dev(net.kernel_id): f"{n.dhcp_port(net.kernel_id)}@{n.seg_ns(net.kernel_id)}"}
+    peers = {n.dhcp_port(net.kernel_id): f"{n.dhcp_dev(net.kernel_id)}@{n.dhcp_ns(net.kernel_id)}"}
+    for instance in net.instances.all():
+        peers[n.inst_port(instance.kernel_id)] = f"{n.inst_dev(instance.kernel_id)}@{n.inst_ns(instance.kernel_id)}"
+    return peers
+
+
+def inspect_target(kind: str, object_id: int) -> dict[str, Any]:
+    """Kernel state of the target's namespace: links, addresses, routes, neighbours, UDP listeners, processes."""
+    target = load(kind, object_id)
+    if target is None:
+        return {"error": "this object no longer exists"}
+    ns = target.namespace
+    try:
+        info = inspect_namespace(ns)
+    except HostError as exc:
+        return {"namespace": ns, "error": f"{exc} (is the network realised?)"}
+    by_index = {link.index: link.name for link in info.links}
+    peers = _peers(target)
+    out: dict[str, Any] = {"namespace": ns, "inode": netns.inode(ns), "error": None, "read_at": time.time()}
+    out["links"] = [
+        {"name": li.name, "mac": li.mac, "state": li.state, "up": li.up, "kind": li.kind, "role": _role(li.name),
+         "master": by_index.get(li.master) if li.master else None, "peer": peers.get(li.name)}
+        for li in info.links
+    ]
+    out["addresses"] = [
+        {"dev": by_index.get(a.index), "dev_role": _role(by_index.get(a.index)), "address": a.address,
+         "prefixlen": a.prefixlen}
+        for a in info.addresses
+    ]
+    out["routes"] = [
+        {"dst": r.dst, "gateway": r.gateway, "dev": by_index.get(r.oif), "dev_role": _role(by_index.get(r.oif)),
+         "scope": r.scope}
+        for r in info.routes
+    ]
+    out["neighbours"] = [
+        {"dev": by_index.get(nb.index), "ip": nb.ip, "mac": nb.mac, "state": nb.state} for nb in info.neighbours
+    ]
+    out["udp"] = [
+        {"local": u.local, "port": u.port, "service": UDP_SERVICES.get(u.port, "")}
+        for u in sorted(info.udp, key=lambda u: (u.port, u.local))
+    ]
+    d = driver()
+    out["lease"] = []
+    out["processes"] = []
+    if kind == TargetKind.INSTANCE:
+        pid = d.udhcpc_pid(target.instance.kernel_id)
+        out["processes"].append({"program": "udhcpc", "pid": pid})
+        lease = d.instance_lease(target.instance.kernel_id)
+        if lease is not None:
+            out["lease"] = [
+                {"field": "address", "value": str(lease.interface)},
+                {"field": "DHCP server", "value": str(lease.server_id or "")},
+                {"field": "router", "value": str(lease.router or "")},
+                {"field": "DNS", "value": " ".join(str(x) for x in lease.dns_servers)},
+                {"field": "domain", "value": lease.domain or ""},
+                {"field": "lease time", "value": f"{lease.lease_seconds} s" if lease.lease_seconds else ""},
+            ]
+    elif kind == TargetKind.DHCP:
+        out["processes"].append({"program": "dnsmasq", "pid": d.dnsmasq_pid(target.network.kernel_id)})
+    return out
+
+
+# --- diagnostics --------------------------------------------------------------------------------------------
+
+def _send(group: str, message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    async_to_sync(layer.group_send)(group, {"type": "teach.diag", **message})
+
+
+def run_diagnostic(run_id: int) -> int | None:
+    """Run one diagnostic and stream its lines to the run's group; record the outcome."""
+    run = DiagnosticRun.objects.filter(pk=run_id).first()
+    if run is None:
+        return None
+    target = load(run.kind, run.object_id)
+    group, seq = run.group, 0
+
+    def line(text: str, stream: str = "out") -> None:
+        nonlocal seq
+        seq += 1
+        _send(group, {"event": "line", "run": run.pk, "seq": seq, "stream": stream, "text": text[:2000]})
+
+    DiagnosticRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
+    code: int | None = None
+    try:
+        if target is None:
+            raise HostError("this object no longer exists")
+        args = diagnostics.validate(run.action, run.args, run.kind)  # again: the agent trusts no stored input
+        ns = target.namespace
+        line("$ " + diagnostics.shell_equivalent(run.action, args, ns, busybox=host_config().busybox), "cmd")
+        argv = diagnostics.argv(run.action, args, busybox=host_config().busybox)
+        if argv is not None:
+            code = hostside.run_streaming(ns, argv, line)
+        elif run.action == "renew":
+            code = _renew(target, line)
+        elif run.action == "dnsmasq_log":
+            code = _log_tail(target, line)
+    except (HostError, diagnostics.DiagnosticError, OSError) as exc:
+        line(str(exc), "err")
+        code = None
+    status = RunStatus.DONE if code == 0 else RunStatus.FAILED
+    DiagnosticRun.objects.filter(pk=run.pk).update(status=status, exit_code=code, finished_at=timezone.now())
+    _send(group, {"event": "done", "run": run.pk, "exit_code": code, "status": status})
+    return code
+
+
+def _renew(target: Target, line) -> int:
+    d = driver()
+    iid = target.instance.kernel_id
+    before = d.instance_lease(iid)
+    d.renew_instance(iid)
+    line(f"sent SIGUSR1 to udhcpc (pid {d.udhcpc_pid(iid)}): renewing")
+    lease = d.wait_instance_lease(
+        iid, lambda lease: before is None or lease.obtained != before.obtained, timeout=5.0
+    )
+    if lease is None:
+        line("no lease yet", "err")
+        return 1
+    line(f"holding {lease.interface} from DHCP server {lease.server_id} (lease {lease.lease_seconds} s)")
+    return 0
+
+
+def _log_tail(target: Target, line) -> int:
+    path = names().dnsmasq_log(target.network.kernel_id)
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            lines = f.read().decode(errors="replace").splitlines()[-diagnostics.LOG_TAIL_LINES:]
+    except FileNotFoundError:
+        line("dnsmasq has not written a log yet", "err")
+        return 1
+    for text in lines:
+        line(text)
+    return 0
+
+
+# --- shell --------------------------------------------------------------------------------------------------
+
+def shell_limit_seconds() -> int:
+    """How long a shell may live (``NETDASH_SHELL_SECONDS``, default 10 minutes)."""
+    return int(getattr(settings, "NETDASH_SHELL_SECONDS", 600))
+
+
+def shell_session(session_id: int, reply_channel: str) -> str:
+    """Start the session's shell in a thread of the agent and return at once (the worker stays free).
+
+    The agent re-checks that shells are enabled *here*: the web process's setting alone is not enough.
+    """
+    session = ShellSession.objects.filter(pk=session_id, ended_at=None).first()
+    if session is None:
+        return "gone"
+    if not settings.NETDASH_SHELL_ENABLED:
+        _end_session(session.pk, "refused: shells are disabled on this node", "")
+        async_to_sync(get_channel_layer().send)(reply_channel, {"type": "shell.closed", "reason": "disabled"})
+        return "disabled"
+    target = load(session.kind, session.object_id)
+    if target is None or target.namespace != session.namespace:
+        _end_session(session.pk, "refused: namespace gone", "")
+        async_to_sync(get_channel_layer().send)(reply_channel, {"type": "shell.closed", "reason": "gone"})
+        return "gone"
+    relay = ShellRelay(session.pk, session.namespace, reply_channel, shell_limit_seconds())
+    thread = threading.Thread(target=relay.run, name=f"shell-{session.pk}", daemon=True)
+    thread.start()
+    SESSIONS[session.pk] = relay
+    return "started"
+
+
+SESSIONS: dict[int, ShellRelay] = {}  # live sessions of this agent process (tests stop them by id)
+KEYSTROKE_LIMIT = 256 * 1024
+
+
+def _end_session(session_id: int, reason: str, typed: str) -> None:
+    ShellSession.objects.filter(pk=session_id).update(ended_at=timezone.now(), end_reason=reason[:200],
+                                                      keystrokes=typed[:KEYSTROKE_LIMIT])
+
+
+class ShellRelay:
+    """One shell: pty ↔ channel layer. Runs its own event loop in a daemon thread of the agent.
+
+    Output goes to the consumer's channel (``reply_channel``); input, resize and close come to a channel of our
+    own, announced to the consumer in ``shell.ready``. Everything typed is kept and saved to the session row
+    every few seconds and at the end. The shell is killed when the time limit passes, the consumer says close,
+    or the shell exits.
+    """
+
+    FLUSH_SECONDS = 2.0
+
+    def __init__(self, session_id: int, ns: str, reply_channel: str, limit: float) -> None:
+        self.session_id, self.ns, self.reply_channel, self.limit = session_id, ns, reply_channel, limit
+        self.typed: list[str] = []
+        self.stop = threading.Event()
+        self.reason = ""
+        self.channel = ""  # ours, for input; set once the shell runs
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception:
+            log.exception("shell session %s failed", self.session_id)
+        finally:
+            SESSIONS.pop(self.session_id, None)
+            close_old_connections()
+
+    async def _db(self, fn, *args) -> None:
+        await sync_to_async(fn, thread_sensitive=False)(*args)
+
+    async def _main(self) -> None:
+        layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)  # our own: this thread has its own loop
+        try:
+            shell = hostside.spawn_shell(hostside.ShellCommand(self.ns))
+        except Exception as exc:
+            await self._db(_end_session, self.session_id, f"could not start: {exc}", "")
+            await layer.send(self.reply_channel, {"type": "shell.closed", "reason": f"could not start: {exc}"})
+            return
+        await self._db(lambda: ShellSession.objects.filter(pk=self.session_id).update(pid=shell.pid))
+        me = self.channel = await layer.new_channel("teach-shell.")
+        await layer.send(self.reply_channel, {"type": "shell.ready", "agent": me, "limit": self.limit})
+        loop = asyncio.get_running_loop()
+        out: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        def readable() -> None:
+            try:
+                data = os.read(shell.master_fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:  # EIO: the shell and everything on its pty exited
+                data = b""
+            if not data:
+                loop.remove_reader(shell.master_fd)
+            out.put_nowait(data or None)
+
+        loop.add_reader(shell.master_fd, readable)
+        tasks = [asyncio.create_task(c) for c in (self._pump(layer, out), self._inbox(layer, me, shell),
+                                                   self._flush())]
+        try:
+            done, _ = await asyncio.wait(tasks, timeout=self.limit, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                self.reason = f"time limit ({self.limit:.0f} s) reached"
+        finally:
+            self.stop.set()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                loop.remove_reader(shell.master_fd)
+            except (ValueError, OSError):
+                pass
+            await asyncio.to_thread(shell.kill)
+            reason = self.reason or "ended"
+            await self._db(_end_session, self.session_id, reason, "".join(self.typed))
+            try:
+                await layer.send(self.reply_channel, {"type": "shell.closed", "reason": reason})
+            finally:
+                await layer.close_pools()
+
+    async def _pump(self, layer, out: asyncio.Queue) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        while True:
+            data = await out.get()
+            if data is None:
+                self.reason = self.reason or "the shell exited"
+                return
+            # Coalesce what arrived meanwhile: one message per burst, not per read.
+            while not out.empty() and len(data) < 65536:
+                more = out.get_nowait()
+                if more is None:
+                    out.put_nowait(None)
+                    break
+                data += more
+            await layer.send(self.reply_channel, {"type": "shell.output", "data": decoder.decode(data)})
+
+    async def _inbox(self, layer, me: str, shell: hostside.PtyProcess) -> None:
+        while True:
+            msg = await layer.receive(me)
+            kind = msg.get("type")
+            if kind == "shell.input":
+                data = str(msg.get("data", ""))[:4096]
+                self.typed.append(data)
+                try:
+                    os.write(shell.master_fd, data.encode())
+                except OSError:
+                    self.reason = self.reason or "the shell exited"
+                    return
+            elif kind == "shell.resize":
+                try:
+                    shell.resize(max(2, min(int(msg["rows"]), 500)), max(10, min(int(msg["cols"]), 500)))
+                except (KeyError, TypeError, ValueError, OSError):
+                    pass
+            elif kind == "shell.close":
+                self.reason = str(msg.get("reason") or "closed by the user")[:200]
+                return
+
+    async def _flush(self) -> None:
+        """Save the keystrokes so far: a crashed agent still leaves the log of what was typed."""
+        while True:
+            await asyncio.sleep(self.FLUSH_SECONDS)
+            typed = "".join(self.typed)[:KEYSTROKE_LIMIT]
+            await self._db(lambda t=typed: ShellSession.objects.filter(pk=self.session_id).update(keystrokes=t))
+            # The consumer marks a hang-up in the row: covers a close message that could not reach us.
+            hung_up = await sync_to_async(
+                lambda: ShellSession.objects.filter(pk=self.session_id).exclude(end_reason="").exists(),
+                thread_sensitive=False)()
+            if hung_up:
+                self.reason = self.reason or "browser disconnected"
+                return
+
+    def request_stop(self, reason: str = "stopped by the agent") -> None:
+        """Thread-safe: end the session from outside (tests, agent shutdown)."""
+        if self.channel:
+            async_to_sync(get_channel_layer().send)(self.channel, {"type": "shell.close", "reason": reason})

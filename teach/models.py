@@ -1,0 +1,68 @@
+"""Audit records of what users ran inside namespaces from the browser.
+
+Both tables are append-mostly logs: who, which namespace (by kernel name, which survives the object's deletion),
+when, and what — diagnostics with their arguments and exit status, shell sessions with what was typed.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class TargetKind(models.TextChoices):
+    """Which namespace of an object: an instance's, or a network's DHCP or segment namespace."""
+
+    INSTANCE = "inst", "Instance namespace"
+    DHCP = "dhcp", "DHCP namespace"
+    SEGMENT = "seg", "Segment namespace"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class DiagnosticRun(models.Model):
+    """One diagnostic (ping, show addr, renew …) a user ran in a namespace."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=8, choices=TargetKind.choices)
+    object_id = models.PositiveBigIntegerField()
+    namespace = models.CharField(max_length=64)
+    action = models.CharField(max_length=32)
+    args = models.JSONField(default=dict, blank=True)
+    group = models.CharField(max_length=99, help_text="Channel-layer group the output is streamed to.")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    exit_code = models.IntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} in {self.namespace}"
+
+
+class ShellSession(models.Model):
+    """One interactive shell in a namespace: who, where, when, and every keystroke sent to it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150, help_text="Kept even if the user is deleted.")
+    kind = models.CharField(max_length=8, choices=TargetKind.choices)
+    object_id = models.PositiveBigIntegerField()
+    namespace = models.CharField(max_length=64)
+    pid = models.IntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=200, blank=True, default="")
+    keystrokes = models.TextField(blank=True, default="", help_text="Everything typed, as sent by the terminal.")
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.username} in {self.namespace} at {self.started_at:%Y-%m-%d %H:%M}"

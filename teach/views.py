@@ -1,0 +1,198 @@
+"""Pages of the teaching tools (mounted at /teach/). Thin: resolve the target for the user, call a service.
+
+Every page that names an object resolves it through ``teach.targets`` (tenant selectors), so another tenant's
+namespace is a 404 like any missing row.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_POST
+
+from tenants import selectors as tenant_selectors
+
+from . import compare as cmp
+from . import diagnostics, selectors, services
+from .models import TargetKind
+from .targets import Target, resolve, resolve_key, targets_for_user
+
+
+def _target(request: HttpRequest, kind: str, instance_id: int | None, network_id: int | None) -> Target:
+    target = resolve(request.user, kind, instance_id if instance_id is not None else network_id)
+    if target is None:
+        raise Http404("No such namespace.")
+    return target
+
+
+def _inspect(target: Target) -> tuple[dict | None, str]:
+    try:
+        return services.inspect(target=target), ""
+    except services.AgentUnavailable as exc:
+        return None, str(exc)
+
+
+def _url(name: str, *args, **kwargs) -> str:
+    """A URL of another app, or "" when that app is not installed (pages degrade, never fail)."""
+    try:
+        return reverse(name, args=args, kwargs=kwargs)
+    except NoReverseMatch:
+        return ""
+
+
+def target_urls(target: Target) -> dict[str, str]:
+    """Links of one namespace: inspector, websockets, shell, commands, and the portal page of its object."""
+    if target.kind == TargetKind.INSTANCE:
+        base, oid = "instance", target.instance.pk
+        ws = f"/ws/teach/instances/{oid}/"
+        portal = _url("portal:instance-detail", instance_id=oid)
+        commands = reverse("teach:instance-commands", args=[oid])
+    else:
+        base, oid = ("dhcp" if target.kind == TargetKind.DHCP else "segment"), target.network.pk
+        ws = f"/ws/teach/networks/{oid}/{base}/"
+        portal = _url("portal:network-detail", network_id=oid)
+        commands = reverse("teach:network-commands", args=[oid])
+    return {"inspect": reverse(f"teach:{base}-inspect", args=[oid]),
+            "shell": reverse(f"teach:{base}-shell", args=[oid]),
+            "diag_ws": ws + "diagnostics/", "shell_ws": ws + "shell/", "portal": portal, "commands": commands}
+
+
+def _diag_context(target: Target) -> dict:
+    return {"actions": diagnostics.actions_for(target.kind), "max_count": diagnostics.MAX_PING_COUNT,
+            "suggest": target.network.subnets.order_by("id").values_list("dhcp_address", flat=True).first() or ""}
+
+
+@login_required
+def index(request: HttpRequest) -> HttpResponse:
+    """Every namespace the user may inspect, the compare picker and the lab."""
+    targets = [(t, target_urls(t)) for t in targets_for_user(request.user)]
+    return render(request, "teach/index.html", {
+        "targets": targets, "can_lab": selectors.can_run_lab(request.user),
+        "shell_enabled": services.shell_allowed(request.user),
+    })
+
+
+@login_required
+def inspect(request: HttpRequest, kind: str, instance_id: int | None = None,
+            network_id: int | None = None) -> HttpResponse:
+    """Live kernel state of one namespace (refreshed by the page), with diagnostics below."""
+    target = _target(request, kind, instance_id, network_id)
+    state, error = _inspect(target)
+    context = {"target": target, "state": state, "error": error, "urls": target_urls(target),
+               "shell_enabled": services.shell_allowed(request.user), **_diag_context(target)}
+    if request.GET.get("fragment"):
+        return render(request, "teach/includes/nsstate.html", context, status=503 if error else 200)
+    return render(request, "teach/inspect.html", context)
+
+
+@login_required
+def compare(request: HttpRequest) -> HttpResponse:
+    """Two namespaces side by side; rows that differ (or exist on one side only) are highlighted."""
+    a_key, b_key = request.GET.get("a"), request.GET.get("b")
+    choices = targets_for_user(request.user)
+    if not a_key or not b_key:
+        return render(request, "teach/compare.html", {"choices": choices, "a_key": a_key, "b_key": b_key})
+    a, b = resolve_key(request.user, a_key), resolve_key(request.user, b_key)
+    if a is None or b is None:
+        raise Http404("No such namespace.")
+    (sa, ea), (sb, eb) = _inspect(a), _inspect(b)
+    findings: list[str] = []
+    if sa and sb and not sa.get("error") and not sb.get("error"):
+        sa, sb = cmp.compare(sa, sb)
+        findings = cmp.summary(sa, sb)
+    sides = [
+        {"target": a, "state": sa, "error": ea, "urls": target_urls(a), **_diag_context(a)},
+        {"target": b, "state": sb, "error": eb, "urls": target_urls(b), **_diag_context(b)},
+    ]
+    context = {"choices": choices, "a_key": a_key, "b_key": b_key, "sides": sides, "findings": findings}
+    if request.GET.get("fragment"):
+        return render(request, "teach/includes/compare_body.html", context)
+    return render(request, "teach/compare.html", context)
+
+
+def _commands_response(request: HttpRequest, blocks: list[selectors.CommandBlock], title: str,
+                       filename: str) -> HttpResponse:
+    if request.GET.get("format") == "sh":
+        response = HttpResponse(selectors.as_script(blocks), content_type="text/x-shellscript; charset=utf-8")
+        response["Content-Disposition"] = f'inline; filename="{filename}.sh"'
+        return response
+    return render(request, "teach/commands.html", {"blocks": blocks, "title": title})
+
+
+@login_required
+def network_commands(request: HttpRequest, network_id: int) -> HttpResponse:
+    """The network's equivalent commands (network, then each instance), copyable and as a script."""
+    network = tenant_selectors.networks_for_user(request.user).filter(pk=network_id).first()
+    if network is None:
+        raise Http404("No such network.")
+    return _commands_response(request, selectors.network_commands(network), f"network {network}",
+                              f"network-{network.pk}")
+
+
+@login_required
+def instance_commands(request: HttpRequest, instance_id: int) -> HttpResponse:
+    """The instance's equivalent commands (its network first)."""
+    instance = tenant_selectors.instances_for_user(request.user).filter(pk=instance_id).first()
+    if instance is None:
+        raise Http404("No such instance.")
+    return _commands_response(request, selectors.instance_commands(instance), f"instance {instance.hostname}",
+                              f"instance-{instance.pk}")
+
+
+@login_required
+def shell(request: HttpRequest, kind: str, instance_id: int | None = None,
+          network_id: int | None = None) -> HttpResponse:
+    """A terminal in the namespace (superusers, and only when ``NETDASH_SHELL_ENABLED``)."""
+    target = _target(request, kind, instance_id, network_id)
+    if not services.shell_allowed(request.user):
+        raise PermissionDenied("The namespace shell is for superusers and is off unless enabled in settings.")
+    return render(request, "teach/shell.html", {
+        "target": target, "urls": target_urls(target),
+        "limit_minutes": round(int(getattr(settings, "NETDASH_SHELL_SECONDS", 600)) / 60, 1),
+    })
+
+
+@login_required
+def lab(request: HttpRequest) -> HttpResponse:
+    """The guided "Overlapping IPs" lab: build, numbered steps, tear down."""
+    sides = selectors.lab_state(request.user)
+    ready = len(sides) == 2 and all(s.instance is not None for s in sides)
+    instances = [s.instance for s in sides if s.instance is not None]
+    context = {
+        "sides": [(s, target_urls(Target(TargetKind.INSTANCE, s.network, s.instance)) if s.instance else None,
+                   target_urls(Target(TargetKind.DHCP, s.network)) if s.network else None) for s in sides],
+        "ready": ready, "can_lab": selectors.can_run_lab(request.user), "cidr": selectors.LAB_CIDR,
+        "isolation_url": _url("live:all") if request.user.is_superuser else "",
+        "tenant_live_urls": [(s.tenant, _url("live:tenant", tenant_id=s.tenant.pk)) for s in sides],
+        "compare_url": (f"{reverse('teach:compare')}?a=inst-{instances[0].pk}&b=inst-{instances[1].pk}"
+                        if len(instances) == 2 else ""),
+        "dhcp_address": next((s.network.subnets.order_by("id").values_list("dhcp_address", flat=True).first()
+                              for s in sides if s.network), "192.168.1.2"),
+        "all_active": ready and all(s.instance.status == "active" for s in sides),
+    }
+    return render(request, "teach/lab.html", context)
+
+
+@login_required
+@require_POST
+def lab_build(request: HttpRequest) -> HttpResponse:
+    try:
+        services.lab_build(user=request.user)
+    except (PermissionDenied, ValidationError) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    else:
+        messages.success(request, "The lab is being built: two tenants, one network each on the same CIDR.")
+    return redirect("teach:lab")
+
+
+@login_required
+@require_POST
+def lab_teardown(request: HttpRequest) -> HttpResponse:
+    count = services.lab_teardown(user=request.user)
+    messages.success(request, f"Tearing down {count} lab network(s).")
+    return redirect("teach:lab")

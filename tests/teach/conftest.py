@@ -1,0 +1,120 @@
+"""Fixtures for the teaching tools: the real agent path (RQ on real Redis → jobs → host driver → kernel).
+
+``agent_thread`` runs the agent's job loop in a background thread of the test process, so a view or consumer
+that waits for an agent job (inspect) or streams from one (diagnostics, shell) is answered — the same jobs, the
+same queue, as root. Every fixture removes what it created, even when the test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import django_rq
+import pytest
+from django.conf import settings
+from rq import SimpleWorker
+from rq.timeouts import TimerDeathPenalty
+
+from tenants import services
+from tenants.choices import LeaseState, ObjectStatus, Role
+from tenants.hostspecs import driver
+from tenants.models import Instance, Lease
+from tenants.testing import settle
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("host tests need root, and CI runs as root: something is wrong with this machine")
+        pytest.skip("host tests need root (network namespaces)")
+
+
+@pytest.fixture
+def host_clean():
+    """Start and end with nothing carrying this test run's prefix on the host."""
+    _require_root()
+    driver().remove_orphans(set(), set())
+    yield driver()
+    from teach import jobs
+
+    for relay in list(jobs.SESSIONS.values()):
+        relay.request_stop("test finished")
+    deadline = time.monotonic() + 5
+    while jobs.SESSIONS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    driver().remove_orphans(set(), set())
+
+
+@pytest.fixture
+def agent_queue():
+    """An empty agent queue before and after the test."""
+    queue = django_rq.get_queue(settings.NETDASH_AGENT_QUEUE)
+    queue.empty()
+    queue.failed_job_registry.cleanup()
+    yield queue
+    queue.empty()
+
+
+class ThreadWorker(SimpleWorker):
+    """A SimpleWorker that can run outside the main thread (no signal handlers, timer-based job timeouts)."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        pass
+
+
+@pytest.fixture
+def agent_thread(agent_queue):
+    """The agent's worker loop in a thread: serves jobs until the test ends."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        from django.db import close_old_connections
+
+        worker = ThreadWorker([agent_queue], connection=agent_queue.connection)
+        while not stop.is_set():
+            try:
+                worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
+            except BaseException as exc:  # surfaced at teardown
+                errors.append(exc)
+            finally:
+                close_old_connections()
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=loop, name="test-agent", daemon=True)
+    thread.start()
+    yield agent_queue
+    stop.set()
+    thread.join(timeout=30)
+    assert not errors, errors
+
+
+def _leased(instance: Instance) -> bool:
+    i = Instance.objects.get(pk=instance.pk)
+    return i.status == ObjectStatus.ACTIVE and Lease.objects.filter(
+        instance=i, state=LeaseState.ACTIVE, ip_address=i.ip_address).exists()
+
+
+@pytest.fixture
+def overlap(host_clean, agent_queue, user_factory):
+    """Two tenants on 192.168.1.0/24, one instance and one member each, realised by the agent's jobs."""
+    from tenants.models import Tenant
+
+    made = {}
+    for slug in ("ta", "tb"):
+        tenant = Tenant.objects.create(name=f"Tenant {slug}", slug=slug)
+        user = user_factory(username=f"user-{slug}")
+        services.membership_set(tenant=tenant, user=user, role=Role.MEMBER)
+        network = services.network_create(tenant=tenant, name="net",
+                                          subnet={"cidr": "192.168.1.0/24", "domain_name": f"{slug}.internal"})
+        instance = services.instance_create(network=network, hostname=f"{slug}-vm1")
+        made[slug] = {"tenant": tenant, "user": user, "network": network, "instance": instance}
+    assert settle(lambda: all(_leased(m["instance"]) for m in made.values()), timeout=20), "instances did not lease"
+    for m in made.values():
+        m["instance"].refresh_from_db()
+        m["network"].refresh_from_db()
+    return made
