@@ -150,7 +150,7 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSe
         fresh = self.get_queryset().filter(pk=network.pk).first() or network
         return Response(s.NetworkSerializer(fresh, context=self.get_serializer_context()).data, status=code)
 
-    def create(self, request: Request) -> Response:
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = self._input(s.NetworkCreateSerializer)
         with service_errors(nest=s.SUBNET_ERROR_FIELDS, under="subnet"):
             network = services.network_create(actor=request.user, **data.service_kwargs())
@@ -196,7 +196,7 @@ class SubnetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
         fresh = self.get_queryset().get(pk=subnet.pk)
         return Response(s.SubnetSerializer(fresh, context=self.get_serializer_context()).data, status=code)
 
-    def create(self, request: Request) -> Response:
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = self._input(s.SubnetCreateSerializer)
         with service_errors():
             subnet = services.subnet_create(network=data.validated_data["network"], actor=request.user,
@@ -247,7 +247,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     def _out(self, instance, code: int = status.HTTP_200_OK) -> Response:
         return Response(s.InstanceSerializer(instance, context=self.get_serializer_context()).data, status=code)
 
-    def create(self, request: Request) -> Response:
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = self._input(s.InstanceCreateSerializer).validated_data
         with service_errors():
             instance = services.instance_create(

@@ -60,7 +60,7 @@ def member_factory(user_factory):
 
 
 @pytest.fixture
-def two_tenants(tenant_factory, member_factory, network_factory):
+def isolation_world(tenant_factory, member_factory, network_factory):
     """Tenant A (whose user is the "outsider") and tenant B, which owns one of everything.
 
     B's rows carry distinctive strings (``markers``) so an isolation test can assert that no response shown to

@@ -314,13 +314,13 @@ def test_audit_log_page(client_for, admin, tenant, network):
     assert "network.create" in html and "subnet.create" in html
 
 
-def test_superuser_sees_every_tenant(client_for, user_factory, two_tenants):
+def test_superuser_sees_every_tenant(client_for, user_factory, isolation_world):
     root = user_factory(is_superuser=True)
     client = client_for(root)
     html = client.get(reverse("portal:tenant-list")).content.decode()
     assert "Alpha Corp" in html and "Beta Secret Corp" in html
-    assert client.get(reverse("portal:network-detail", args=[two_tenants.b_network.pk])).status_code == 200
-    assert client.get(reverse("portal:audit-log", args=[two_tenants.b.slug])).status_code == 200
+    assert client.get(reverse("portal:network-detail", args=[isolation_world.b_network.pk])).status_code == 200
+    assert client.get(reverse("portal:audit-log", args=[isolation_world.b.slug])).status_code == 200
 
 
 # --- API tokens ----------------------------------------------------------------------------------------

@@ -1,0 +1,298 @@
+"""Tenant isolation over EVERY route: pages, API, and whatever other apps mount later.
+
+The test walks ``get_resolver().url_patterns``, fills each route's path parameters with tenant B's objects and
+requests it as a user of tenant A ("outsider") and anonymously. Rules:
+
+* never a 5xx, and never B's data (``isolation_world.markers``) in a body or redirect;
+* outsider + a route selecting B's object → 404 (405 is accepted: the method is refused before any lookup);
+* anonymous → redirect to the login page (pages) or 401/403 (API), except the few ``PUBLIC_ROUTES``;
+* afterwards none of B's rows changed.
+
+Adding a route with a new URL kwarg makes ``test_every_route_kwarg_is_covered`` fail until the kwarg is added to
+``OTHER_TENANT_KWARGS`` (an object of tenant B) or ``NEUTRAL_KWARGS`` (selects nothing tenant-specific).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.views import APIView
+
+from api import services as token_services
+from tenants.models import Instance, Lease, Membership, Network, Subnet
+
+pytestmark = pytest.mark.django_db
+
+# URL kwarg name → tenant B's value for it. Name kwargs after the object they select (network_id, not pk), so one
+# entry covers every app's routes for that object. Extend this when you add a route with a new kwarg.
+OTHER_TENANT_KWARGS: dict[str, Callable[[SimpleNamespace], Any]] = {
+    "tenant_id": lambda w: w.b.pk,
+    "tenant_slug": lambda w: w.b.slug,
+    "network_id": lambda w: w.b_network.pk,
+    "subnet_id": lambda w: w.b_subnet.pk,
+    "instance_id": lambda w: w.b_instance.pk,
+    "lease_id": lambda w: w.b_lease.pk,
+    "membership_id": lambda w: w.b_membership.pk,
+    "token_id": lambda w: w.b_token.pk,
+}
+# Kwargs that select nothing tenant-specific: any valid value will do.
+NEUTRAL_KWARGS: dict[str, Callable[[SimpleNamespace], Any]] = {
+    "format": lambda w: "json",
+}
+# Routes an anonymous client may open (they must still show nothing of tenant B).
+PUBLIC_ROUTES = {"login", "logout", "api:api-root", "api:schema", "api:docs"}
+# Staff-only third-party routes, covered by ``test_staff_routes_send_anonymous_users_to_login`` instead.
+STAFF_PREFIXES = ("admin/",)
+
+METHODS_PAGE = ("get", "post")
+METHODS_API = ("get", "post", "put", "patch", "delete")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One URL pattern, flattened: its full route text, qualified name, kwarg names and view."""
+
+    route: str
+    name: str | None
+    kwargs: frozenset[str]
+    callback: Callable[..., Any]
+
+    @property
+    def is_api(self) -> bool:
+        cls = getattr(self.callback, "cls", None)
+        return isinstance(cls, type) and issubclass(cls, APIView)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.route.lstrip("^").startswith(STAFF_PREFIXES)
+
+
+def walk(patterns: list[Any], prefix: str = "", namespace: str = "",
+         kwargs: frozenset[str] = frozenset()) -> Iterator[Route]:
+    """Every leaf pattern under ``patterns`` with the route text and kwargs of its ancestors."""
+    for pattern in patterns:
+        here = kwargs | frozenset(pattern.pattern.regex.groupindex)
+        text = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            ns = namespace
+            if pattern.namespace:
+                ns = f"{namespace}:{pattern.namespace}" if namespace else pattern.namespace
+            yield from walk(pattern.url_patterns, text, ns, here)
+        elif isinstance(pattern, URLPattern):
+            name = f"{namespace}:{pattern.name}" if namespace and pattern.name else pattern.name
+            yield Route(route=text, name=name, kwargs=here, callback=pattern.callback)
+
+
+def all_routes() -> list[Route]:
+    return list(walk(get_resolver().url_patterns))
+
+
+def tenant_routes() -> list[Route]:
+    return [r for r in all_routes() if not r.is_staff]
+
+
+@pytest.fixture
+def world(isolation_world):
+    """Tenant B additionally owns an API token (of B's user)."""
+    isolation_world.b_token, _ = token_services.api_token_create(user=isolation_world.beta, name="beta-secret-token")
+    return isolation_world
+
+
+def url_for(route: Route, world: SimpleNamespace) -> str:
+    values = {}
+    for kwarg in route.kwargs:
+        producer = OTHER_TENANT_KWARGS.get(kwarg) or NEUTRAL_KWARGS[kwarg]
+        values[kwarg] = producer(world)
+    return reverse(route.name, kwargs=values)
+
+
+def snapshot(world: SimpleNamespace) -> dict[str, Any]:
+    """Everything of tenant B that a request could change."""
+    return {
+        "networks": list(Network.objects.filter(tenant=world.b).values("id", "name", "status")),
+        "subnets": list(Subnet.objects.filter(network__tenant=world.b).values()),
+        "instances": list(Instance.objects.filter(network__tenant=world.b).values("id", "ip_address", "status",
+                                                                                    "fixed_ip")),
+        "leases": list(Lease.objects.filter(subnet__network__tenant=world.b).values("id", "state")),
+        "members": list(Membership.objects.filter(tenant=world.b).values("id", "user_id", "role")),
+        "token": type(world.b_token).objects.filter(pk=world.b_token.pk).values("revoked_at").get(),
+    }
+
+
+def request(client: Client, method: str, url: str, api: bool):
+    """Send ``method`` with an empty body; exceptions are returned, not raised, so every route gets reported."""
+    try:
+        if api and method != "get":
+            return getattr(client, method)(url, data="{}", content_type="application/json")
+        return getattr(client, method)(url, {} if method in ("get", "post") else "")
+    except Exception as exc:  # noqa: BLE001 - a crash is a finding like any other
+        return exc
+
+
+def leaks(response, markers: list[str], url: str) -> list[str]:
+    """Markers of tenant B in the body or redirect; the login redirect's ``?next=<url we asked for>`` is no leak."""
+    location = response.get("Location", "").replace(quote(url), "").replace(url, "")
+    text = response.content.decode(errors="replace") + location
+    return [m for m in markers if m in text]
+
+
+# --- tests ---------------------------------------------------------------------------------------------
+
+def test_every_route_kwarg_is_covered():
+    """A new route whose kwargs this test does not know fails here: add them to the maps above."""
+    known = set(OTHER_TENANT_KWARGS) | set(NEUTRAL_KWARGS)
+    problems = []
+    for route in tenant_routes():
+        if route.name is None:
+            problems.append(f"{route.route}: unnamed route (name it so it can be reversed and tested)")
+        for kwarg in sorted(route.kwargs - known):
+            problems.append(f"{route.route}: kwarg {kwarg!r} is not in OTHER_TENANT_KWARGS or NEUTRAL_KWARGS")
+    assert not problems, "\n".join(problems)
+
+
+def test_enumeration_sees_the_routes_it_should():
+    """Guard against a walker bug silently testing nothing."""
+    names = {r.name for r in tenant_routes()}
+    for expected in ("portal:network-detail", "portal:member-remove", "portal:token-revoke", "api:network-detail",
+                     "api:lease-detail", "api:tenant-detail", "login"):
+        assert expected in names
+    assert any(r.is_api for r in tenant_routes())
+
+
+def test_outsider_never_sees_or_changes_another_tenants_objects(client, world):
+    before = snapshot(world)
+    failures = []
+    for route in tenant_routes():
+        if route.name is None or route.kwargs - set(OTHER_TENANT_KWARGS) - set(NEUTRAL_KWARGS):
+            continue  # reported by test_every_route_kwarg_is_covered
+        url = url_for(route, world)
+        selects_b = bool(route.kwargs & set(OTHER_TENANT_KWARGS))
+        for method in METHODS_API if route.is_api else METHODS_PAGE:
+            client.force_login(world.alpha)  # again: the walk also POSTs to logout
+            response = request(client, method, url, route.is_api)
+            where = f"{method.upper()} {url} ({route.name})"
+            if isinstance(response, Exception):
+                failures.append(f"{where}: raised {type(response).__name__}: {response}")
+                continue
+            if response.status_code >= 500:
+                failures.append(f"{where}: {response.status_code}")
+            elif selects_b and response.status_code not in (404, 405):
+                failures.append(f"{where}: {response.status_code}, expected 404 for another tenant's object")
+            if found := leaks(response, world.markers, url):
+                failures.append(f"{where}: {response.status_code} shows tenant B's data {found}")
+    assert snapshot(world) == before, "an outsider's request changed tenant B's data"
+    assert not failures, "\n".join(failures)
+
+
+def test_anonymous_gets_login_or_401(client, world):
+    before = snapshot(world)
+    login_url = reverse("login")
+    failures = []
+    for route in tenant_routes():
+        if route.name is None or route.kwargs - set(OTHER_TENANT_KWARGS) - set(NEUTRAL_KWARGS):
+            continue
+        url = url_for(route, world)
+        for method in METHODS_API if route.is_api else METHODS_PAGE:
+            response = request(client, method, url, route.is_api)
+            where = f"{method.upper()} {url} ({route.name})"
+            if isinstance(response, Exception):
+                failures.append(f"{where}: raised {type(response).__name__}: {response}")
+                continue
+            status = response.status_code
+            if found := leaks(response, world.markers, url):
+                failures.append(f"{where}: {status} shows tenant B's data {found}")
+            if status >= 500:
+                failures.append(f"{where}: {status}")
+            elif route.name in PUBLIC_ROUTES:
+                continue
+            elif route.is_api and status not in (401, 403, 405):
+                failures.append(f"{where}: {status}, expected 401/403")
+            elif not route.is_api and not (status == 302 and response["Location"].startswith(login_url)) \
+                    and status != 405:
+                failures.append(f"{where}: {status}, expected a redirect to {login_url}")
+    assert snapshot(world) == before
+    assert not failures, "\n".join(failures)
+
+
+def test_api_anonymous_gets_a_bearer_challenge(client, world):
+    response = client.get(reverse("api:network-list"))
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_outsider_with_a_token_gets_404_for_another_tenants_objects(bearer_client_for_isolation, world):
+    """The same rule through Bearer auth (the walk above uses the session)."""
+    api = bearer_client_for_isolation(world.alpha)
+    for name, kwarg, value in (("api:network-detail", "network_id", world.b_network.pk),
+                               ("api:subnet-detail", "subnet_id", world.b_subnet.pk),
+                               ("api:instance-detail", "instance_id", world.b_instance.pk),
+                               ("api:lease-detail", "lease_id", world.b_lease.pk),
+                               ("api:tenant-detail", "tenant_id", world.b.pk)):
+        url = reverse(name, kwargs={kwarg: value})
+        assert api.get(url).status_code == 404
+        assert api.delete(url).status_code in (404, 405)
+    for name in ("api:network-list", "api:subnet-list", "api:instance-list", "api:lease-list", "api:tenant-list"):
+        body = api.get(reverse(name)).content.decode()
+        assert not any(m in body for m in world.markers), name
+    # Writes that reference B's objects by id are refused as "does not exist".
+    response = api.post(reverse("api:subnet-list"), {"network": world.b_network.pk, "cidr": "10.50.0.0/24"},
+                        format="json")
+    assert response.status_code == 400 and "does not exist" in response.json()["network"][0]
+    response = api.post(reverse("api:instance-list"), {"network": world.a_network.pk, "subnet": world.b_subnet.pk,
+                                                       "hostname": "sneaky"}, format="json")
+    assert response.status_code == 400 and "does not exist" in response.json()["subnet"][0]
+    response = api.post(reverse("api:network-list"), {"name": "x", "tenant": world.b.slug}, format="json")
+    assert response.status_code == 400
+
+
+def test_staff_routes_send_anonymous_users_to_login(client):
+    """admin/ and django-rq (admin/django-rq/) are staff-only: anonymous users are sent to a login page."""
+    failures = []
+    checked = 0
+    for route in all_routes():
+        if not route.is_staff or route.name is None:
+            continue
+        url = None
+        for candidate in ("1", "tenants", "x"):
+            try:
+                url = reverse(route.name, kwargs=dict.fromkeys(route.kwargs, candidate))
+                break
+            except Exception:  # noqa: BLE001, S112 - try the next candidate value
+                continue
+        if url is None:
+            continue
+        checked += 1
+        response = request(client, "get", url, api=False)
+        if isinstance(response, Exception):
+            failures.append(f"GET {url}: raised {response!r}")
+            continue
+        status = response.status_code
+        if route.name in ("admin:login", "admin:logout"):
+            assert status in (200, 302, 405)
+        elif status == 302:
+            if "login" not in response["Location"]:
+                failures.append(f"GET {url}: redirected to {response['Location']}, not a login page")
+        elif status not in (401, 403, 404, 405):
+            failures.append(f"GET {url} ({route.name}): {status}")
+    assert checked > 10
+    assert not failures, "\n".join(failures)
+
+
+@pytest.fixture
+def bearer_client_for_isolation():
+    from rest_framework.test import APIClient
+
+    def make(user):
+        _, secret = token_services.api_token_create(user=user, name="isolation")
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        return client
+
+    return make
