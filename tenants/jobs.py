@@ -17,7 +17,7 @@ import django_rq
 from django.conf import settings
 from django.db import transaction
 
-from . import events, lease_sync, selectors, services
+from . import events, lease_sync, locks, selectors, services
 from .choices import ObjectStatus
 from .host.driver import InstanceHost, NetworkHost
 from .hostspecs import driver, instance_spec, network_spec
@@ -25,22 +25,13 @@ from .models import Instance, Network
 
 log = logging.getLogger(__name__)
 
-LOCK_TIMEOUT = 120  # seconds; longer than any single network operation
-LOCK_WAIT = 60
-
 
 @contextlib.contextmanager
 def network_lock(network_id: int) -> Iterator[None]:
-    """Serialise host work on one network across workers and nodes."""
+    """Serialise host work on one network across workers and nodes (a crashed holder is taken over at once)."""
     connection = django_rq.get_connection(settings.NETDASH_AGENT_QUEUE)
-    lock = connection.lock(f"netdash:lock:network:{network_id}", timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_WAIT)
-    if not lock.acquire():
-        raise TimeoutError(f"network {network_id} is busy with another job; try again")
-    try:
+    with locks.held(connection, f"netdash:lock:network:{network_id}", what=f"network {network_id}"):
         yield
-    finally:
-        with contextlib.suppress(Exception):
-            lock.release()
 
 
 def _reason(exc: BaseException) -> str:
