@@ -1,0 +1,159 @@
+"""Helpers shared by the fault drills (imported as ``faults_helpers``; ``tests/faults`` is not a package).
+
+Everything here observes the real host (``/proc``, ``/run/netns``, the state directory) or the database;
+nothing fakes either side.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from tenants import services
+from tenants.choices import LeaseState, ObjectStatus
+from tenants.host import dnsmasq as dm
+from tenants.host import netns
+from tenants.hostspecs import driver
+from tenants.models import Instance, Lease, Network, Tenant
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.05) -> float | None:
+    """Poll ``predicate``; return the seconds it took to hold, or None on timeout."""
+    start = time.monotonic()
+    while True:
+        if predicate():
+            return round(time.monotonic() - start, 3)
+        if time.monotonic() - start > timeout:
+            return None
+        time.sleep(interval)
+
+
+# --- host observation ---------------------------------------------------------------------------------
+
+def our_processes() -> dict[str, list[int]]:
+    """dnsmasq/udhcpc processes started from this run's state dir, found via /proc (even in deleted netns)."""
+    state = str(driver().config.state_dir)
+    found: dict[str, list[int]] = {"dnsmasq": [], "udhcpc": []}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        argv = dm.cmdline(int(entry))
+        if not argv or not any(state in a for a in argv):
+            continue
+        prog = os.path.basename(argv[0])
+        if prog == "busybox" and len(argv) > 1:
+            prog = argv[1]
+        if prog in found:
+            found[prog].append(int(entry))
+    return found
+
+
+def our_namespaces() -> list[str]:
+    prefix = driver().config.prefix
+    return [n for n in netns.list_names() if n.startswith(prefix)]
+
+
+def host_counts() -> dict[str, int]:
+    """What this run has on the host: namespaces, processes, state dirs (for leak checks and reports)."""
+    d = driver()
+    procs = our_processes()
+    state_dir, resolv_root = d.config.state_dir, Path("/etc/netns")
+    state = list(state_dir.glob(f"{d.config.prefix}*")) if state_dir.is_dir() else []
+    resolv = list(resolv_root.glob(f"{d.config.prefix}*")) if resolv_root.is_dir() else []
+    return {"namespaces": len(our_namespaces()), "dnsmasq": len(procs["dnsmasq"]), "udhcpc": len(procs["udhcpc"]),
+            "state_dirs": len(state), "resolv_dirs": len(resolv)}
+
+
+def expected_counts(networks: Iterable[Network]) -> dict[str, int]:
+    """What ``host_counts`` should say for these (DHCP-enabled) networks and their instances."""
+    networks = list(networks)
+    instances = Instance.objects.filter(network__in=networks).count()
+    return {"namespaces": 2 * len(networks) + instances, "dnsmasq": len(networks), "udhcpc": instances,
+            "state_dirs": len(networks) + instances, "resolv_dirs": instances}
+
+
+def simulate_reboot() -> dict[str, int]:
+    """What a host reboot does to us: every process and namespace gone; the state directory (disk) is kept."""
+    procs = [pid for pids in our_processes().values() for pid in pids]
+    killed = sum(1 for pid in procs if dm.kill(pid, signal.SIGKILL))
+    for pid in procs:
+        wait_for(lambda pid=pid: dm.cmdline(pid) is None, 2.0, 0.005)
+    names = our_namespaces()
+    for name in names:
+        netns.remove(name)
+    return {"killed_processes": killed, "removed_namespaces": len(names)}
+
+
+# --- building and checking ----------------------------------------------------------------------------
+
+def build(slug: str, cidr: str, instances: int, name: str = "net") -> tuple[Network, list[Instance]]:
+    """A tenant with one DHCP network and ``instances`` instances, created through the services."""
+    tenant = Tenant.objects.create(name=f"Tenant {slug}", slug=slug)
+    network = services.network_create(tenant=tenant, name=name, subnet={"cidr": cidr})
+    made = [services.instance_create(network=network, hostname=f"{slug}-vm{i}") for i in range(instances)]
+    return network, made
+
+
+def instance_leased(instance: Instance) -> bool:
+    """The instance is active in the DB with an active lease on its IPAM address, and holds it on the host."""
+    row = Instance.objects.filter(pk=instance.pk).first()
+    if row is None or row.status != ObjectStatus.ACTIVE:
+        return False
+    if not Lease.objects.filter(instance=row, state=LeaseState.ACTIVE, ip_address=row.ip_address).exists():
+        return False
+    held = driver().instance_lease(row.kernel_id)
+    return held is not None and str(held.ip) == row.ip_address
+
+
+def converged(networks: Iterable[Network]) -> bool:
+    """Every network active with a live dnsmasq, every instance leased on its address."""
+    d = driver()
+    for network in networks:
+        row = Network.objects.filter(pk=network.pk).first()
+        if row is None or row.status != ObjectStatus.ACTIVE or d.dnsmasq_pid(row.kernel_id) is None:
+            return False
+        if not all(instance_leased(i) and d.udhcpc_pid(i.kernel_id) for i in row.instances.all()):
+            return False
+    return True
+
+
+def lease_mismatches(networks: Iterable[Network]) -> list[str]:
+    """Differences between active Lease rows and each network's dnsmasq lease file (empty = they match)."""
+    d = driver()
+    out = []
+    for network in networks:
+        in_file = {(str(e.ip), e.mac) for e in d.network_leases(network.kernel_id)}
+        in_db = set(Lease.objects.filter(subnet__network=network, state=LeaseState.ACTIVE)
+                    .values_list("ip_address", "mac_address"))
+        out += [f"{network.name}: file only {x}" for x in sorted(in_file - in_db)]
+        out += [f"{network.name}: db only {x}" for x in sorted(in_db - in_file)]
+    return out
+
+
+def renew(instance: Instance, timeout: float = 5.0) -> str | None:
+    """Make the instance's udhcpc renew now (SIGUSR1); return the IP it then holds, None if no answer."""
+    d = driver()
+    path = d.names.inst_lease(instance.kernel_id)
+
+    def mtime() -> int:
+        try:
+            return path.stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    before = mtime()
+    d.renew_instance(instance.kernel_id)
+    if wait_for(lambda: mtime() != before, timeout, 0.01) is None:
+        return None
+    held = d.instance_lease(instance.kernel_id)
+    return str(held.ip) if held else None
