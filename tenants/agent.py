@@ -13,6 +13,7 @@ the driver's netlink handles are reused. A job that crashes the process is recov
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 MONITOR_INTERVAL = 1.0
 WATCH_REFRESH = 1.0
+# How often the lease watcher looks for new networks' state directories (a listdir, no database query).
+WATCH_DISCOVER = 0.05
 
 
 class Agent:
@@ -65,10 +68,12 @@ class Agent:
         names = self.driver.names
         with LeaseWatcher() as watcher:
             watched: set[str] = set()
+            unknown: set[str] = set()  # directories of networks that are not (or no longer) ours to watch
             next_refresh = 0.0
             while not self.stop.is_set():
                 if time.monotonic() >= next_refresh:
                     next_refresh = time.monotonic() + WATCH_REFRESH
+                    unknown.clear()
                     current = {n.kernel_id: n for n in Network.objects.filter(node=self.node)
                                .exclude(status=ObjectStatus.DELETING)}
                     for kid in set(current) - watched:
@@ -80,7 +85,18 @@ class Agent:
                         watcher.remove(kid)
                         watched.discard(kid)
                     close_old_connections()
-                changed = {event.network for event in watcher.poll(timeout=0.5)}
+                # A realise job makes a network's directory ~0.1 s before its first lease; waiting for the next
+                # refresh (up to a second) put that lease's row and event late, so look for new ones every turn.
+                for kid in self._new_network_dirs(watched | unknown):
+                    network = (Network.objects.filter(kernel_id=kid, node=self.node)
+                               .exclude(status=ObjectStatus.DELETING).first())
+                    if network is None:
+                        unknown.add(kid)
+                        continue
+                    watcher.add(kid, names.net_dir(kid))
+                    watched.add(kid)
+                    self._sync(network)
+                changed = {event.network for event in watcher.poll(timeout=WATCH_DISCOVER)}
                 for kid in changed:
                     if not names.net_dir(kid).is_dir():
                         watcher.remove(kid)
@@ -88,6 +104,15 @@ class Agent:
                     network = Network.objects.filter(kernel_id=kid).first()
                     if network is not None and network.status != ObjectStatus.DELETING:
                         self._sync(network)
+
+    def _new_network_dirs(self, known: set[str]) -> list[str]:
+        """Kernel ids of network state directories on disk that are not in ``known``."""
+        try:
+            entries = os.listdir(self.driver.config.state_dir)
+        except FileNotFoundError:
+            return []
+        found = (self.driver.names.parse_ns(e) for e in entries)
+        return [kid for kind, kid in filter(None, found) if kind == "qdhcp" and kid not in known]
 
     def _sync(self, network: Network) -> None:
         try:

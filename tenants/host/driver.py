@@ -173,7 +173,7 @@ class HostDriver:
             log_file=n.udhcpc_log(iid),
         )
 
-    def plan_instance(self, spec: InstanceSpec) -> list[Op]:
+    def plan_instance(self, spec: InstanceSpec, *, wait: bool = True) -> list[Op]:
         """Operations realising ``spec``: namespace, NIC plugged into the segment, udhcpc."""
         n, iid, nid = self.names, spec.kernel_id, spec.network_kernel_id
         ns, dev = n.inst_ns(iid), n.inst_dev(iid)
@@ -184,7 +184,7 @@ class HostDriver:
             VethAdd(n.seg_ns(nid), n.inst_port(iid), ns, dev, master=n.bridge(nid), peer_mac=spec.mac),
             LinkUp(ns, "lo"),
             LinkUp(ns, dev),
-            RunUdhcpc(ns, self.udhcpc_command(spec)),
+            RunUdhcpc(ns, self.udhcpc_command(spec), wait=wait),
         ]
 
     def transcript_network(self, spec: NetworkSpec) -> list[str]:
@@ -223,12 +223,15 @@ class HostDriver:
             raise HostError(f"dnsmasq for network {nid} is not running; see {n.dnsmasq_log(nid)}")
         return NetworkState(nid, n.seg_ns(nid), n.dhcp_ns(nid), n.dhcp_dev(nid), pid)
 
-    def ensure_instance(self, spec: InstanceSpec) -> InstanceState:
-        """Realise ``spec`` idempotently; returns once udhcpc holds a lease or went to background."""
+    def ensure_instance(self, spec: InstanceSpec, *, wait: bool = True) -> InstanceState:
+        """Realise ``spec`` idempotently; returns once udhcpc holds a lease or went to background.
+
+        ``wait=False`` returns once the client is started (``lease`` is then usually None): see ``RunUdhcpc``.
+        """
         n, iid, nid = self.names, spec.kernel_id, spec.network_kernel_id
         if not netns.exists(n.seg_ns(nid)):
             raise HostError(f"network {nid} is not realised (namespace {n.seg_ns(nid)} missing); ensure it first")
-        ops = self.plan_instance(spec)
+        ops = self.plan_instance(spec, wait=wait)
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         with Session() as s:
             apply_all(ops, s)

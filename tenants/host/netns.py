@@ -198,20 +198,22 @@ def netlink_socket(name: str) -> socket.socket:
     return run_in(name, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0))
 
 
-def spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``argv`` inside namespace ``name`` in a new session; stdout+stderr to a pipe.
+def spawn(name: str, argv: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` inside namespace ``name`` in a new session; stdout+stderr to a pipe (or appended to ``log``).
 
     Meant for programs that daemonise themselves (dnsmasq, udhcpc): their first process
     reports start-up errors on the pipe and exits; the daemon reopens its stdio on
     /dev/null, so nothing ties it to this Python process and it survives agent restarts.
+    A caller that will not wait for the first exit passes ``log``: nobody would read a pipe.
     """
+    out = open(log, "ab") if log is not None else subprocess.PIPE  # noqa: SIM115 - closed below
     try:
         return run_in(
             name,
             lambda: subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
+                stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
@@ -221,6 +223,9 @@ def spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[b
         )
     except FileNotFoundError:
         raise HostError(f"{argv[0]} not installed") from None
+    finally:
+        if log is not None:
+            out.close()  # the child holds its own copy
 
 
 def proc_in_ns(pid: int, ns_inode: int | None) -> bool:

@@ -358,12 +358,27 @@ class RunDnsmasq(Op):
             s.started.append(pid)
 
 
+_unwaited: list[subprocess.Popen[bytes]] = []
+
+
+def _reap() -> None:
+    """Collect the exit status of DHCP clients started without waiting (no zombies left behind)."""
+    _unwaited[:] = [p for p in _unwaited if p.poll() is None]
+
+
 @dataclass(frozen=True)
 class RunUdhcpc(Op):
-    """The instance's DHCP client; returns once it holds a lease or went to background."""
+    """The instance's DHCP client; returns once it holds a lease or went to background.
+
+    With ``wait=False`` it returns as soon as the client is started (same argv, so a later convergent run keeps
+    it): the DHCP exchange (~110 ms with udhcpc, mostly kernel RCU grace periods) then overlaps the caller's
+    next work, and the lease reaches the database through the lease watcher. The agent's jobs use this, so a
+    burst of instances on one network is not serialised on each client's DHCP exchange.
+    """
 
     ns: str
     command: UdhcpcCommand
+    wait: bool = field(default=True, compare=False)
 
     def shell(self) -> str:
         return _cmd(["ip", "netns", "exec", self.ns, *_env_prefix(self.command.env), *self.command.argv()])
@@ -385,6 +400,12 @@ class RunUdhcpc(Op):
             raise HostError(f"busybox (for udhcpc) not installed at {c.busybox}")
         if not os.access(c.script, os.X_OK):
             raise HostError(f"udhcpc script {c.script} is not executable (chmod 755 it)")
+        if not self.wait:
+            _reap()
+            p = netns.spawn(self.ns, argv, c.env, log=c.log_file or Path(os.devnull))
+            _unwaited.append(p)  # its first process exits once leased (or backgrounded); reaped later
+            s.started.append(p.pid)
+            return
         p = netns.spawn(self.ns, argv, c.env)
         text = _first_exit(p, c.first_exit_timeout, self)
         if text and c.log_file is not None:
