@@ -58,12 +58,13 @@ class Product:
         tenant = new_tenant("lat")
         listener = self.stack.listener(tenant.pk)
         kind = type(listener).__name__
-        to_ns, to_row, to_event = [], [], []
+        to_ns, to_row, to_event, submit = [], [], [], []
         try:
             for i in range(n):
                 t0 = time.perf_counter()
                 net = services.network_create(tenant=tenant, name=f"lat{i}", subnet={"cidr": CIDR})
                 inst = services.instance_create(network=net, hostname=f"lat{i}")
+                submit.append(time.perf_counter() - t0)
                 got: dict[str, float] = {}
                 deadline = t0 + timeout
                 while len(got) < 3:
@@ -88,7 +89,8 @@ class Product:
         finally:
             listener.close()
         return {"lease_in_namespace": summary(to_ns), "lease_row": summary(to_row),
-                "lease_event": summary(to_event), "event_client": kind, "tenant": tenant.pk}
+                "lease_event": summary(to_event), "service_calls": summary(submit), "event_client": kind,
+                "tenant": tenant.pk}
 
     # -- 2. realise N networks ---------------------------------------------------------------------------
     def realise(self, n: int, timeout: float = 600.0) -> dict[str, Any]:

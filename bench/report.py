@@ -94,29 +94,36 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
     if big is not None:
         x = r["realise"][str(big)]
         nd, sh = x.get("netdash", {}).get("wall"), x.get("shell", {}).get("wall")
-        scale = 500 / big
-        note = "" if big == 500 else f" (measured at N={big}, scaled ×{scale:g})"
+        # Judged only at N=500 (what the goals name); a smaller run reports its figure as not applicable.
+        full = big == 500
+        note = "" if full else f" (largest N run: {big})"
+
+        def judge(ok: bool) -> bool | None:
+            return ok if full else None
+
         if nd is not None:
-            add("500 networks realised ≤ 8 s", f"{nd:.2f} s{note}", nd * scale <= 8)
+            add("500 networks realised ≤ 8 s", f"{nd:.2f} s{note}", judge(nd <= 8))
             if sh is not None:
                 add("… and faster than the shell", f"{nd:.2f} s vs {sh:.2f} s at N={big}", nd < sh)
         rc = r.get("reconcile", {}).get(str(big), {}).get("netdash", {}).get("wall")
         if rc is not None:
-            add("reconcile of 500 networks ≤ 10 s", f"{rc:.2f} s{note}", rc * scale <= 10)
+            add("reconcile of 500 networks ≤ 10 s", f"{rc:.2f} s{note}", judge(rc <= 10))
         td = r.get("teardown", {}).get(str(big), {}).get("netdash", {}).get("wall")
         if td is not None:
-            add("teardown of 500 networks ≤ 5 s", f"{td:.2f} s{note}", td * scale <= 5)
+            add("teardown of 500 networks ≤ 5 s", f"{td:.2f} s{note}", judge(td <= 5))
         mem = x.get("netdash", {}).get("memory", {})
         if mem:
             pss = mem["dnsmasq_pss_kb_per_network"] / 1024
             drop = mem["mem_available_drop_kb_per_network"] / 1024
-            add("memory ≤ 1.5 MB per network", f"PSS {pss:.2f} MB, MemAvailable drop {drop:.2f} MB",
-                max(pss, drop) <= 1.5)
+            # MemAvailable moves with every other process on the machine: a negative drop is noise, and then
+            # only the PSS can be judged.
+            add("memory ≤ 1.5 MB per network", f"dnsmasq PSS {pss:.2f} MB, MemAvailable drop {drop:.2f} MB{note}",
+                pss <= 1.5 and (drop <= 1.5 or drop < 0))
     for m, x in r.get("burst", {}).items():
         w = x.get("netdash", {}).get("wall")
         if w is not None:
             note = "" if int(m) == 50 else f" (M={m})"
-            add("50 instances at once: all leased ≤ 1 s", f"{w:.2f} s{note}", w <= 1.0)
+            add("50 instances at once: all leased ≤ 1 s", f"{w:.2f} s{note}", w <= 1.0 if int(m) >= 50 else None)
     return out
 
 
