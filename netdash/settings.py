@@ -150,7 +150,12 @@ RQ = {"COMMIT_MODE": "on_db_commit"}
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("NETDASH_CHANNEL_PREFIX", "netdash")},
+        "CONFIG": {
+            # redis-py 8 defaults socket_timeout to 5 s, the same as channels_redis's blocking BZPOPMIN (5 s):
+            # every consumer idle for 5 s died with "Timeout reading from redis". Read timeout must exceed it.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_keepalive": True}],
+            "prefix": os.environ.get("NETDASH_CHANNEL_PREFIX", "netdash"),
+        },
     }
 }
 

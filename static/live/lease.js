@@ -154,7 +154,7 @@
     this.timeline.innerHTML = shown.map(function (e, idx) {
       var at = e.at ? new Date(e.at) : null;
       return '<li class="ev ' + L.esc(e.event) + (idx < fresh ? ' new' : '') + '"><time>' +
-        L.esc(at ? at.toLocaleTimeString() : '') + '</time><span class="kind">' + L.esc(e.event) +
+        L.esc(at ? at.toLocaleTimeString([], { hour12: false }) : '') + '</time><span class="kind">' + L.esc(e.event) +
         '</span><span class="mono">' + L.esc(e.ip_address) + '</span><span class="mono muted">' +
         L.esc(e.mac_address) + '</span><span>' + L.esc(e.hostname || '') + '</span></li>';
     }).join('');

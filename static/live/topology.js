@@ -39,7 +39,6 @@
 
   var cy = window.cytoscape({
     container: container,
-    wheelSensitivity: 0.25,
     minZoom: 0.03,
     maxZoom: 3,
     boxSelectionEnabled: false,
@@ -60,6 +59,8 @@
       { selector: 'node[kind="subnet"]', style: { 'shape': 'round-rectangle', 'width': 96, 'height': 24,
         'background-color': '#e0ecff', 'border-color': '#2563eb', 'text-valign': 'center', 'text-margin-y': 0,
         'font-family': 'ui-monospace, Menlo, Consolas, monospace', 'font-size': 10.5 } },
+      { selector: 'node[kind="subnet"][?shared]', style: { 'background-color': '#fef3c7', 'border-color': '#d97706',
+        'border-width': 2 } },
       { selector: 'node[kind="network"]', style: {
         'shape': 'round-rectangle', 'background-color': '#ffffff', 'background-opacity': 0.9,
         'border-width': 3, 'border-color': 'data(colour)', 'text-valign': 'top', 'text-halign': 'center',
@@ -159,6 +160,16 @@
       instByNet.get(i.network).push(i);
     });
     store.leases.forEach(function (l) { leasedIps.add(l.subnet + '|' + l.ip_address); });
+    // Isolation view: a CIDR used by more than one tenant is drawn in amber — same addresses, separate namespaces.
+    var cidrTenants = new Map();
+    if (isAll) {
+      store.subnets.forEach(function (s) {
+        var n = store.networks.get(s.network);
+        if (!n) { return; }
+        if (!cidrTenants.has(s.cidr)) { cidrTenants.set(s.cidr, new Set()); }
+        cidrTenants.get(s.cidr).add(n.tenant);
+      });
+    }
 
     if (isAll) {
       store.tenants.forEach(function (t) {
@@ -198,7 +209,8 @@
         var k = takeSlot(slots.sub, s.id) + 1;
         var sid = 's' + s.id;
         want.set(sid, { group: 'nodes', position: { x: a.x + (k % COLS) * COL_W + 20, y: a.y + Math.floor(k / COLS) * ROW_H },
-          data: { id: sid, kind: 'subnet', ref: s.id, parent: nid, label: s.cidr, colour: '#e0ecff', status: '' } });
+          data: { id: sid, kind: 'subnet', ref: s.id, parent: nid, label: s.cidr, colour: '#e0ecff', status: '',
+            shared: (cidrTenants.get(s.cidr) || new Set()).size > 1 } });
         if (s.enable_dhcp) {
           want.set('e' + did + sid, { group: 'edges', data: { id: 'e' + did + sid, kind: 'serves', source: did,
             target: sid } });
@@ -359,7 +371,7 @@
         row('DHCP server', s.dhcp_address, true) +
         row('pools', (s.pools || []).map(function (p) { return p[0] + '–' + p[1]; }).join(', '), true) +
         row('DHCP', s.enable_dhcp ? 'on, lease ' + s.lease_seconds + ' s' : 'off') +
-        row('active leases', nActive) + '</table><p>' +
+        row('active leases', nActive) + sharedRow(s) + '</table><p>' +
         link(L.fill(store.urls.subnet_leases, { id: s.id }), 'Addresses and leases →') + '</p>';
     } else if (kind === 'instance') {
       var i = store.instances.get(ref);
@@ -381,6 +393,18 @@
       html = '<p>' + link(L.fill(store.urls.tenant_topology, { id: t.id }), 'Open this tenant’s topology →') + '</p>';
     }
     return { title: title, html: html };
+  }
+
+  function sharedRow(s) {
+    var others = [];
+    store.subnets.forEach(function (o) {
+      var n = store.networks.get(o.network), mine = store.networks.get(s.network);
+      if (o.id !== s.id && o.cidr === s.cidr && n && mine && n.tenant !== mine.tenant) {
+        var t = store.tenants.get(n.tenant);
+        others.push((t ? t.name : 'tenant ' + n.tenant) + ' (' + n.dhcp_namespace + ')');
+      }
+    });
+    return others.length ? row('same CIDR also in', others.join(', ')) : '';
   }
 
   function showDetails(id) {

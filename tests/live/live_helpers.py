@@ -24,3 +24,22 @@ def app_for(user):
 
 def communicator(user, path: str) -> WebsocketCommunicator:
     return WebsocketCommunicator(app_for(user), path)
+
+
+def session_cookie(user, base_url: str) -> dict:
+    """A Playwright cookie for a real Django session of ``user`` (what the login form would set)."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return {"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+            "url": base_url}
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium (never a downloaded browser), headless."""
+    return playwright.chromium.launch(
+        executable_path="/usr/bin/chromium", headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )

@@ -158,6 +158,24 @@ def test_snapshot_then_deltas_with_consecutive_sequence_numbers(two_tenants):
     run(body)
 
 
+def test_an_idle_socket_still_receives_events(two_tenants):
+    """Regression: redis-py 8's 5 s default read timeout killed consumers idle as long as BZPOPMIN blocks."""
+    acme, net_a = two_tenants["acme"], two_tenants["net_a"]
+
+    async def body():
+        import asyncio
+
+        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
+        await connect_ok(comm)
+        await asyncio.sleep(7)
+        await sync_to_async(services.network_set_status)(network_id=net_a.pk, status=ObjectStatus.ACTIVE)
+        got = await comm.receive_json_from(timeout=5)
+        assert got["event"] == "network.updated"
+        await comm.disconnect()
+
+    run(body)
+
+
 def test_resync_returns_a_fresh_snapshot_with_the_current_sequence(two_tenants):
     acme, net_a = two_tenants["acme"], two_tenants["net_a"]
 
