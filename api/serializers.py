@@ -78,7 +78,9 @@ class TenantRefField(serializers.CharField):
     def to_internal_value(self, data: Any) -> Tenant:
         value = str(super().to_internal_value(data)).strip()
         tenants = selectors.tenants_for_user(self.context["request"].user)
-        tenant = tenants.filter(pk=int(value)).first() if value.isdigit() else tenants.filter(slug=value).first()
+        # An id wins over an all-digit slug of another of the caller's tenants.
+        tenant = (tenants.filter(pk=int(value)).first() if value.isdigit() else None) or tenants.filter(
+            slug=value).first()
         if tenant is None:
             raise serializers.ValidationError(f"You are not a member of a tenant {value!r}; give its id or slug.")
         return tenant

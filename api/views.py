@@ -43,7 +43,9 @@ def _choice_param(name: str, value: str, choices: list[str]) -> str:
 
 def _tenant_q(prefix: str, value: str) -> Q:
     """Tenant filter by id or slug."""
-    return Q(**{f"{prefix}__pk": int(value)}) if value.isdigit() else Q(**{f"{prefix}__slug": value})
+    by_slug = Q(**{f"{prefix}__slug": value})
+    # An all-digit slug is legal, so a number matches either the id or such a slug.
+    return (Q(**{f"{prefix}__pk": int(value)}) | by_slug) if value.isdigit() else by_slug
 
 
 def _filter(qs: QuerySet, request: Request, spec: dict[str, tuple[str, str, list[str] | None]]) -> QuerySet:

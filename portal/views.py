@@ -56,7 +56,8 @@ def _confirm(request: HttpRequest, *, title: str, question: str, cancel_url: str
 @require_POST
 def tenant_switch(request: HttpRequest) -> HttpResponse:
     """Make another of the user's tenants the current one (superusers: any tenant)."""
-    tenant = get_object_or_404(selectors.tenants_for_user(request.user), pk=request.POST.get("tenant") or 0)
+    choice = request.POST.get("tenant", "")
+    tenant = get_object_or_404(selectors.tenants_for_user(request.user), pk=int(choice) if choice.isdigit() else 0)
     select_tenant(request, tenant)
     return redirect("portal:network-list")
 

@@ -270,6 +270,7 @@ def test_tenant_switcher(client_for, tenant_factory, member_factory, network_fac
     assert "net-of-two" in html and "net-of-one" not in html
     stranger = tenant_factory(name="Stranger", slug="stranger")
     assert client.post(reverse("portal:tenant-switch"), {"tenant": stranger.pk}).status_code == 404
+    assert client.post(reverse("portal:tenant-switch"), {"tenant": "not-a-number"}).status_code == 404
 
 
 def test_no_switcher_for_a_single_tenant(client_for, admin, network):
