@@ -122,7 +122,11 @@ def network_update(*, network: Network, name: str, actor: AbstractBaseUser | Non
     with transaction.atomic():
         if Network.objects.filter(tenant=network.tenant, name=name).exclude(pk=network.pk).exists():
             raise ValidationError({"name": f"This tenant already has a network named {name!r}."})
-        network.save(update_fields=["name", "updated_at"])
+        try:
+            with transaction.atomic():
+                network.save(update_fields=["name", "updated_at"])
+        except IntegrityError:  # a concurrent rename/create took the name after the check (as in network_create)
+            raise ValidationError({"name": f"This tenant already has a network named {name!r}."}) from None
         _audit(actor=actor, tenant=network.tenant, action="network.update", obj=network, detail=name)
         events.publish(network.tenant_id, "network.updated", selectors.network_data(network))
     return network
@@ -281,11 +285,6 @@ def subnet_update(*, subnet: Subnet, actor: AbstractBaseUser | None = None, **ch
     dhcp_address = changes.get("dhcp_address", subnet.dhcp_address)
     pools_input = changes.get("allocation_pools", [(str(s), str(e)) for s, e in subnet.pools])
     gw, dhcp, pools = _resolve_subnet_addresses(net, gateway, dhcp_address, pools_input)
-    used = set(subnet.instances.exclude(ip_address=None).values_list("ip_address", flat=True))
-    for label, address in (("gateway", gw), ("DHCP server address", dhcp)):
-        if address is not None and str(address) in used:
-            raise ValidationError({"gateway" if label == "gateway" else "dhcp_address":
-                                   [f"{address} is held by an instance; it cannot become the {label}."]})
     subnet.gateway = str(gw) if gw else None
     subnet.dhcp_address = str(dhcp)
     for field in ("dns_nameservers", "domain_name", "lease_seconds", "enable_dhcp", "name"):
@@ -294,6 +293,14 @@ def subnet_update(*, subnet: Subnet, actor: AbstractBaseUser | None = None, **ch
     subnet.domain_name = (subnet.domain_name or "").lower()
     subnet.full_clean(exclude=["network"])
     with transaction.atomic():
+        # Under the subnet row lock instance_create takes, so no instance can grab the new gateway/DHCP address
+        # between this check and the save.
+        Subnet.objects.select_for_update().filter(pk=subnet.pk).first()
+        used = set(subnet.instances.exclude(ip_address=None).values_list("ip_address", flat=True))
+        for label, address in (("gateway", gw), ("DHCP server address", dhcp)):
+            if address is not None and str(address) in used:
+                raise ValidationError({"gateway" if label == "gateway" else "dhcp_address":
+                                       [f"{address} is held by an instance; it cannot become the {label}."]})
         subnet.save()
         subnet.allocation_pools.all().delete()
         AllocationPool.objects.bulk_create(

@@ -158,3 +158,33 @@ def test_subnet_delete_racing_instance_create(network_factory):
         assert len(errors) == 1
         subnet_left = Subnet.objects.filter(pk=subnet.pk).exists()
         assert subnet_left == Instance.objects.filter(network=network).exists()
+
+
+def test_concurrent_renames_to_one_name(tenant_factory):
+    tenant = tenant_factory()
+    networks = [services.network_create(tenant=tenant, name=f"n{i}") for i in range(4)]
+    ok, errors = split(run_concurrently(4, lambda i: services.network_update(
+        network=Network.objects.get(pk=networks[i].pk), name="lab")))
+    assert len(ok) == 1 and len(errors) == 3
+    assert all(isinstance(e, ValidationError) and "already has a network named 'lab'" in e.messages[0]
+               for e in errors), errors
+    assert Network.objects.filter(tenant=tenant, name="lab").count() == 1
+
+
+def test_gateway_move_racing_instance_creates(network_factory):
+    """Moving the gateway onto the next free address while instances are created: never both."""
+    network = network_factory(cidr="10.0.0.0/24", allocation_pools="10.0.0.10-10.0.0.20")
+    subnet = network.subnets.get()
+
+    def act(i):
+        if i == 0:
+            return services.subnet_update(subnet=Subnet.objects.get(pk=subnet.pk), gateway="10.0.0.10",
+                                          allocation_pools="10.0.0.11-10.0.0.20")
+        return services.instance_create(network=Network.objects.get(pk=network.pk), hostname=f"vm{i}",
+                                        ip_address="10.0.0.10" if i == 1 else None)
+
+    ok, errors = split(run_concurrently(4, act))
+    assert all(isinstance(e, ValidationError) for e in errors), errors
+    subnet.refresh_from_db()
+    held = set(Instance.objects.filter(subnet=subnet).values_list("ip_address", flat=True))
+    assert subnet.gateway not in held and subnet.dhcp_address not in held

@@ -484,3 +484,24 @@ def test_instance_create_on_a_subnet_deleted_meanwhile(network_factory):
         services.instance_create(network=network, subnet=stale, hostname="vm1")
     assert errors_of(exc) == {"subnet": ["The subnet was just deleted; pick another one."]}
     services.subnet_delete(subnet=stale)  # deleting twice is harmless
+
+
+@settings(DB_PROPS, max_examples=50)
+@given(name=nasty_text, slug=nasty_text, domain=nasty_text, subnet_name=nasty_text)
+def test_tenant_and_subnet_text_fields_give_a_row_or_a_validation_error(network_factory, name, slug, domain,
+                                                                        subnet_name):
+    network = network_factory()
+    with transaction.atomic():
+        try:
+            services.tenant_create(name=name, slug=slug)
+        except ValidationError as exc:
+            assert exc.messages
+        try:
+            subnet = services.subnet_create(network=network, cidr="10.0.0.0/24", domain_name=domain,
+                                            name=subnet_name)
+        except ValidationError as exc:
+            assert exc.messages
+        else:
+            assert not re.search(r"[\x00-\x1f,\s]", subnet.domain_name)
+            assert not re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", subnet.name)
+        transaction.set_rollback(True)
