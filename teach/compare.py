@@ -15,12 +15,25 @@ Row = dict[str, Any]
 
 SAME, DIFFERS, ONLY = "same", "differs", "only"
 
+def _addr_key(r: Row) -> str:
+    # An IPv6 link-local address is derived from the MAC: compare it as "the link-local address", so two
+    # different MACs show as a difference rather than as two unrelated rows.
+    if str(r["address"]).lower().startswith("fe80:"):
+        return f"link-local/{r['prefixlen']}"
+    return f"{r['address']}/{r['prefixlen']}"
+
+
+def _neigh_key(r: Row) -> str:
+    # Likewise the solicited-node multicast group of our own link-local address (ff02::1:ffXX:XXXX).
+    return "solicited-node multicast" if str(r["ip"]).lower().startswith("ff02::1:ff") else r["ip"]
+
+
 # section → (key of a row, the value compared for rows with equal keys)
 SECTIONS: dict[str, tuple[Callable[[Row], Any], Callable[[Row], Any]]] = {
     "links": (lambda r: r.get("role") or r["name"], lambda r: (r.get("mac"), r.get("state"), r.get("kind"))),
-    "addresses": (lambda r: f"{r['address']}/{r['prefixlen']}", lambda r: r.get("dev_role")),
+    "addresses": (_addr_key, lambda r: (r["address"], r.get("dev_role"))),
     "routes": (lambda r: r["dst"], lambda r: (r.get("gateway"), r.get("dev_role"))),
-    "neighbours": (lambda r: r["ip"], lambda r: r.get("mac")),
+    "neighbours": (_neigh_key, lambda r: (r["ip"], r.get("mac"))),
     "udp": (lambda r: (r["local"], r["port"]), lambda r: r.get("service")),
     "lease": (lambda r: r["field"], lambda r: r["value"]),
 }

@@ -8,8 +8,13 @@ same queue, as root. Every fixture removes what it created, even when the test f
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
+from pathlib import Path
 
 import django_rq
 import pytest
@@ -118,3 +123,82 @@ def overlap(host_clean, agent_queue, user_factory):
         m["instance"].refresh_from_db()
         m["network"].refresh_from_db()
     return made
+
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", ROOT / "artifacts"))
+
+
+@pytest.fixture
+def daphne_server(django_db_blocker):
+    """daphne on a free loopback port, against the file-based test DB, with the shell enabled."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        db_name = connection.settings_dict["NAME"]
+        call_command("collectstatic", "--noinput", verbosity=0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{db_name}", DEBUG="0", NETDASH_SHELL_ENABLED="1")
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = ARTIFACTS / "teach-daphne.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "netdash.asgi:application"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/static/teach/vendor/xterm/xterm.js", timeout=1).read()  # noqa: S310
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"daphne did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium (never a downloaded browser), headless."""
+    return playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+
+
+@pytest.fixture
+def browser_page(daphne_server, monkeypatch):
+    """``open_page(user, path)`` → a Chromium page of ``user`` on the daphne server; closed at the end."""
+    from django.test import Client
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; the test's ORM calls are still plain sync code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            def open_page(user, path):
+                client = Client()
+                client.force_login(user)
+                context = browser.new_context(viewport={"width": 1300, "height": 900})
+                context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "url": daphne_server,
+                                      "value": client.cookies[settings.SESSION_COOKIE_NAME].value}])
+                page = context.new_page()
+                page.goto(daphne_server + path)
+                return page
+
+            yield open_page
+        finally:
+            browser.close()
