@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 
 import django_rq
 from django.conf import settings
 from django.db import close_old_connections
+from redis.exceptions import RedisError
 from rq import SimpleWorker
 
 from . import jobs
@@ -32,6 +34,8 @@ from .queue import enqueue_now
 log = logging.getLogger(__name__)
 
 MONITOR_INTERVAL = 1.0
+WORKER_RETRY_MIN = 0.5  # seconds before a new job worker is started after Redis went away; doubles up to MAX
+WORKER_RETRY_MAX = 10.0
 WATCH_REFRESH = 1.0
 # How often the lease watcher looks for new networks' state directories (a listdir, no database query).
 WATCH_DISCOVER = 0.05
@@ -155,14 +159,53 @@ class Agent:
         for line in report.lines():
             log.info("start-up reconcile: %s", line)
         self.start_loops()
-        queue = django_rq.get_queue(self.queue_name)
-        worker = SimpleWorker([queue], connection=queue.connection)
         try:
-            worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
+            self.serve_jobs(burst=burst)
         finally:
             self.stop.set()
             for thread in self.threads:
                 thread.join(timeout=3)
+
+    def serve_jobs(self, *, burst: bool = False) -> None:
+        """Run the RQ worker; when Redis goes away, start a new worker once it is back.
+
+        Why the loop: RQ retries a failed dequeue, but a Redis error anywhere else (recording a finished job,
+        a heartbeat) makes ``work()`` log "unhandled exception, quitting" and return. The fault drill that
+        restarts Redis saw the whole agent exit with it, lease watcher and monitor included. Only a stop request
+        (SIGTERM/SIGINT) or ``burst`` ends this loop.
+        """
+        backoff = WORKER_RETRY_MIN
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                queue = django_rq.get_queue(self.queue_name)
+                worker = AgentWorker([queue], connection=queue.connection, on_stop=self.stop.set)
+                worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
+            except (RedisError, OSError) as exc:  # e.g. registering the worker while Redis is down
+                log.warning("job worker could not run: %s", exc)
+            if burst or self.stop.is_set():
+                return
+            # Between workers, a SIGTERM/SIGINT must still stop the agent (the next worker installs its own).
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: self.stop.set())
+            if time.monotonic() - started > WORKER_RETRY_MAX:
+                backoff = WORKER_RETRY_MIN
+            log.warning("job worker stopped (Redis unavailable?); starting a new one in %.1f s", backoff)
+            self.stop.wait(backoff)
+            backoff = min(backoff * 2, WORKER_RETRY_MAX)
+
+
+class AgentWorker(SimpleWorker):
+    """The agent's RQ worker: tells the agent when it was asked to stop, so a stop is never mistaken for a
+    Redis failure (after which the agent would start a new worker)."""
+
+    def __init__(self, *args, on_stop, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_stop = on_stop
+
+    def request_stop(self, signum, frame) -> None:
+        self._on_stop()
+        super().request_stop(signum, frame)
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
