@@ -165,14 +165,16 @@ class AgentProcess:
         if self.proc is not None:
             self.proc.wait(timeout=10)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM (warm shutdown); SIGKILL after ``timeout``. Returns the exit status (None if it was killed)."""
         if not self.alive():
-            return
+            return self.proc.returncode if self.proc else None
         os.kill(self.pid, signal.SIGTERM)
         try:
-            self.proc.wait(timeout=timeout)
+            return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+            return None
 
     def log_tail(self, lines: int = 40) -> str:
         try:
