@@ -67,12 +67,13 @@
         'text-margin-y': -6, 'font-size': 13, 'font-weight': 'bold', 'padding': 18,
         'width': 160, 'height': 56 } },
       { selector: 'node[kind="network"][?collapsed]', style: {
-        'background-color': 'data(colour)', 'background-opacity': 0.16, 'text-valign': 'center',
+        'background-color': 'data(colour)', 'background-opacity': 0.35, 'text-valign': 'center',
         'text-margin-y': 0, 'font-size': 12, 'width': 230, 'height': 64 } },
       { selector: 'node[kind="tenant"]', style: {
         'shape': 'round-rectangle', 'background-color': '#eef2f7', 'background-opacity': 1,
         'border-width': 2, 'border-color': '#94a3b8', 'border-style': 'dashed', 'padding': 30,
         'text-valign': 'top', 'text-margin-y': -8, 'font-size': 20, 'font-weight': 'bold', 'color': '#0f172a' } },
+      { selector: 'node[kind="spacer"]', style: { 'opacity': 0, 'events': 'no', 'width': 1, 'height': 1 } },
       { selector: 'edge', style: { 'width': 1.2, 'line-color': '#94a3b8', 'curve-style': 'haystack',
         'haystack-radius': 0 } },
       { selector: 'edge[kind="serves"]', style: { 'line-style': 'dashed', 'line-color': '#2563eb' } },
@@ -102,7 +103,8 @@
   function ensureGroup(key, sizeHint) {
     var g = layout.groups.get(key);
     if (g) { return g; }
-    var cols = isAll ? Math.min(3, columnsFor(sizeHint || 1)) : columnsFor(sizeHint || 1);
+    // A tenant page starts with at least 3 columns so networks created later fill across, not downwards.
+    var cols = isAll ? Math.min(3, columnsFor(sizeHint || 1)) : Math.max(3, columnsFor(sizeHint || 1));
     g = { x: layout.nextGroupX, cols: cols, heights: new Array(cols).fill(0) };
     layout.nextGroupX += cols * (CARD_W + CARD_GAP_X) + GROUP_GAP;
     layout.groups.set(key, g);
@@ -201,6 +203,9 @@
       if (isCollapsed) { netNode.position = { x: a.x + CARD_W / 2, y: a.y + 40 }; }
       want.set(nid, netNode);
       if (isCollapsed) { return; }
+      // An invisible node at the card's right edge: every card has the same width, so columns read as a grid.
+      want.set('w' + n.id, { group: 'nodes', position: { x: a.x + (COLS - 1) * COL_W + 20, y: a.y }, data: {
+        id: 'w' + n.id, kind: 'spacer', parent: nid, label: '', colour: '#fff', status: '' } });
       var did = 'd' + n.id;
       want.set(did, { group: 'nodes', position: { x: a.x, y: a.y }, data: {
         id: did, kind: 'dhcp', ref: n.id, parent: nid, status: n.status, colour: colour(n.status),
@@ -270,7 +275,7 @@
         }
       });
       // Parents before children, nodes before edges.
-      var rank = { tenant: 0, network: 1, dhcp: 2, subnet: 2, instance: 2 };
+      var rank = { tenant: 0, network: 1, dhcp: 2, subnet: 2, instance: 2, spacer: 2 };
       toAdd.sort(function (a, b) {
         var ra = a.group === 'edges' ? 9 : rank[a.data.kind], rb = b.group === 'edges' ? 9 : rank[b.data.kind];
         return ra - rb;

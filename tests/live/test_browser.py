@@ -120,10 +120,11 @@ def test_topology_shows_a_new_network_and_its_status_changes_without_reload(
     page.fill("#live-search", "web1")
     page.wait_for_function("() => window.netdashTopology.cy.$('.match').length === 1", timeout=WAIT_MS)
     page.fill("#live-search", "")
-    page.evaluate(f"() => window.netdashTopology.cy.getElementById('n{network.pk}').emit('tap')")
+    # (Braces: return nothing — serialising a Cytoscape collection back to Python takes many seconds.)
+    page.evaluate(f"() => {{ window.netdashTopology.cy.getElementById('n{network.pk}').emit('tap'); }}")
     details = page.inner_text("#live-details")
     assert "live-net" in details and f"qdhcp-{network.kernel_id}" in details
-    page.evaluate("() => window.netdashTopology.cy.fit(undefined, 40)")
+    page.evaluate("() => { window.netdashTopology.cy.fit(undefined, 40); }")
     page.screenshot(path=str(artifacts / "live-topology-tenant.png"), full_page=True)
     stats = page.evaluate("() => window.netdashTopology.socket.stats")
     assert stats["reconnects"] == 0 and stats["snapshots"] == 1, (stats, daphne_server["log"].read_text()[-3000:])
