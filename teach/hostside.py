@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import pwd
 import struct
 import subprocess
 import termios
@@ -46,6 +47,11 @@ def run_streaming(ns: str, argv: list[str], on_line: Callable[[str], None], *, t
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def user_id(name: str) -> int:
+    """Numeric uid of ``name`` (the shell user)."""
+    return pwd.getpwnam(name).pw_uid
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -206,6 +207,7 @@ def shell_session(session_id: int, reply_channel: str) -> str:
 
     The agent re-checks that shells are enabled *here*: the web process's setting alone is not enough.
     """
+    reap_stale_shells()
     session = ShellSession.objects.filter(pk=session_id, ended_at=None).first()
     if session is None:
         return "gone"
@@ -223,6 +225,35 @@ def shell_session(session_id: int, reply_channel: str) -> str:
     thread.start()
     SESSIONS[session.pk] = relay
     return "started"
+
+
+def reap_stale_shells() -> list[int]:
+    """Kill shells whose relay is gone (the agent restarted mid-session) and close their rows.
+
+    A shell runs in its own session, so it outlives an agent that dies; the next shell request cleans up. A pid
+    is killed only if it still runs as the unprivileged user inside the session's namespace (pids are reused).
+    """
+    reaped = []
+    for session in ShellSession.objects.filter(ended_at=None).exclude(pk__in=list(SESSIONS)):
+        if session.pid and _is_our_shell(session.pid, session.namespace):
+            try:
+                os.killpg(session.pid, 9)
+            except ProcessLookupError:
+                pass
+            reaped.append(session.pid)
+        if session.pid or session.started_at < timezone.now() - timedelta(seconds=shell_limit_seconds()):
+            _end_session(session.pk, "ended: the agent restarted", session.keystrokes)
+    return reaped
+
+
+def _is_our_shell(pid: int, ns: str) -> bool:
+    try:
+        status = open(f"/proc/{pid}/status").read()
+    except OSError:
+        return False
+    uid_line = next((line for line in status.splitlines() if line.startswith("Uid:")), "")
+    nobody = str(hostside.user_id(hostside.ShellCommand(ns).user))
+    return uid_line.split()[1:2] == [nobody] and netns.proc_in_ns(pid, netns.inode(ns))
 
 
 SESSIONS: dict[int, ShellRelay] = {}  # live sessions of this agent process (tests stop them by id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import timedelta
 from typing import Any
 
 import django_rq
@@ -16,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.results import Result
 
@@ -71,7 +73,10 @@ def diagnostic_start(*, user: AbstractBaseUser, target: Target, action: str, arg
         clean = diagnostics.validate(action, args, target.kind)
     except diagnostics.DiagnosticError as exc:
         raise ValidationError(str(exc), code="invalid") from None
-    active = DiagnosticRun.objects.filter(user=user, status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+    # Only recent runs count: a run stuck "queued" because the agent was down must not block the user forever.
+    recent = timezone.now() - timedelta(minutes=2)
+    active = DiagnosticRun.objects.filter(user=user, status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
+                                          created_at__gte=recent)
     if active.count() >= MAX_ACTIVE_DIAGNOSTICS:
         raise ValidationError("Your previous diagnostics are still running; wait for them to finish.", code="busy")
     with transaction.atomic():

@@ -21,7 +21,7 @@ def communicator(user, path: str) -> WebsocketCommunicator:
     return WebsocketCommunicator(app, path)
 
 
-async def receive_until(comm: WebsocketCommunicator, predicate, timeout: float = 20.0) -> list[dict]:
+async def receive_until(comm: WebsocketCommunicator, predicate, timeout: float = 40.0) -> list[dict]:
     """Collect JSON frames until ``predicate(frame)`` holds; return all of them."""
     frames = []
     loop = asyncio.get_running_loop()

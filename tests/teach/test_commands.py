@@ -82,3 +82,22 @@ def test_transcript_of_realised_network_replays_with_bash(overlap):
         finally:
             fresh.remove_orphans(set(), set())
             assert not [n for n in netns.list_names() if n.startswith(prefix)]
+
+
+def test_panels_for_portal_pages(rf, user_factory, network_factory):
+    """The includes other apps put on their network/instance pages render the commands and links."""
+    from django.template import Context, Template
+
+    from tenants import services
+
+    network = network_factory(cidr="192.168.1.0/24")
+    instance = services.instance_create(network=network, hostname="vm1")
+    template = Template("{% load teach %}{% teach_network_panel network %}{% teach_instance_panel instance %}")
+    html = template.render(Context({"network": network, "instance": instance, "user": user_factory()}))
+    assert html.count("ip netns add") >= 3 and "udhcpc" in html
+    assert reverse("teach:dhcp-inspect", args=[network.pk]) in html
+    assert reverse("teach:instance-inspect", args=[instance.pk]) in html
+    assert reverse("teach:segment-inspect", args=[network.pk]) not in html  # superusers only
+    admin_html = template.render(Context({"network": network, "instance": instance,
+                                          "user": user_factory(is_superuser=True)}))
+    assert reverse("teach:segment-inspect", args=[network.pk]) in admin_html

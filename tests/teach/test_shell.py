@@ -12,6 +12,7 @@ from django.urls import reverse
 from teach_helpers import asynctest, communicator, receive_until
 
 from teach.models import ShellSession
+from tenants.hostspecs import names
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -115,3 +116,21 @@ async def test_shell_time_limit(settings, overlap, agent_thread, user_factory):
     assert "time limit" in frames[-1]["reason"]
     session = await sync_to_async(ShellSession.objects.get)()
     assert session.ended_at is not None and "time limit" in session.end_reason
+
+
+@pytest.mark.host
+def test_shells_left_by_a_dead_agent_are_reaped(overlap):
+    from teach import hostside, jobs
+
+    instance = overlap["ta"]["instance"]
+    ns = names().inst_ns(instance.kernel_id)
+    shell = hostside.spawn_shell(hostside.ShellCommand(ns))
+    try:
+        session = ShellSession.objects.create(username="ghost", kind="inst", object_id=instance.pk, namespace=ns,
+                                              pid=shell.pid)
+        assert jobs.reap_stale_shells() == [shell.pid]
+        shell.proc.wait(timeout=5)
+        session.refresh_from_db()
+        assert session.ended_at is not None and "agent restarted" in session.end_reason
+    finally:
+        shell.kill()
