@@ -7,6 +7,7 @@ from django.urls import reverse
 from tenants import services
 from tenants.choices import LeaseEventKind, ObjectStatus
 from tenants.models import AuditEntry, Instance, Lease, LeaseEvent, Network, Subnet
+from tenants.queue import queue_available
 
 pytestmark = pytest.mark.django_db
 
@@ -47,6 +48,8 @@ def test_every_changelist_and_add_page_loads(admin_client, populated, rf, admin_
     request.user = admin_user
     assert len(admin.site._registry) >= 9
     for model, model_admin in admin.site._registry.items():
+        if model._meta.app_label == "django_rq" and not queue_available():
+            continue  # django-rq's own Redis dashboard: it needs Redis by definition (scripts/test.sh has one)
         assert admin_client.get(url(model, "changelist")).status_code == 200, model
         # Search and filters run their own queries: exercise them too.
         assert admin_client.get(url(model, "changelist"), {"q": "vm1"}).status_code == 200, model
