@@ -306,6 +306,23 @@ def wait_gone(pid: int, timeout: float = 2.0) -> None:
         time.sleep(0.001)
 
 
+def _kill_in_ns(ns: str, program: str) -> bool:
+    """SIGKILL every ``program`` process running in namespace ``ns``; True if there was one."""
+    inode = netns.inode(ns)
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or not netns.proc_in_ns(int(entry), inode):
+            continue
+        argv = dm.cmdline(int(entry))
+        if argv and program in (os.path.basename(argv[0]), argv[1] if len(argv) > 1 else ""):
+            pids.append(int(entry))
+    for pid in pids:
+        dm.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        wait_gone(pid)
+    return bool(pids)
+
+
 def _first_exit(p: subprocess.Popen[bytes], timeout: float, op: Op) -> str:
     try:
         out, _ = p.communicate(timeout=timeout)
@@ -352,7 +369,15 @@ class RunDnsmasq(Op):
         if not os.access(c.binary, os.X_OK):
             raise HostError(f"dnsmasq not installed at {c.binary}")
         p = netns.spawn(self.ns, argv, c.env)
-        _first_exit(p, 10.0, self)
+        try:
+            _first_exit(p, 10.0, self)
+        except HostError as exc:
+            # A dnsmasq that no pid file names any more (the state dir was removed behind our back) still
+            # holds the DHCP port in this namespace: stop it, then start once more.
+            if "Address already in use" not in str(exc) or not _kill_in_ns(self.ns, "dnsmasq"):
+                raise
+            p = netns.spawn(self.ns, argv, c.env)
+            _first_exit(p, 10.0, self)
         pid = dm.read_pid(c.pid_file)
         if pid is not None:
             s.started.append(pid)
