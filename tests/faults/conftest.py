@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from tenants.hostspecs import driver
 BASE_DIR = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", BASE_DIR / "artifacts"))
 RECORDS: list[dict] = []
+_agent_logs_started = threading.Event()
 
 
 def _require_root() -> None:
@@ -65,7 +67,7 @@ def report(request, pytestconfig) -> Callable[..., None]:
         record = {"test": request.node.name, "ts": round(time.time(), 3), **figures}
         RECORDS.append(record)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        with open(ARTIFACTS / "faults.jsonl", "a") as f:
+        with open(ARTIFACTS / "faults.jsonl", "a" if len(RECORDS) > 1 else "w") as f:  # one run per file
             f.write(json.dumps(record, default=str) + "\n")
         line = f"[faults] {request.node.name}: {json.dumps(figures, default=str)}"
         # Capture is fd-level: suspend it, or the line would only show for failing tests.
@@ -216,7 +218,9 @@ def start_agent(transactional_db, agent_queue, tmp_path) -> Iterator[Callable[..
     logs = [a.log_path for a in started]
     if logs:  # keep the agents' logs for CI
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        with open(ARTIFACTS / "faults-agents.log", "a") as out:
+        mode = "a" if _agent_logs_started.is_set() else "w"  # one run per file
+        _agent_logs_started.set()
+        with open(ARTIFACTS / "faults-agents.log", mode) as out:
             for p in logs:
                 out.write(f"==== {p}\n{p.read_text(errors='replace') if p.exists() else ''}\n")
 
