@@ -18,7 +18,6 @@ import signal
 import threading
 import time
 
-import django_rq
 from django.conf import settings
 from django.db import close_old_connections
 from redis.exceptions import RedisError
@@ -29,7 +28,7 @@ from .choices import ObjectStatus
 from .host.leases import LeaseWatcher
 from .hostspecs import driver, host_config
 from .models import Instance, Network
-from .queue import enqueue_now
+from .queue import agent_queue, enqueue_now
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +177,7 @@ class Agent:
         while not self.stop.is_set():
             started = time.monotonic()
             try:
-                queue = django_rq.get_queue(self.queue_name)
+                queue = agent_queue(self.node)
                 worker = AgentWorker([queue], connection=queue.connection, on_stop=self.stop.set)
                 worker.work(burst=burst, with_scheduler=False, logging_level="WARNING")
             except (RedisError, OSError) as exc:  # e.g. registering the worker while Redis is down

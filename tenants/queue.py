@@ -13,6 +13,7 @@ import django_rq
 from django.conf import settings
 from django.db import transaction
 from redis.exceptions import RedisError
+from rq import Queue
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +25,17 @@ def queue_name_for_node(node: str | None) -> str:
     return f"agent-{node}" if node else settings.NETDASH_AGENT_QUEUE
 
 
+def agent_queue(node: str | None = None) -> Queue:
+    """The queue of ``node``'s agent. Built directly (not from RQ_QUEUES) because nodes come and go at run time;
+    every node shares the one Redis configured for this node's queue."""
+    return Queue(queue_name_for_node(node), connection=django_rq.get_connection(settings.NETDASH_AGENT_QUEUE),
+                 default_timeout=JOB_TIMEOUT)
+
+
 def enqueue_now(func: str, *args: object, node: str | None = None) -> bool:
     """Enqueue immediately; return False (and log) when Redis is unreachable instead of raising."""
     try:
-        django_rq.get_queue(queue_name_for_node(node), default_timeout=JOB_TIMEOUT).enqueue(func, *args)
+        agent_queue(node).enqueue(func, *args)
     except RedisError as exc:
         log.warning("queue unavailable, %s%r left for reconcile: %s", func, args, exc)
         return False

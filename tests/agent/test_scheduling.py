@@ -41,3 +41,18 @@ def test_least_loaded_live_node_wins(registered_agents):
     assert [first.node, second.node] == ["node-a", "node-b"]
     assert third.node == "node-a"
     assert Network.objects.filter(node="node-a").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_go_to_the_queue_of_the_node_the_network_is_scheduled_to(registered_agents):
+    from tenants.queue import agent_queue
+
+    for node in registered_agents:
+        agent_queue(node).empty()
+    tenant = Tenant.objects.create(name="T", slug="t")
+    network = services.network_create(tenant=tenant, name="one")
+    assert network.node == "node-a"
+    jobs = agent_queue("node-a").get_jobs()
+    assert [(j.func_name, j.args) for j in jobs] == [("tenants.jobs.realise_network", (network.pk,))]
+    assert agent_queue("node-b").count == 0
+    agent_queue("node-a").empty()
