@@ -86,8 +86,11 @@ def validate_domain_name(value: str) -> None:
         return
     if len(value) > MAX_DOMAIN_LENGTH:
         raise ValidationError(f"Domain name is longer than {MAX_DOMAIN_LENGTH} characters.", code="max_length")
-    labels = value.rstrip(".").split(".")
-    for label in labels:
+    if value.endswith("."):
+        # A fully-qualified trailing dot would pass here but not the host driver's check, failing every realise
+        # job of the network: refuse it with the fix instead.
+        raise ValidationError(f"Remove the trailing dot: {value.rstrip('.')!r}.", code="domain_trailing_dot")
+    for label in value.split("."):
         if not _HOSTNAME.match(label):
             raise ValidationError(
                 f"{value!r} is not a valid domain name: each dot-separated label must be lowercase letters, "
@@ -149,9 +152,15 @@ def parse_address(value: object, *, field: str = "address") -> IPAddress:
     """Parse one IP address with a readable error."""
     text = str(value or "").strip()
     try:
-        return ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         raise ValidationError(f"{text!r} is not a valid IP {field}.", code="ip") from None
+    if getattr(address, "scope_id", None) is not None:
+        # ipaddress accepts any text after "%" as an IPv6 zone, commas and newlines included: it would reach
+        # dnsmasq's files as extra fields or lines.
+        raise ValidationError(f"{text!r}: remove the zone ('%{address.scope_id}'); give a plain IP {field}.",
+                              code="ip_zone")
+    return address
 
 
 def usable_bounds(network: IPNetwork) -> tuple[IPAddress, IPAddress]:
@@ -250,4 +259,10 @@ def validate_dns_servers(values: Sequence[object]) -> list[str]:
         raise ValidationError('DNS servers must be a list of addresses, e.g. ["9.9.9.9"].', code="dns_list")
     if len(values) > MAX_DNS_SERVERS:
         raise ValidationError(f"At most {MAX_DNS_SERVERS} DNS servers.", code="dns_count")
-    return [str(parse_address(v, field="DNS server")) for v in values]
+    servers = [parse_address(v, field="DNS server") for v in values]
+    for server in servers:
+        if server.version != 4:
+            # Subnets are IPv4 and DHCPv4's DNS option carries IPv4 addresses only: dnsmasq refuses the line.
+            raise ValidationError(f"{server} is not an IPv4 address; DHCP hands out IPv4 DNS servers only.",
+                                  code="dns_version")
+    return [str(server) for server in servers]

@@ -18,6 +18,16 @@ from .naming import check_kernel_id
 MIN_LEASE_SECONDS = 120  # dnsmasq silently raises shorter leases to 2 minutes
 
 
+def _sequence(value: Any, what: str, item_type: type | None = None) -> tuple:
+    """``value`` as a tuple; anything but a list/tuple (of ``item_type``) is refused like any other bad input."""
+    if not isinstance(value, (tuple, list)) or (
+        item_type is not None and not all(isinstance(item, item_type) for item in value)
+    ):
+        raise HostInputError(f"{what} must be a list{f' of {item_type.__name__}' if item_type else ''}, "
+                             f"not {type(value).__name__}")
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class SubnetSpec:
     """One subnet served by the network's dnsmasq.
@@ -49,7 +59,7 @@ class SubnetSpec:
             raise HostInputError(f"DHCP address {dhcp} must differ from the gateway")
         s(self, "dhcp_address", dhcp)
         ranges = []
-        for pair in self.ranges:
+        for pair in _sequence(self.ranges, "ranges"):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise HostInputError(f"range {pair!r} must be a (start, end) pair")
             start = v.in_subnet(v.ip(pair[0], "range start"), net, "range start")
@@ -58,7 +68,11 @@ class SubnetSpec:
                 raise HostInputError(f"range {start}-{end} ends before it starts")
             ranges.append((start, end))
         s(self, "ranges", tuple(ranges))
-        s(self, "dns_servers", tuple(v.ip(x, "DNS server") for x in self.dns_servers))
+        dns = tuple(v.ip(x, "DNS server") for x in _sequence(self.dns_servers, "DNS servers"))
+        for server in dns:
+            if server.version != net.version:
+                raise HostInputError(f"DNS server {server} is not an IPv{net.version} address like the subnet {net}")
+        s(self, "dns_servers", dns)
         if self.domain is not None:
             v.domain(self.domain)
         if isinstance(self.lease_seconds, bool) or not isinstance(self.lease_seconds, int) or not (
@@ -99,8 +113,8 @@ class NetworkSpec:
 
     def __post_init__(self) -> None:
         check_kernel_id(self.kernel_id)
-        object.__setattr__(self, "subnets", tuple(self.subnets))
-        object.__setattr__(self, "reservations", tuple(self.reservations))
+        object.__setattr__(self, "subnets", _sequence(self.subnets, "subnets", SubnetSpec))
+        object.__setattr__(self, "reservations", _sequence(self.reservations, "reservations", ReservationSpec))
         tags = [s.tag for s in self.subnets]
         if len(set(tags)) != len(tags):
             raise HostInputError(f"network {self.kernel_id}: subnet tags must be unique, got {tags}")

@@ -68,13 +68,14 @@ def tag(value: Any) -> str:
 
 def ip(value: Any, what: str = "address") -> IPAddress:
     """Parse an IP address from str or ipaddress object."""
-    if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
-        return value
     if isinstance(value, str) and value.isprintable():
         try:
-            return ipaddress.ip_address(value)
+            value = ipaddress.ip_address(value)
         except ValueError:
             pass
+    # An IPv6 zone ("fe80::1%eth0") may hold any printable text, commas included: never write one to a file.
+    if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address)) and getattr(value, "scope_id", None) is None:
+        return value
     raise HostInputError(f"{what} {_shown(value)} is not an IP address")
 
 
