@@ -1,0 +1,538 @@
+"""Property-based fuzzing of every input path (GitHub issue 8, "Bad input").
+
+Properties:
+
+* validators, services, portal forms and API payloads refuse bad input with a ValidationError / 4xx — never
+  another exception, never a 5xx;
+* whatever the Django layer accepts, the host layer accepts too (a DB-valid value must not fail in a job), and
+  the host specs refuse anything else with ``HostInputError`` only;
+* for every accepted object the network's dnsmasq hosts and options files, rendered exactly as the driver
+  renders them, parse back to exactly the intended entries: one line per reservation, each field equal to the
+  database value, nothing more.
+
+Sizes: many cheap examples for validators/specs/rendering, fewer for the database and HTTP paths, so the CI run
+does well over 10,000 examples in a few minutes on two cores. ``NETDASH_SOAK=1`` multiplies every size by 10.
+The figures are printed at the end of the run and written to ``$ARTIFACTS_DIR/fuzz.json``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.test import Client
+from fuzz_strategies import (
+    LABEL,
+    addresses,
+    any_value,
+    cidrs,
+    dns_lists,
+    domains,
+    lease_times,
+    macs,
+    nasty_text,
+    pools,
+    private_cidrs,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rest_framework.test import APIClient
+from security_helpers import record, size
+
+from tenants import hostspecs, services, validators
+from tenants.choices import ObjectStatus, Role
+from tenants.host import dnsmasq
+from tenants.host import validate as hv
+from tenants.host.errors import HostInputError
+from tenants.host.specs import InstanceSpec, NetworkSpec, ReservationSpec, SubnetSpec
+from tenants.models import Instance, Network, Subnet
+
+FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                                     HealthCheck.filter_too_much, HealthCheck.data_too_large]}
+
+
+def pure(base: int):
+    return settings(max_examples=size(base), **FUZZ)
+
+
+# --- the dnsmasq files, parsed back ---------------------------------------------------------------------
+
+def file_lines(text: str) -> list[list[str]]:
+    """Lines of a rendered dnsmasq file split into fields, after checking nothing can hide an extra line."""
+    assert text == "" or text.endswith("\n"), repr(text[-20:])
+    lines = text.split("\n")[:-1]
+    assert text.isascii(), "non-ASCII in a dnsmasq file"
+    assert text.splitlines() == lines, "a line separator other than \\n"
+    for line in lines:
+        assert line and not any(ch.isspace() or ch in "#\x00\"'\\" for ch in line), repr(line)
+    return [line.split(",") for line in lines]
+
+
+def expected_opts(subnets) -> list[list[str]]:
+    """What the options file must say for these DB subnets (or specs), in order."""
+    out: list[list[str]] = []
+    for s in subnets:
+        tag = f"tag:{s['tag']}"
+        out.append([tag, "option:router", *([s["gateway"]] if s["gateway"] else [])])
+        out.append([tag, "option:dns-server", *(s["dns"] or [s["dhcp"]])])
+        if s["domain"]:
+            out.append([tag, "option:domain-name", s["domain"]])
+    return out
+
+
+def assert_network_files_exact(network: Network) -> int:
+    """Render ``network``'s dnsmasq files and argv the way the agent does; compare with the DB. Returns #lines."""
+    spec = hostspecs.network_spec(network)  # what the realise job builds: must not raise for DB-valid rows
+    subnets = list(Subnet.objects.filter(network=network).order_by("id"))
+    dhcp = [s for s in subnets if s.enable_dhcp]
+    dhcp_nets = [ipaddress.ip_network(s.cidr) for s in dhcp]
+    reserved = [i for i in Instance.objects.filter(network=network).exclude(status=ObjectStatus.DELETING)
+                .exclude(ip_address=None).order_by("id")
+                if any(ipaddress.ip_address(i.ip_address) in n for n in dhcp_nets)]
+    hosts = file_lines(dnsmasq.render_hosts(spec))
+    assert hosts == [[i.mac_address, i.ip_address, i.hostname] for i in reserved]
+    opts = file_lines(dnsmasq.render_opts(spec))
+    assert opts == expected_opts([
+        {"tag": f"s{s.pk}", "gateway": s.gateway, "dns": s.dns_nameservers, "dhcp": s.dhcp_address,
+         "domain": s.domain_name} for s in dhcp])
+    cmd = dnsmasq.command_for(spec, binary="/usr/sbin/dnsmasq", interface="nd-dx", pid_file=Path("/s/pid"),
+                              lease_file=Path("/s/l"), hosts_file=Path("/s/h"), opts_file=Path("/s/o"),
+                              log_file=Path("/s/log"))
+    argv = cmd.argv()
+    assert all(arg.isprintable() and arg.isascii() for arg in argv)
+    assert [a for a in argv if a.startswith("--domain=") and "," in a] == [
+        f"--domain={s.domain_name},{s.cidr}" for s in dhcp if s.domain_name]
+    assert not any(a.startswith("--server") for a in argv)
+    for instance in Instance.objects.filter(network=network):
+        hostspecs.instance_spec(instance)  # what realise_instance builds
+    return len(hosts) + len(opts)
+
+
+# --- validators: only ValidationError; accepted ⇒ the host layer accepts too -----------------------------
+
+def _accepts(fn, *args) -> bool:
+    try:
+        fn(*args)
+    except ValidationError:
+        return False
+    return True
+
+
+@pure(2200)
+@given(value=nasty_text())
+def test_hostname_and_name_validators(value):
+    ok = _accepts(validators.validate_hostname, value)
+    if ok:
+        assert hv.hostname(value) == value
+    _accepts(validators.validate_display_name, value)
+    _accepts(validators.validate_slug, value)
+    record("validators.names", examples=1, accepted=int(ok))
+
+
+@pure(1500)
+@given(value=domains())
+def test_domain_validator(value):
+    ok = _accepts(validators.validate_domain_name, value.lower())
+    if ok and value:
+        assert hv.domain(value.lower()) == value.lower()
+    record("validators.domain", examples=1, accepted=int(ok))
+
+
+@pure(1000)
+@given(value=macs())
+def test_mac_validator(value):
+    ok = _accepts(validators.validate_mac, value)
+    if ok:
+        assert hv.mac(value) == value
+    record("validators.mac", examples=1, accepted=int(ok))
+
+
+@pure(1500)
+@given(value=cidrs(), gateway=addresses(), dns=dns_lists(), pool=pools())
+def test_cidr_address_pool_and_dns_validators(value, gateway, dns, pool):
+    accepted = 0
+    try:
+        net = validators.validate_subnet_cidr(value)
+        assert hv.network(str(net)) == net
+        accepted += 1
+    except ValidationError:
+        net = ipaddress.ip_network("10.20.0.0/24")
+    try:
+        address = validators.parse_address(gateway)
+        assert hv.ip(str(address)) == address
+        validators.validate_host_address(address, net, what="gateway")
+        hv.in_subnet(hv.ip(str(address)), hv.network(str(net)), "gateway")
+        accepted += 1
+    except ValidationError:
+        pass
+    try:
+        servers = validators.validate_dns_servers(dns)
+        # One field per server in the options file: an address may not carry a comma or a line break.
+        line = file_lines(f"tag:s1,option:dns-server,{','.join(str(hv.ip(x)) for x in servers)}\n")
+        assert line == [["tag:s1", "option:dns-server", *servers]] if servers else True
+        accepted += 1
+    except ValidationError:
+        pass
+    try:
+        parsed = validators.parse_pools(pool)
+        validators.validate_pools(parsed, net, excluded={"gateway": None})
+        accepted += 1
+    except ValidationError:
+        pass
+    record("validators.addresses", examples=1, accepted=accepted)
+
+
+# --- host specs: only HostInputError; a built spec renders exactly its values -----------------------------
+
+def _maybe(strategy):
+    return st.one_of(strategy, any_value())
+
+
+def _usually(good, bad):
+    """Mostly a valid value, sometimes a hostile one: a spec with one bad field must be refused as a whole."""
+    return st.tuples(st.sampled_from([False] * 7 + [True]), good, bad).map(lambda t: t[2] if t[0] else t[1])
+
+
+UNICAST_MAC = st.binary(min_size=6, max_size=6).map(
+    lambda b: ":".join(f"{x:02x}" for x in bytes([b[0] & 0xFE]) + b[1:]))
+# Built once: constructing strategies (from_regex especially) per example would dominate the run time.
+OFFSET = st.integers(0, 2**16)  # an address of the subnet: network address + offset % size
+HOSTILE_ADDRESS = st.one_of(addresses(), any_value())
+KERNEL_ID = _usually(st.from_regex(r"[0-9a-f]{1,8}", fullmatch=True), _maybe(nasty_text(max_size=10)))
+SPEC_FIELDS = {
+    "cidr_bad": _usually(st.none(), _maybe(cidrs())),
+    "gateway": _usually(st.one_of(st.none(), OFFSET), HOSTILE_ADDRESS),
+    "dhcp": _usually(OFFSET, HOSTILE_ADDRESS),
+    "ranges": _usually(st.lists(st.tuples(OFFSET, OFFSET), max_size=2),
+                       _maybe(st.lists(st.tuples(addresses(), addresses()), max_size=2))),
+    "dns": _usually(st.lists(st.ip_addresses(v=4), max_size=3), _maybe(dns_lists())),
+    "domain": _usually(st.one_of(st.none(), st.lists(LABEL, min_size=1, max_size=3).map(".".join)),
+                       _maybe(domains())),
+    "lease": _usually(st.integers(120, 2**31 - 1), _maybe(lease_times())),
+    "enable": st.booleans(),
+    "tag": _usually(st.from_regex(r"[a-z][a-z0-9_]{0,31}", fullmatch=True), _maybe(nasty_text(max_size=10))),
+    "kernel_id": KERNEL_ID,
+    "reservations": st.lists(st.tuples(_usually(UNICAST_MAC, _maybe(macs())),
+                                       _usually(st.one_of(st.none(), LABEL), _maybe(nasty_text())),
+                                       _usually(st.one_of(st.none(), OFFSET), HOSTILE_ADDRESS)), max_size=4),
+}
+
+
+def _in(net, value):
+    """Offsets (ints) become addresses of ``net``; anything else is passed through as the hostile value."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(net.network_address + value % net.num_addresses)
+    return value
+
+
+@pure(2000)
+@given(cidr=private_cidrs(), f=st.fixed_dictionaries(SPEC_FIELDS))
+def test_host_specs_refuse_with_host_input_error_and_render_exactly(cidr, f):
+    net = ipaddress.ip_network(cidr)
+    try:
+        subnet = SubnetSpec(
+            cidr=cidr if f["cidr_bad"] is None else f["cidr_bad"], gateway=_in(net, f["gateway"]),
+            dhcp_address=_in(net, f["dhcp"]),
+            ranges=tuple((_in(net, p[0]), _in(net, p[1])) if isinstance(p, tuple) else p for p in f["ranges"])
+            if isinstance(f["ranges"], list) else f["ranges"],
+            dns_servers=tuple(str(x) for x in f["dns"]) if isinstance(f["dns"], list) else f["dns"],
+            domain=f["domain"], lease_seconds=f["lease"], enable_dhcp=f["enable"], tag=f["tag"])
+        built = [ReservationSpec(mac=m, hostname=h, ip=_in(net, i)) for m, h, i in f["reservations"]]
+        spec = NetworkSpec(kernel_id=f["kernel_id"], subnets=(subnet,), reservations=tuple(built))
+    except HostInputError:
+        record("hostspecs", examples=1, refused=1)
+        return
+    hosts = file_lines(dnsmasq.render_hosts(spec))
+    assert hosts == [[r.mac, *([str(r.ip)] if r.ip is not None else []), *([r.hostname] if r.hostname else [])]
+                     for r in spec.reservations]
+    opts = file_lines(dnsmasq.render_opts(spec))
+    assert opts == expected_opts([
+        {"tag": s.tag, "gateway": str(s.gateway) if s.gateway else None, "dns": [str(x) for x in s.dns_servers],
+         "dhcp": str(s.dhcp_address), "domain": s.domain} for s in spec.dhcp_subnets])
+    record("hostspecs", examples=1, accepted=1, dnsmasq_lines=len(hosts) + len(opts))
+
+
+@pure(800)
+@given(kernel_id=KERNEL_ID, net_id=KERNEL_ID, mac=_usually(macs(), _maybe(macs())),
+       hostname=_usually(LABEL, _maybe(nasty_text())))
+def test_instance_spec_refuses_with_host_input_error(kernel_id, net_id, mac, hostname):
+    try:
+        spec = InstanceSpec(kernel_id=kernel_id, network_kernel_id=net_id, mac=mac, hostname=hostname)
+    except HostInputError:
+        record("hostspecs.instance", examples=1, refused=1)
+        return
+    assert hv.hostname(spec.hostname) == hostname and hv.mac(spec.mac) == spec.mac
+    record("hostspecs.instance", examples=1, accepted=1)
+
+
+# --- services against the database ------------------------------------------------------------------------
+
+SUBNET_FIELDS = {
+    "gateway": st.one_of(st.just(services.AUTO), st.none(), addresses()),
+    "dhcp_address": st.one_of(st.none(), addresses()),
+    "allocation_pools": pools(),
+    "dns_nameservers": dns_lists(),
+    "domain_name": domains(),
+    "lease_seconds": lease_times(),
+    "enable_dhcp": st.booleans(),
+    "name": nasty_text(),
+}
+
+
+def subnet_kwargs(cidr=None):
+    fields = st.fixed_dictionaries({}, optional=SUBNET_FIELDS)
+    if cidr is None:
+        return fields
+    return st.tuples(fields, st.one_of(cidrs(), st.just(cidr))).map(lambda t: {**t[0], "cidr": t[1]})
+
+
+@pytest.fixture
+def fuzz_world(db, tenant_factory, member_factory):
+    """A tenant with room for everything, one network (10.20.0.0/24 + domain) and one instance."""
+    tenant = tenant_factory(name="Fuzz", slug="fuzz", quota_networks=10**6, quota_subnets=10**6,
+                            quota_instances=10**6)
+    admin = member_factory(tenant, role=Role.ADMIN, username="fuzz-admin")
+    network = services.network_create(tenant=tenant, name="fuzz-net",
+                                      subnet={"cidr": "10.20.0.0/24", "domain_name": "fuzz.internal"})
+    subnet = network.subnets.get()
+    instance = services.instance_create(network=network, hostname="vm-1")
+    return {"tenant": tenant, "admin": admin, "network": network, "subnet": subnet, "instance": instance}
+
+
+OPS = ["network_create", "subnet_create", "subnet_update", "instance_create", "instance_update", "network_update"]
+
+
+def _op_args(data, world):
+    op = data.draw(st.sampled_from(OPS), label="op")
+    if op == "network_create":
+        subnet = data.draw(st.one_of(st.none(), subnet_kwargs(cidr="10.30.0.0/24")), label="subnet")
+        return op, {"tenant": world["tenant"], "name": data.draw(nasty_text(), label="name"), "subnet": subnet}
+    if op == "subnet_create":
+        return op, {"network": world["network"], **data.draw(subnet_kwargs(cidr="10.20.1.0/24"), label="kw")}
+    if op == "subnet_update":
+        return op, {"subnet": world["subnet"], **data.draw(subnet_kwargs(), label="changes")}
+    if op == "instance_create":
+        return op, {"network": world["network"], "hostname": data.draw(nasty_text(), label="hostname"),
+                    "ip_address": data.draw(st.one_of(st.none(), addresses()), label="ip")}
+    if op == "instance_update":
+        return op, {"instance": world["instance"], "ip_address": data.draw(st.one_of(st.none(), addresses()))}
+    return op, {"network": world["network"], "name": data.draw(nasty_text(), label="name")}
+
+
+@settings(max_examples=size(1000), **FUZZ)
+@given(data=st.data())
+def test_services_refuse_with_validation_error_and_files_stay_exact(fuzz_world, data):
+    op, kwargs = _op_args(data, fuzz_world)
+    with transaction.atomic():
+        try:
+            result = getattr(services, op)(**kwargs)
+        except ValidationError:
+            record(f"services.{op}", examples=1, refused=1)
+            transaction.set_rollback(True)
+            return
+        network = result if isinstance(result, Network) else Network.objects.get(
+            pk=getattr(result, "network_id", fuzz_world["network"].pk))
+        lines = sum(assert_network_files_exact(n) for n in {network, fuzz_world["network"]})
+        record(f"services.{op}", examples=1, accepted=1, dnsmasq_lines=lines)
+        transaction.set_rollback(True)
+    # Rolled back: the shared objects must be reloaded so the next example starts from the saved state.
+    for key in ("network", "subnet", "instance"):
+        fuzz_world[key].refresh_from_db()
+
+
+# --- portal forms over HTTP ----------------------------------------------------------------------------
+
+def _form_text():
+    return nasty_text(surrogates=False)
+
+
+def _form_addresses():
+    return addresses(surrogates=False)
+
+
+SUBNET_FORM_BASE = {"lease_seconds": "3600", "enable_dhcp": "on", "domain_name": "lab.internal",
+                    "dns_nameservers": "9.9.9.9", "gateway": "", "dhcp_address": "", "allocation_pools": ""}
+SUBNET_FORM_HOSTILE = {
+    "name": _form_text(), "gateway": _form_addresses(), "dhcp_address": _form_addresses(),
+    "allocation_pools": st.one_of(_form_text(), st.lists(st.tuples(_form_addresses(), _form_addresses()).map(
+        "-".join), max_size=3).map("\n".join)),
+    "dns_nameservers": st.one_of(_form_text(), st.lists(_form_addresses(), max_size=4).map(", ".join)),
+    "domain_name": domains(surrogates=False), "lease_seconds": st.one_of(lease_times().map(str), _form_text()),
+    "enable_dhcp": st.sampled_from(["on", "", "off", "\x00"]),
+}
+# form → (url, a valid payload, hostile values for any subset of its fields)
+FORM_POSTS = {
+    "network-create": lambda w: ("/networks/new/", {"name": "net-x", "cidr": "10.31.0.0/24", **SUBNET_FORM_BASE},
+                                 {"name": _form_text(), "cidr": cidrs(surrogates=False), **SUBNET_FORM_HOSTILE}),
+    "subnet-create": lambda w: (f"/networks/{w['network'].pk}/subnets/new/",
+                                {"cidr": "10.20.2.0/24", **SUBNET_FORM_BASE},
+                                {"cidr": cidrs(surrogates=False), **SUBNET_FORM_HOSTILE}),
+    "subnet-edit": lambda w: (f"/subnets/{w['subnet'].pk}/edit/", dict(SUBNET_FORM_BASE), SUBNET_FORM_HOSTILE),
+    "instance-create": lambda w: (f"/networks/{w['network'].pk}/instances/new/", {"hostname": "vm-x"},
+                                  {"hostname": _form_text(), "ip_address": _form_addresses(),
+                                   "subnet": st.one_of(_form_text(), st.just(str(w["subnet"].pk)))}),
+    "instance-edit": lambda w: (f"/instances/{w['instance'].pk}/edit/", {"ip_address": "10.20.0.50"},
+                                {"ip_address": _form_addresses()}),
+    "network-edit": lambda w: (f"/networks/{w['network'].pk}/edit/", {"name": "renamed"}, {"name": _form_text()}),
+    "member-add": lambda w: ("/tenants/fuzz/members/", {"username": "fuzz-admin", "role": "admin"},
+                             {"username": _form_text(), "role": st.one_of(_form_text(), st.just("member"))}),
+    "member-role": lambda w: (f"/tenants/fuzz/members/{w['membership'].pk}/role/", {"role": "admin"},
+                              {"role": _form_text()}),
+    "token-create": lambda w: ("/tokens/", {"name": "ci"}, {"name": _form_text()}),
+}
+
+
+@settings(max_examples=size(400), **FUZZ)
+@given(data=st.data())
+def test_portal_forms_never_500_and_files_stay_exact(fuzz_world, data):
+    world = fuzz_world
+    world.setdefault("membership", world["tenant"].memberships.get(user=world["admin"]))
+    client = world.get("client")
+    if client is None:
+        client = world["client"] = Client()
+        client.force_login(world["admin"])
+    form = data.draw(st.sampled_from(sorted(FORM_POSTS)), label="form")
+    url, base, hostile = FORM_POSTS[form](world)
+    # A valid form with any subset of its fields replaced by hostile values, and sometimes some left out.
+    payload = {**base, **data.draw(st.fixed_dictionaries({}, optional=hostile), label="hostile")}
+    for key in data.draw(st.lists(st.sampled_from(sorted(payload)), max_size=2), label="dropped"):
+        payload.pop(key, None)
+    with transaction.atomic():
+        response = client.post(url, payload)
+        assert response.status_code < 500, (form, payload)
+        accepted = response.status_code == 302 or (form == "token-create" and response.status_code == 200
+                                                     and b"nd_" in response.content)
+        if accepted:
+            for network in Network.objects.filter(tenant=world["tenant"]):
+                assert_network_files_exact(network)
+        transaction.set_rollback(True)
+    record(f"forms.{form}", examples=1, accepted=int(accepted), errors=int(response.status_code >= 500))
+    for key in ("network", "subnet", "instance"):
+        world[key].refresh_from_db()
+
+
+# --- API payloads ---------------------------------------------------------------------------------------
+
+def _json_any(strategy):
+    return st.one_of(strategy, strategy, any_value())
+
+
+SUBNET_API_HOSTILE = {
+    "name": _json_any(nasty_text()), "gateway": _json_any(st.one_of(addresses(), st.just("auto"))),
+    "dhcp_address": _json_any(addresses()),
+    "allocation_pools": _json_any(st.lists(st.fixed_dictionaries({"start": addresses(), "end": addresses()},
+                                                                optional={"x": any_value()}), max_size=3)),
+    "dns_nameservers": _json_any(dns_lists()), "domain_name": _json_any(domains()),
+    "lease_seconds": _json_any(lease_times()), "enable_dhcp": _json_any(st.booleans()),
+}
+SUBNET_API_BASE = {"domain_name": "lab.internal", "dns_nameservers": ["9.9.9.9"], "lease_seconds": 600}
+
+# call → (method, url, a valid payload, hostile values for any subset of its fields)
+API_CALLS = {
+    "network-create": lambda w: ("post", "/api/v1/networks/",
+                                 {"name": "api-net", "subnet": {"cidr": "10.32.0.0/24", **SUBNET_API_BASE}},
+                                 {"name": _json_any(nasty_text()),
+                                  "tenant": _json_any(st.sampled_from(["fuzz", str(w["tenant"].pk), "x"])),
+                                  "subnet": _json_any(st.fixed_dictionaries(
+                                      {"cidr": _json_any(st.one_of(cidrs(), st.just("10.32.0.0/24")))},
+                                      optional=SUBNET_API_HOSTILE))}),
+    "network-rename": lambda w: ("patch", f"/api/v1/networks/{w['network'].pk}/", {"name": "renamed"},
+                                 {"name": _json_any(nasty_text())}),
+    "subnet-create": lambda w: ("post", "/api/v1/subnets/",
+                                {"network": w["network"].pk, "cidr": "10.20.3.0/24", **SUBNET_API_BASE},
+                                {"cidr": _json_any(cidrs()), "network": any_value(), **SUBNET_API_HOSTILE}),
+    "subnet-update": lambda w: ("patch", f"/api/v1/subnets/{w['subnet'].pk}/", dict(SUBNET_API_BASE),
+                                {"cidr": _json_any(cidrs()), **SUBNET_API_HOSTILE}),
+    "instance-create": lambda w: ("post", "/api/v1/instances/", {"network": w["network"].pk, "hostname": "vm-x"},
+                                  {"network": any_value(), "hostname": _json_any(nasty_text()),
+                                   "ip_address": _json_any(addresses()), "subnet": _json_any(st.just(w["subnet"].pk))}),
+    "instance-update": lambda w: ("put", f"/api/v1/instances/{w['instance'].pk}/", {"ip_address": "10.20.0.60"},
+                                  {"ip_address": _json_any(addresses())}),
+}
+
+
+@settings(max_examples=size(400), **FUZZ)
+@given(data=st.data())
+def test_api_payloads_never_500_and_files_stay_exact(fuzz_world, data):
+    from api import services as token_services
+
+    world = fuzz_world
+    client = world.get("api")
+    if client is None:
+        _, secret = token_services.api_token_create(user=world["admin"], name="fuzz")
+        client = world["api"] = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    call = data.draw(st.sampled_from([*sorted(API_CALLS), "raw-body"]), label="call")
+    if call == "raw-body":  # not an object at all
+        method, url = "post", "/api/v1/networks/"
+        payload = data.draw(st.one_of(any_value(), nasty_text(), st.lists(nasty_text(), max_size=3)), label="body")
+    else:
+        method, url, base, hostile = API_CALLS[call](world)
+        payload = {**base, **data.draw(st.fixed_dictionaries({}, optional=hostile), label="hostile")}
+        for key in data.draw(st.lists(st.sampled_from(sorted(payload)), max_size=2), label="dropped"):
+            payload.pop(key, None)
+    # ensure_ascii: lone surrogates travel as \ud800 escapes, as a hostile JSON client would send them.
+    body = json.dumps(payload, ensure_ascii=True)
+    with transaction.atomic():
+        response = getattr(client, method)(url, body, content_type="application/json")
+        assert response.status_code < 500, (call, payload, response.content[:500])
+        accepted = response.status_code in (200, 201, 202)
+        if accepted:
+            for network in Network.objects.filter(tenant=world["tenant"]):
+                assert_network_files_exact(network)
+        transaction.set_rollback(True)
+    record(f"api.{call}", examples=1, accepted=int(accepted), errors=int(response.status_code >= 500))
+    for key in ("network", "subnet", "instance"):
+        world[key].refresh_from_db()
+
+
+# --- jobs: spec building for fuzzed rows -----------------------------------------------------------------
+
+@settings(max_examples=size(150), **FUZZ)
+@given(cidr=private_cidrs(), hostnames=st.lists(LABEL, min_size=1, max_size=4, unique=True),
+       domain=st.one_of(st.just(""), st.lists(LABEL, min_size=1, max_size=3).map(".".join)), enable=st.booleans(),
+       no_gateway=st.booleans())
+def test_jobs_build_specs_for_every_valid_row(fuzz_world, cidr, hostnames, domain, enable, no_gateway):
+    """Valid rows of every shape: the realise jobs' spec building (network_spec, instance_spec, argv) never raises."""
+    with transaction.atomic():
+        network = services.network_create(tenant=fuzz_world["tenant"], name="jobs-net", subnet={
+            "cidr": cidr, "domain_name": domain, "enable_dhcp": enable, "gateway": None if no_gateway else "auto"})
+        made = 0
+        for hostname in hostnames:
+            try:
+                services.instance_create(network=network, hostname=hostname)
+                made += 1
+            except ValidationError:  # a /29 runs out of addresses
+                break
+        lines = assert_network_files_exact(network)
+        transaction.set_rollback(True)
+    record("jobs.specs", examples=1, instances=made, dnsmasq_lines=lines)
+
+
+# --- what the fuzzing found, pinned ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("value,message", [
+    (["fe80::1%x,8.8.8.8"], "remove the zone"),  # ipaddress took the comma as part of an IPv6 zone
+    (["fe80::1%x\n--server=1.1.1.1"], "remove the zone"),
+    (["2001:db8::53"], "not an IPv4 address"),  # dnsmasq refuses an IPv6 DHCPv4 DNS option
+])
+def test_dns_servers_with_zones_or_ipv6_are_refused(value, message):
+    with pytest.raises(ValidationError, match=message):
+        validators.validate_dns_servers(value)
+    with pytest.raises(HostInputError):
+        SubnetSpec(cidr="10.0.0.0/24", gateway=None, dhcp_address="10.0.0.2", dns_servers=tuple(value))
+
+
+def test_a_trailing_dot_domain_is_refused_before_it_can_break_the_realise_job():
+    with pytest.raises(ValidationError, match="Remove the trailing dot: 'lab.internal'"):
+        validators.validate_domain_name("lab.internal.")
+
+
+@pytest.mark.parametrize("ranges,dns", [(None, ()), (5, ()), ((), None), ((), "9.9.9.9")])
+def test_specs_refuse_non_sequences_with_host_input_error(ranges, dns):
+    with pytest.raises(HostInputError):
+        SubnetSpec(cidr="10.0.0.0/24", gateway=None, dhcp_address="10.0.0.2", ranges=ranges, dns_servers=dns)
