@@ -125,8 +125,12 @@ class Agent:
 
     def monitor_processes(self) -> None:
         """Restart dead dnsmasq / DHCP clients of active networks by enqueueing their realise job."""
-        for network in Network.objects.filter(node=self.node, status=ObjectStatus.ACTIVE):
-            if network.subnets.filter(enable_dhcp=True).exists() and self.driver.dnsmasq_pid(network.kernel_id) is None:
+        # One query, not one per network: at 500 networks the per-network EXISTS made this loop a quarter of the
+        # agent's CPU time (bench profile, py-spy), competing with the worker for the GIL on a 2-core node.
+        serving = (Network.objects.filter(node=self.node, status=ObjectStatus.ACTIVE, subnets__enable_dhcp=True)
+                   .distinct())
+        for network in serving:
+            if self.driver.dnsmasq_pid(network.kernel_id) is None:
                 log.warning("dnsmasq of %s is not running; restarting", network)
                 enqueue_now("tenants.jobs.realise_network", network.pk, node=self.node)
         instances = Instance.objects.filter(network__node=self.node, network__status=ObjectStatus.ACTIVE,

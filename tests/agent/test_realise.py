@@ -31,8 +31,16 @@ def _leased(instance: Instance) -> bool:
     return Lease.objects.filter(instance=instance, state=LeaseState.ACTIVE, ip_address=instance.ip_address).exists()
 
 
+def _holds(instance: Instance) -> bool:
+    """The instance itself has configured its address (jobs start DHCP clients without waiting, so the row can
+    turn active a few milliseconds before the client's script has finished)."""
+    lease = driver().instance_lease(instance.kernel_id)
+    return lease is not None and str(lease.ip) == instance.ip_address
+
+
 def _active(*instances: Instance) -> bool:
-    return all(Instance.objects.get(pk=i.pk).status == ObjectStatus.ACTIVE and _leased(i) for i in instances)
+    return all(Instance.objects.get(pk=i.pk).status == ObjectStatus.ACTIVE and _leased(i) and _holds(i)
+               for i in instances)
 
 
 @pytest.fixture
