@@ -7,6 +7,8 @@ will pick the job up (and reconcile) when it starts. Existing networks never mov
 
 from __future__ import annotations
 
+import time
+
 import django_rq
 from django.conf import settings
 from django.db.models import Count
@@ -16,15 +18,25 @@ from rq import Worker
 from .models import Network
 
 QUEUE_PREFIX = "agent-"
+# Listing RQ workers costs a Redis round trip per worker; nodes join and leave rarely, so a creation burst
+# reuses the answer for a few seconds.
+LIVE_NODES_TTL = 5.0
+_cache: tuple[float, list[str]] = (0.0, [])
 
 
-def live_nodes() -> list[str]:
+def live_nodes(*, fresh: bool = False) -> list[str]:
     """Nodes whose agent is registered in Redis right now (RQ expires dead workers' registrations)."""
+    global _cache
+    checked_at, nodes = _cache
+    if not fresh and time.monotonic() - checked_at < LIVE_NODES_TTL:
+        return nodes
     try:
         workers = Worker.all(connection=django_rq.get_connection(settings.NETDASH_AGENT_QUEUE))
     except RedisError:
         return []
-    return sorted({q[len(QUEUE_PREFIX):] for w in workers for q in w.queue_names() if q.startswith(QUEUE_PREFIX)})
+    nodes = sorted({q[len(QUEUE_PREFIX):] for w in workers for q in w.queue_names() if q.startswith(QUEUE_PREFIX)})
+    _cache = (time.monotonic(), nodes)
+    return nodes
 
 
 def schedule_node() -> str:

@@ -22,13 +22,15 @@ def registered_agents():
                         name=f"test-{node}")
         worker.register_birth()
         workers.append(worker)
+    live_nodes(fresh=True)
     yield ["node-a", "node-b"]
     for worker in workers:
         worker.register_death()
+    live_nodes(fresh=True)
 
 
 def test_without_live_agents_networks_go_to_this_node():
-    assert live_nodes() == []
+    assert live_nodes(fresh=True) == []
     assert schedule_node() == settings.NETDASH_NODE
 
 
