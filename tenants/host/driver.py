@@ -127,6 +127,54 @@ def _procs_by_ns(inodes: dict[int, str]) -> dict[str, list[tuple[int, str]]]:
     return found
 
 
+def _kill_left_in(ns_names: Iterable[str]) -> None:
+    """SIGKILL every process still inside these namespaces (we name them, so they are ours) until none is left.
+
+    Why: a DHCP client started without waiting may not have written its pid file yet, or may be forking its
+    daemon at that moment; the pid file then misses it, and once the namespace is unmounted it lives on in a
+    nameless namespace no scan can name (the soak test found udhcpc processes left after deleting everything).
+    One /proc pass per batch.
+    """
+    inodes = {ino for ino in (netns.inode(name) for name in ns_names) if ino is not None}
+    for _ in range(20):  # a process may fork while we kill its parent: look again until the namespaces are empty
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.stat(f"/proc/{entry}/ns/net").st_ino in inodes and dm.cmdline(int(entry)):
+                        pids.append(int(entry))
+                except OSError:
+                    continue
+        if not pids:
+            return
+        for pid in pids:
+            dm.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            wait_gone(pid)
+
+
+def _lost_procs(state_dir: Path, named: set[int]) -> list[int]:
+    """dnsmasq/udhcpc processes started with our state dir in their argv whose namespace has no name any more."""
+    marker = str(state_dir)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        argv = dm.cmdline(int(entry))
+        if not argv or not any(marker in a for a in argv):
+            continue
+        prog = os.path.basename(argv[0])
+        if prog == "busybox" and len(argv) > 1:
+            prog = argv[1]
+        try:
+            ino = os.stat(f"/proc/{entry}/ns/net").st_ino
+        except OSError:
+            continue
+        if prog in PROGRAMS and ino not in named:
+            found.append(int(entry))
+    return found
+
+
 class HostDriver:
     """The only code that touches the kernel or spawns dnsmasq/udhcpc. Not thread-safe per id."""
 
@@ -306,6 +354,7 @@ class HostDriver:
                 pids.append(stale)
         for pid in pids:
             wait_gone(pid)
+        _kill_left_in([n.inst_ns(iid) for iid in ids])
         for iid in ids:
             netns.remove(n.inst_ns(iid))
             _rmtree(n.inst_dir(iid))
@@ -336,6 +385,7 @@ class HostDriver:
         n = self.names
         self.remove_instances(self.instances_of(ids), release=False)
         self._stop_dnsmasq(ids, wait=True)
+        _kill_left_in([n.dhcp_ns(nid) for nid in ids])
         for nid in ids:
             netns.remove(n.dhcp_ns(nid))
             netns.remove(n.seg_ns(nid))
@@ -389,6 +439,10 @@ class HostDriver:
             stray = [pid for pid, _ in procs if pid not in known]
             if stray:
                 st.stray_pids[name] = stray
+        # Ours by argv but in a namespace that was deleted (behind our back, or mid-start): nothing else finds them.
+        lost = _lost_procs(self.config.state_dir, set(inodes))
+        if lost:
+            st.stray_pids["(deleted namespace)"] = lost
         return st
 
     def remove_orphans(self, wanted_networks: Iterable[str], wanted_instances: Iterable[str]) -> HostState:
