@@ -6,6 +6,7 @@ work. The consumers only join groups, hand requests to services, and relay chann
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -17,8 +18,40 @@ from .targets import Target, resolve
 
 CLOSE_FORBIDDEN = 4403
 CLOSE_POLICY = 4408
+CLOSE_TOO_BIG = 1009
 MAX_ERRORS = 20
 MAX_PENDING_INPUT = 64 * 1024
+# Client frames are small commands or a few keystrokes (input is cut at 4 KiB anyway); larger is abuse.
+MAX_CLIENT_FRAME = 16 * 1024
+
+
+class JsonFramesConsumer(AsyncJsonWebsocketConsumer):
+    """Parses client frames itself: channels' JSON consumer raises on a non-JSON or binary frame, which kills the
+    consumer (and logs a traceback per frame). Here such a frame gets an error message, a too-large one closes the
+    socket with 1009, and a client that keeps sending garbage is cut off."""
+
+    errors = 0
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        size = len(bytes_data) if text_data is None else len(text_data.encode("utf-8", "surrogatepass"))
+        if size > MAX_CLIENT_FRAME:
+            await self.close(code=CLOSE_TOO_BIG)
+            return
+        if text_data is None:
+            await self._error("binary frames are not accepted; send JSON text")
+            return
+        try:
+            content = json.loads(text_data)
+        except (ValueError, RecursionError):
+            await self._error("frames must be JSON objects")
+            return
+        await self.receive_json(content, **kwargs)
+
+    async def _error(self, message: str) -> None:
+        self.errors += 1
+        await self.send_json({"type": "error", "message": message})
+        if self.errors >= MAX_ERRORS:
+            await self.close(code=CLOSE_POLICY)
 
 
 def _target_from_scope(scope: dict[str, Any]) -> Target | None:
@@ -27,12 +60,11 @@ def _target_from_scope(scope: dict[str, Any]) -> Target | None:
     return resolve(scope.get("user"), kwargs["kind"], object_id)
 
 
-class DiagnosticsConsumer(AsyncJsonWebsocketConsumer):
+class DiagnosticsConsumer(JsonFramesConsumer):
     """``ws/teach/…/diagnostics/``: ``{"type": "run", "action": "ping", "args": {…}}`` → streamed lines."""
 
     target: Target | None = None
     group = ""
-    errors = 0
 
     async def connect(self) -> None:
         self.target = await database_sync_to_async(_target_from_scope)(self.scope)
@@ -62,18 +94,12 @@ class DiagnosticsConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.send_json({"type": "accepted", "run": run.pk, "action": run.action, "args": run.args})
 
-    async def _error(self, message: str) -> None:
-        self.errors += 1
-        await self.send_json({"type": "error", "message": message})
-        if self.errors >= MAX_ERRORS:
-            await self.close(code=CLOSE_POLICY)
-
     async def teach_diag(self, message: dict[str, Any]) -> None:
         """Relay one line / done message from the agent job."""
         await self.send_json({k: v for k, v in message.items() if k != "type"} | {"type": message["event"]})
 
 
-class ShellConsumer(AsyncJsonWebsocketConsumer):
+class ShellConsumer(JsonFramesConsumer):
     """``ws/teach/…/shell/``: a terminal relayed to a pty the agent opened in the namespace (superusers only)."""
 
     session_id: int | None = None
@@ -107,6 +133,7 @@ class ShellConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict):
+            await self._error("send {\"type\": \"input\", \"data\": …} or {\"type\": \"resize\", …}")
             return
         if content.get("type") == "input" and isinstance(content.get("data"), str):
             data = content["data"][:4096]
@@ -115,8 +142,11 @@ class ShellConsumer(AsyncJsonWebsocketConsumer):
             elif sum(map(len, self.pending)) < MAX_PENDING_INPUT:
                 self.pending.append(data)
         elif content.get("type") == "resize" and self.agent:
-            await self.channel_layer.send(self.agent, {"type": "shell.resize", "rows": content.get("rows"),
-                                                       "cols": content.get("cols")})
+            rows, cols = content.get("rows"), content.get("cols")
+            # Whole numbers only: 1e999 parses as infinity, and int(inf) raised in the agent's relay loop.
+            if all(isinstance(n, int) and not isinstance(n, bool) for n in (rows, cols)):
+                await self.channel_layer.send(self.agent, {"type": "shell.resize", "rows": max(2, min(rows, 500)),
+                                                           "cols": max(10, min(cols, 500))})
 
     async def shell_ready(self, message: dict[str, Any]) -> None:
         self.agent = message["agent"]

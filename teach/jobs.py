@@ -375,7 +375,7 @@ class ShellRelay:
             elif kind == "shell.resize":
                 try:
                     shell.resize(max(2, min(int(msg["rows"]), 500)), max(10, min(int(msg["cols"]), 500)))
-                except (KeyError, TypeError, ValueError, OSError):
+                except (KeyError, TypeError, ValueError, OverflowError, OSError):
                     pass
             elif kind == "shell.close":
                 self.reason = str(msg.get("reason") or "closed by the user")[:200]
