@@ -25,6 +25,7 @@ from tenants.choices import LeaseState, ObjectStatus
 from . import serializers as s
 from .authentication import BearerTokenAuthentication
 from .errors import service_errors, to_drf
+from .throttling import ApiWriteThrottle
 
 # --- filtering -----------------------------------------------------------------------------------------
 
@@ -98,6 +99,7 @@ class ApiViewSet(viewsets.GenericViewSet):
 
     authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
+    throttle_classes = [ApiWriteThrottle]
     lookup_value_regex = r"[0-9]+"
 
     def handle_exception(self, exc: Exception) -> Response:

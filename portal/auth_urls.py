@@ -8,8 +8,10 @@ administrator (``manage.py changepassword``).
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from .auth import RateLimitedLoginView
+
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="portal/login.html", redirect_authenticated_user=True),
+    path("login/", RateLimitedLoginView.as_view(template_name="portal/login.html", redirect_authenticated_user=True),
          name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password_change/", auth_views.PasswordChangeView.as_view(template_name="portal/password_change.html"),

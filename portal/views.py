@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -260,8 +261,12 @@ def member_remove(request: HttpRequest, tenant_slug: str, membership_id: int) ->
     tenant = page_selectors.administered_tenant(request.user, tenant_slug)
     membership = get_object_or_404(page_selectors.tenant_memberships(tenant), pk=membership_id)
     if request.method == "POST":
-        services.membership_remove(membership=membership, actor=request.user)
-        messages.success(request, f"{membership.user} removed from {tenant}.")
+        try:
+            services.membership_remove(membership=membership, actor=request.user)
+        except ValidationError as exc:  # the tenant's last admin
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, f"{membership.user} removed from {tenant}.")
         return redirect("portal:member-list", tenant.slug)
     return _confirm(request, title=f"Remove {membership.user}", action="Remove",
                     question=f"Remove {membership.user} from {tenant}? They lose access to its networks.",

@@ -78,13 +78,35 @@ def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str = Role.M
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}; choose one of {', '.join(Role.values)}."})
     with transaction.atomic():
+        _lock_tenant(tenant)
+        current = Membership.objects.filter(user=user, tenant=tenant).first()
+        if current is not None and role != Role.ADMIN:
+            _check_not_last_admin(current, f"{user} is the last admin of {tenant}; make another member admin "
+                                           "before changing this role.", field="role")
         membership, _ = Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
         _audit(actor=actor, tenant=tenant, action="member.set", obj=membership, detail=f"{user} as {role}")
     return membership
 
 
+def _check_not_last_admin(membership: Membership, message: str, field: str | None = None) -> None:
+    """A tenant keeps at least one admin: nobody could manage its members or read its audit log otherwise.
+    Callers hold the tenant row lock, so two admins demoting each other at once cannot both succeed."""
+    if membership.role != Role.ADMIN:
+        return
+    admins = Membership.objects.filter(tenant_id=membership.tenant_id, role=Role.ADMIN)
+    if not admins.exclude(pk=membership.pk).exists():
+        raise ValidationError({field: [message]} if field else message, code="last_admin")
+
+
 def membership_remove(*, membership: Membership, actor: AbstractBaseUser | None = None) -> None:
+    """Remove a member; the tenant's last admin cannot be removed."""
     with transaction.atomic():
+        _lock_tenant(membership.tenant)
+        membership = Membership.objects.select_related("user", "tenant").filter(pk=membership.pk).first()
+        if membership is None:  # removed meanwhile
+            return
+        _check_not_last_admin(membership, f"{membership.user} is the last admin of {membership.tenant}; make "
+                                          "another member admin first.")
         _audit(actor=actor, tenant=membership.tenant, action="member.remove", obj=membership,
                detail=str(membership.user))
         membership.delete()

@@ -8,6 +8,14 @@ import pytest
 _counter = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def _no_rate_limits(settings):
+    """Sign-in and API-write rate limits are off in tests (load and fuzz tests would trip them); the tests of the
+    limits themselves (tests/security/test_ratelimit_audit.py) set a rate explicitly."""
+    settings.NETDASH_LOGIN_RATE = ""
+    settings.NETDASH_API_WRITE_RATE = ""
+
+
 @pytest.fixture
 def user_factory(django_user_model):
     """Create users: ``user_factory()``, ``user_factory(username="bob", is_superuser=True)``."""
