@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Case, Q, QuerySet, When
+from django.db.models import Case, Exists, OuterRef, Q, QuerySet, When
 from django.http import Http404
 
 from tenants import selectors
@@ -54,6 +54,16 @@ def network_events(network: Network, limit: int = 30) -> list[Event]:
     ]
     events.sort(key=lambda e: e.at, reverse=True)
     return events[:limit]
+
+
+def network_instances(network: Network) -> QuerySet[Instance]:
+    """The network's instances by hostname, each with ``leased``: it holds an active lease in its subnet.
+
+    Matched by instance or by MAC, like ``instance_lease``: the watcher may record the lease before linking it.
+    """
+    active = Lease.objects.filter(subnet=OuterRef("subnet"), state=LeaseState.ACTIVE).filter(
+        Q(instance=OuterRef("pk")) | Q(mac_address=OuterRef("mac_address")))
+    return network.instances.select_related("subnet").annotate(leased=Exists(active)).order_by("hostname")
 
 
 def network_leases(network: Network, limit: int = 100) -> QuerySet[Lease]:

@@ -103,7 +103,7 @@ def network_detail(request: HttpRequest, network_id: int) -> HttpResponse:
     context = {
         "network": network,
         "subnets": network.subnets.prefetch_related("allocation_pools").order_by("id"),
-        "instances": network.instances.select_related("subnet").order_by("hostname"),
+        "instances": page_selectors.network_instances(network),
         "leases": page_selectors.network_leases(network),
         "events": page_selectors.network_events(network),
     }
