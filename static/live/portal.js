@@ -23,6 +23,7 @@
   // Lease states seen in deltas (released/expired too): the Store keeps only active leases, the lease table
   // shows ended ones as well.
   var leaseSeen = new Map();
+  var MAX_EVENTS = 30;  // as many as portal.selectors.network_events shows
   var renders = 0;
   var pending = false;
 
@@ -295,6 +296,24 @@
     document.body.dataset.liveRendered = String(renders);
   }
 
+  /** A network page's "Recent events": lease events are history, so each delta is prepended once, drawn as
+   * the server draws it. (Audit entries are not sent over the socket; they show on the next visit.) */
+  function prependLeaseEvent(msg) {
+    var d = msg.data || {};
+    var ev = d.event;
+    var list = document.querySelector('[data-event-list]');
+    if (!list || !config.network || d.network !== config.network || !ev || typeof ev !== 'object') { return; }
+    var at = ev.at ? new Date(ev.at) : new Date();
+    var li = document.createElement('li');
+    li.className = 'event lease';
+    li.innerHTML = '<time datetime="' + L.esc(at.toISOString()) + '">' + L.esc(when(at.toISOString())) +
+      '</time> <span class="event-action mono">lease.' + L.esc(ev.event) + '</span> <span>' +
+      L.esc([ev.ip_address, ev.mac_address, ev.hostname].filter(Boolean).join(' ')) + '</span>';
+    list.querySelectorAll(':scope > li.muted').forEach(function (el) { el.remove(); });
+    list.insertBefore(li, list.firstElementChild);
+    while (list.children.length > MAX_EVENTS) { list.lastElementChild.remove(); }
+  }
+
   var socket = new L.LiveSocket(config.ws_path, {
     snapshot: function (snap) {
       store.loadSnapshot(snap);
@@ -304,7 +323,10 @@
     },
     event: function (msg) {
       var d = msg.data || {};
-      if ((msg.event || '').indexOf('lease.') === 0 && d.id !== undefined) { leaseSeen.set(d.id, d); }
+      if ((msg.event || '').indexOf('lease.') === 0 && d.id !== undefined) {
+        leaseSeen.set(d.id, d);
+        prependLeaseEvent(msg);
+      }
       store.applyEvent(msg);
       schedule();
     },

@@ -173,6 +173,7 @@ def test_tenant_builds_a_network_and_instance_and_watches_them_go_live(tenants_a
     lease_row = detail.locator("table[data-lease-list] tr[data-lease-id]", has_text=ip)
     lease_row.wait_for(timeout=WAIT_MS)
     assert lease_row.get_attribute("data-status") == "active" and "Active" in lease_row.inner_text()
+    detail.locator("[data-event-list] li.lease", has_text=f"lease.add {ip}").wait_for(timeout=WAIT_MS)
     # The list's counts and the instance page's lease followed too.
     wait_selector(listing, f'tr[data-network-id="{network_id}"] [data-field="lease_count"]:text-is("1")')
     assert listing.inner_text(f'tr[data-network-id="{network_id}"] [data-field="instance_count"]') == "1"
@@ -192,6 +193,8 @@ def test_tenant_builds_a_network_and_instance_and_watches_them_go_live(tenants_a
     # --- a second tenant with the same CIDR: only its own network, 404 for Acme's ------------------------
     globex_ctx, bob_list = sign_in(chromium, stack, "bob")
     assert bob_list.locator("tr[data-network-id]").count() == 0
+    wait_live(bob_list)
+    bob_list.screenshot(path=str(ARTIFACTS / "e2e-network-list-empty.png"), full_page=True)
     bob_detail = new_tab(globex_ctx, stack, "")
     bob_network_id = create_network(bob_detail, stack, "globex-net")
     bob_badge = f'[data-network-id="{bob_network_id}"][data-status] > .page-head [data-field="status"]'
@@ -221,6 +224,9 @@ def test_tenant_builds_a_network_and_instance_and_watches_them_go_live(tenants_a
     detail.wait_for_selector(row, state="detached", timeout=WAIT_MS)
     topology.wait_for_function(f"() => window.netdashTopology.cy.getElementById('i{instance.pk}').empty()",
                                timeout=WAIT_MS)
+    # udhcpc released the address on the way out: the lease row says so in place, the pool cell is free again.
+    detail.wait_for_function(f"() => document.querySelector('{cell}')?.classList.contains('free')", timeout=WAIT_MS)
+    lease_row.locator('[data-field="state"]:text-is("Released")').wait_for(timeout=WAIT_MS)
     delete_through_ui(bob_detail, stack, f"/networks/{bob_network_id}/delete/")
     delete_through_ui(creator, stack, f"/networks/{network_id}/delete/")
     listing.wait_for_selector(f'tr[data-network-id="{network_id}"]', state="detached", timeout=WAIT_MS)
