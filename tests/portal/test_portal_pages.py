@@ -137,6 +137,37 @@ def test_network_detail_shows_subnets_instances_leases_and_events(client_for, ad
     assert "instance.create" in html and "network.create" in html
 
 
+def test_portal_pages_carry_the_live_client(client_for, admin, tenant, network):
+    """List, network and instance pages connect to their tenant's socket; the network page embeds lease panels."""
+    import json
+
+    from tenants.models import Lease
+
+    instance = services.instance_create(network=network, hostname="vm1", actor=admin)
+    subnet = network.subnets.get()
+    client = client_for(admin)
+
+    def config(html: str) -> dict:
+        found = re.search(r'<script id="page-live-config" type="application/json">(.*?)</script>', html, re.S)
+        assert found, "no live config on the page"
+        return json.loads(found.group(1))
+
+    html = client.get(reverse("portal:network-list")).content.decode()
+    assert config(html)["ws_path"] == f"/ws/live/tenants/{tenant.pk}/" and "live/portal.js" in html
+    html = client.get(reverse("portal:network-detail", args=[network.pk])).content.decode()
+    assert config(html) | {"naming": None, "urls": None, "labels": None} == {
+        "mode": "page", "ws_path": f"/ws/live/tenants/{tenant.pk}/", "tenant": tenant.pk, "network": network.pk,
+        "instance": None, "naming": None, "urls": None, "labels": None}
+    assert f'data-lease-panel="{subnet.pk}"' in html and f'href="/live/tenants/{tenant.pk}/"' in html
+    assert re.search(rf'data-instance-id="{instance.pk}".*?data-field="lease"><span class="muted">none', html, re.S)
+    Lease.objects.create(subnet=subnet, ip_address=instance.ip_address, mac_address=instance.mac_address)
+    html = client.get(reverse("portal:network-detail", args=[network.pk])).content.decode()
+    assert re.search(rf'data-instance-id="{instance.pk}".*?data-field="lease"><span class="badge lease-active">', html,
+                     re.S)  # matched by MAC before the watcher links the lease to the instance
+    html = client.get(reverse("portal:instance-detail", args=[instance.pk])).content.decode()
+    assert config(html)["instance"] == instance.pk and config(html)["labels"]["status"]["active"] == "Active"
+
+
 def test_network_status_reason_is_shown(client_for, admin, network):
     services.network_set_status(network_id=network.pk, status=ObjectStatus.ERROR, reason="dnsmasq exited: port busy")
     html = client_for(admin).get(reverse("portal:network-detail", args=[network.pk])).content.decode()
