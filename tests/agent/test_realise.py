@@ -187,6 +187,7 @@ def test_jobs_are_idempotent(two_tenants):
 
 
 def test_status_error_has_a_readable_reason(host_clean, agent_queue, settings):
+    good = settings.NETDASH_DNSMASQ
     settings.NETDASH_DNSMASQ = "/nonexistent/dnsmasq"
     from tenants import hostspecs
 
@@ -201,6 +202,9 @@ def test_status_error_has_a_readable_reason(host_clean, agent_queue, settings):
         assert network.status == ObjectStatus.ERROR
         assert "dnsmasq" in network.status_reason
     finally:
+        # Restore before clearing: ``settings`` is autouse (tests/conftest.py), so it is restored only after
+        # host_clean's teardown, which would otherwise cache a driver with the broken path for later tests.
+        settings.NETDASH_DNSMASQ = good
         hostspecs.host_config.cache_clear()
         hostspecs.driver.cache_clear()
 
