@@ -215,6 +215,15 @@ def start_agent(transactional_db, agent_queue, tmp_path) -> Iterator[Callable[..
     yield start
     for agent in started:
         agent.stop(timeout=5)
+    # A SIGKILLed agent never unregisters its RQ worker; left listed, it would look like a live node to the
+    # scheduler (tests/agent/test_scheduling.py) until its TTL runs out.
+    try:
+        pids = {a.pid for a in started}
+        for worker in Worker.all(queue=django_rq.get_queue(settings.NETDASH_AGENT_QUEUE)):
+            if worker.pid in pids:
+                worker.register_death()
+    except Exception:  # noqa: BLE001 - a drill may have stopped its Redis
+        pass
     logs = [a.log_path for a in started]
     if logs:  # keep the agents' logs for CI
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
