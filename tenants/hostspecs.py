@@ -61,13 +61,15 @@ def network_spec(network: Network) -> NetworkSpec:
             enable_dhcp=s.enable_dhcp,
             tag=subnet_tag(s.pk),
         )
-        for s in network.subnets.order_by("id")
+        # .all() and sorting here, not order_by()/exclude(): a batch job prefetches both relations for many networks.
+        for s in sorted(network.subnets.all(), key=lambda s: s.pk)
     )
     dhcp_cidrs = [s.cidr for s in subnets if s.enable_dhcp]
     reservations = tuple(
         ReservationSpec(mac=i.mac_address, hostname=i.hostname, ip=i.ip_address)
-        for i in network.instances.exclude(status=ObjectStatus.DELETING).exclude(ip_address=None).order_by("id")
-        if any(ipaddress.ip_address(i.ip_address) in cidr for cidr in dhcp_cidrs)
+        for i in sorted(network.instances.all(), key=lambda i: i.pk)
+        if i.status != ObjectStatus.DELETING and i.ip_address is not None
+        and any(ipaddress.ip_address(i.ip_address) in cidr for cidr in dhcp_cidrs)
     )
     return NetworkSpec(kernel_id=network.kernel_id, subnets=subnets, reservations=reservations)
 

@@ -173,7 +173,8 @@ def network_rerealise(*, networks: Sequence[Network], actor: AbstractBaseUser | 
             if network.status == ObjectStatus.DELETING:
                 continue
             _audit(actor=actor, tenant=network.tenant, action="network.rerealise", obj=network)
-            _enqueue_network(network)
+            # force: walk the whole plan even if the network looks up (this follows manual tinkering)
+            enqueue_on_commit("tenants.jobs.realise_network", network.pk, True, node=network.node)
             count += 1
     return count
 

@@ -285,6 +285,36 @@ class HostDriver:
             apply_all(ops, s)
         return InstanceState(iid, n.inst_ns(iid), self.udhcpc_pid(iid), self.instance_lease(iid))
 
+    def refresh_network(self, spec: NetworkSpec) -> bool:
+        """Fast path of :meth:`ensure_network` for a network that is already up; False: call ``ensure_network``.
+
+        "Up" means both namespaces exist and dnsmasq runs in the DHCP namespace with exactly this spec's argv.
+        Then only the reservation/option files can differ: they are replaced atomically and dnsmasq gets a
+        SIGHUP if one changed. No netlink socket is opened (a full ensure opens two, ~1.5 ms each, and walks
+        every device), which is what a job that adds one instance to a live network needs.
+        """
+        n, nid = self.names, spec.kernel_id
+        if not spec.dhcp_subnets or not netns.exists(n.seg_ns(nid)) or not netns.exists(n.dhcp_ns(nid)):
+            return False
+        pid = self.dnsmasq_pid(nid)
+        if pid is None or dm.cmdline(pid) != self.dnsmasq_command(spec).argv():
+            return False
+        hosts, opts = dm.render_hosts(spec), dm.render_opts(spec)  # validates before any write
+        changed = dm.write_atomic(n.hosts(nid), hosts)
+        changed = dm.write_atomic(n.opts(nid), opts) or changed
+        if changed:
+            dm.kill(pid, signal.SIGHUP)
+        return True
+
+    def instance_running(self, spec: InstanceSpec) -> bool:
+        """True when the instance's namespace exists and its DHCP client runs there with this spec's argv (it
+        renews by itself): :meth:`ensure_instance` would change nothing a quick look can see."""
+        n, iid = self.names, spec.kernel_id
+        if not netns.exists(n.inst_ns(iid)):
+            return False
+        pid = self.udhcpc_pid(iid)
+        return pid is not None and dm.cmdline(pid) == self.udhcpc_command(spec).argv()
+
     # -- queries ---------------------------------------------------------------------------
     def dnsmasq_pid(self, net_id: str) -> int | None:
         """Live dnsmasq pid of the network (verified), or None."""
