@@ -39,6 +39,8 @@ from .ops import (
     VethAdd,
     WriteFile,
     apply_all,
+    client_starting,
+    forget_started,
     transcript,
     wait_gone,
 )
@@ -312,8 +314,11 @@ class HostDriver:
         n, iid = self.names, spec.kernel_id
         if not netns.exists(n.inst_ns(iid)):
             return False
+        command = self.udhcpc_command(spec)
+        if client_starting(command.pid_file):
+            return True  # still leasing in its first process (see ops.client_starting)
         pid = self.udhcpc_pid(iid)
-        return pid is not None and dm.cmdline(pid) == self.udhcpc_command(spec).argv()
+        return pid is not None and dm.cmdline(pid) == command.argv()
 
     # -- queries ---------------------------------------------------------------------------
     def dnsmasq_pid(self, net_id: str) -> int | None:
@@ -386,6 +391,7 @@ class HostDriver:
             wait_gone(pid)
         _kill_left_in([n.inst_ns(iid) for iid in ids])
         for iid in ids:
+            forget_started(n.udhcpc_pid(iid))
             netns.remove(n.inst_ns(iid))
             _rmtree(n.inst_dir(iid))
             _rmtree(n.resolv_dir(iid))

@@ -384,6 +384,34 @@ class RunDnsmasq(Op):
 
 
 _unwaited: list[subprocess.Popen[bytes]] = []
+# pid file -> the first process of a DHCP client this process started without waiting. udhcpc forks into the
+# background after its lease (or after giving up) and the daemon then rewrites the pid file: in between, the
+# file names a process that has exited, and a second convergence in that window (a batch job, then the
+# instance's own job) started a second client for the same instance (tests/faults/test_load.py saw 51 for 50).
+_starting: dict[Path, subprocess.Popen[bytes]] = {}
+
+
+def client_starting(pid_file: Path) -> bool:
+    """True while the client this process started for ``pid_file`` is still in its first process; once that
+    has exited, wait (≤ 0.2 s) until the pid file names its daemon, so the caller's pid check sees it."""
+    p = _starting.get(pid_file)
+    if p is None:
+        return False
+    if p.poll() is None:
+        return True
+    deadline = time.monotonic() + 0.2
+    while time.monotonic() < deadline:
+        pid = dm.read_pid(pid_file)
+        if pid is not None and pid != p.pid and dm.cmdline(pid) is not None:
+            break
+        time.sleep(0.002)
+    _starting.pop(pid_file, None)
+    return False
+
+
+def forget_started(pid_file: Path) -> None:
+    """The client was stopped on purpose: a new one may start at once."""
+    _starting.pop(pid_file, None)
 
 
 def _reap() -> None:
@@ -421,6 +449,8 @@ class RunUdhcpc(Op):
                 return  # it renews by itself
             dm.kill(pid)
             wait_gone(pid)
+        elif client_starting(c.pid_file):
+            return  # started moments ago, still leasing (or forking into the background)
         if not os.access(c.busybox, os.X_OK):
             raise HostError(f"busybox (for udhcpc) not installed at {c.busybox}")
         if not os.access(c.script, os.X_OK):
@@ -429,6 +459,7 @@ class RunUdhcpc(Op):
             _reap()
             p = netns.spawn(self.ns, argv, c.env, log=c.log_file or Path(os.devnull))
             _unwaited.append(p)  # its first process exits once leased (or backgrounded); reaped later
+            _starting[c.pid_file] = p
             s.started.append(p.pid)
             return
         p = netns.spawn(self.ns, argv, c.env)
