@@ -30,8 +30,11 @@ from .throttling import ApiWriteThrottle
 # --- filtering -----------------------------------------------------------------------------------------
 
 
+MAX_ID = 2**63 - 1  # the database's integer range: a larger number overflowed into a 500 in the FK filters
+
+
 def _int_param(name: str, value: str) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
         raise ValidationError({name: [f"{value!r} is not an id; give a number."]})
     return int(value)
 
@@ -46,7 +49,9 @@ def _tenant_q(prefix: str, value: str) -> Q:
     """Tenant filter by id or slug."""
     by_slug = Q(**{f"{prefix}__slug": value})
     # An all-digit slug is legal, so a number matches either the id or such a slug.
-    return (Q(**{f"{prefix}__pk": int(value)}) | by_slug) if value.isdigit() else by_slug
+    if value.isascii() and value.isdigit() and int(value) <= MAX_ID:
+        return Q(**{f"{prefix}__pk": int(value)}) | by_slug
+    return by_slug
 
 
 def _filter(qs: QuerySet, request: Request, spec: dict[str, tuple[str, str, list[str] | None]]) -> QuerySet:
