@@ -12,6 +12,7 @@ bench:
 
 soak:
 	NETDASH_SOAK=1 bash scripts/test.sh -m slow tests/faults
+	NETDASH_SOAK=1 bash scripts/test.sh tests/security/test_fuzz.py tests/security/test_schemathesis.py
 
 lint:
 	.venv/bin/ruff check .

@@ -183,7 +183,7 @@ def test_cidr_address_pool_and_dns_validators(value, gateway, dns, pool):
         accepted += 1
     except ValidationError:
         pass
-    record("validators.addresses", examples=1, accepted=accepted)
+    record("validators.addresses", examples=1, accepted_checks=accepted)
 
 
 # --- host specs: only HostInputError; a built spec renders exactly its values -----------------------------
