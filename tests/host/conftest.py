@@ -8,6 +8,7 @@ every namespace with the prefix and the /etc/netns entries.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -105,7 +106,25 @@ def host_config() -> Iterator[Callable[[], HostConfig]]:
         shutil.rmtree(cfg.state_dir.parent, ignore_errors=True)
 
 
+class PatientDriver(HostDriver):
+    """The driver, but ``ensure_instance`` waits for the lease however long a loaded machine needs.
+
+    udhcpc goes to the background after its first ~3 s window and keeps trying (the product relies on that);
+    on a CI machine busy with other suites that window can pass before the first ACK, and the test would see a
+    client that is about to lease as one that failed.
+    """
+
+    def ensure_instance(self, spec, *, wait: bool = True):  # type: ignore[override]
+        state = super().ensure_instance(spec, wait=wait)
+        if wait and state.lease is None:
+            state = dataclasses.replace(state, lease=self.wait_instance_lease(spec.kernel_id))
+        return state
+
+    def wait_instance_lease(self, inst_id, pred=None, timeout: float = 20.0):  # type: ignore[override]
+        return super().wait_instance_lease(inst_id, pred, timeout=timeout)
+
+
 @pytest.fixture
 def driver(host_config: Callable[[], HostConfig]) -> HostDriver:
     """A driver on its own prefix and state dir."""
-    return HostDriver(host_config())
+    return PatientDriver(host_config())
