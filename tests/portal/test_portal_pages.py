@@ -383,3 +383,19 @@ def test_tokens_of_other_users_are_invisible(client_for, admin, user_factory):
     assert client.post(reverse("portal:token-revoke", args=[token.pk])).status_code == 404
     token.refresh_from_db()
     assert token.revoked_at is None
+
+
+@pytest.mark.django_db
+def test_network_and_instance_pages_show_the_equivalent_commands(client, member_factory, tenant_factory):
+    """The teaching panel (commands derived from the driver's own plan) is on the portal's detail pages."""
+    from tenants import services
+
+    tenant = tenant_factory()
+    user = member_factory(tenant=tenant)
+    network = services.network_create(tenant=tenant, name="cmds", subnet={"cidr": "192.168.1.0/24"})
+    instance = services.instance_create(network=network, hostname="vm1")
+    client.force_login(user)
+    page = client.get(f"/networks/{network.pk}/").content.decode()
+    assert "Under the hood" in page and "ip netns add" in page and network.kernel_id in page
+    page = client.get(f"/instances/{instance.pk}/").content.decode()
+    assert "udhcpc" in page and instance.mac_address in page
