@@ -163,6 +163,9 @@ def network_delete(*, network: Network, actor: AbstractBaseUser | None = None) -
         _audit(actor=actor, tenant=network.tenant, action="network.delete", obj=network, detail=network.name)
         enqueue_on_commit("tenants.jobs.destroy_network", network.pk, node=network.node)
         events.publish(network.tenant_id, "network.updated", selectors.network_data(network))
+        # Viewers see the instances go too, not "active" badges until the rows disappear.
+        events.publish_many([(network.tenant_id, "instance.updated", selectors.instance_data(i))
+                             for i in Instance.objects.filter(network=network)])
 
 
 def network_rerealise(*, networks: Sequence[Network], actor: AbstractBaseUser | None = None) -> int:
