@@ -6,6 +6,7 @@ thread so a test can step through it deterministically — with the same Redis q
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -34,7 +35,7 @@ def run_jobs() -> int:
     return worker.successful_job_count
 
 
-def settle(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+def settle(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
     """Run jobs and sync leases (what the agent's loops do) until ``predicate`` holds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -46,3 +47,29 @@ def settle(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
+
+
+def reset_agent_queue() -> None:
+    """Forget every job, registry entry and network lock of this node's agent queue.
+
+    A test that killed an agent mid-job leaves ids in the queue's intermediate list and started registry; the
+    next worker's maintenance would fail them ("stuck in intermediate queue") inside an unrelated test.
+    """
+    queue = django_rq.get_queue(settings.NETDASH_AGENT_QUEUE)
+    queue.empty()
+    for job_id in queue.failed_job_registry.get_job_ids():
+        queue.failed_job_registry.remove(job_id, delete_job=True)
+    keys = [queue.intermediate_queue_key, queue.started_job_registry.key,
+            *queue.connection.scan_iter("netdash:lock:*")]
+    queue.connection.delete(*keys)
+
+
+def require_root() -> None:
+    """Host tests need root; CI runs as root, so there a missing privilege fails the test instead of skipping it."""
+    import pytest
+
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("host tests need root, and CI runs as root: something is wrong with this machine")
+        pytest.skip("host tests need root (network namespaces)")
+

@@ -97,3 +97,32 @@ def isolation_world(tenant_factory, member_factory, network_factory):
         b_instance=b_instance, b_lease=b_lease, b_membership=b.memberships.get(user=beta),
         markers=["beta-secret", "Beta Secret", "10.99.77.", b_instance.mac_address],
     )
+
+
+@pytest.fixture
+def host_clean():
+    """Start and end with nothing carrying this test run's prefix on the host, even when the test fails."""
+    from tenants.hostspecs import driver
+    from tenants.testing import require_root
+
+    require_root()
+    driver().remove_orphans(set(), set())
+    yield driver()
+    driver().remove_orphans(set(), set())
+
+
+@pytest.fixture
+def agent_queue():
+    """An empty agent queue (no jobs, registries or network locks) before and after the test."""
+    import django_rq
+    from django.conf import settings
+
+    from tenants.testing import reset_agent_queue
+
+    reset_agent_queue()
+    yield django_rq.get_queue(settings.NETDASH_AGENT_QUEUE)
+    try:
+        reset_agent_queue()
+    except Exception:  # noqa: BLE001 - a test that stopped its Redis must still tear down
+        pass
+

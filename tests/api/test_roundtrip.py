@@ -39,16 +39,6 @@ def run_queued_jobs() -> None:
     assert not failed, f"agent job(s) failed: {[queue.fetch_job(j).latest_result().exc_string for j in failed]}"
 
 
-@pytest.fixture
-def agent_queue():
-    queue = django_rq.get_queue(settings.NETDASH_AGENT_QUEUE)
-    queue.empty()
-    yield queue
-    queue.empty()
-    for job_id in queue.failed_job_registry.get_job_ids():
-        queue.failed_job_registry.remove(job_id, delete_job=True)
-
-
 def test_create_network_subnet_instance_and_read_its_lease(bearer_client, member_factory, tenant_factory,
                                                            agent_queue):
     from tenants.models import Network

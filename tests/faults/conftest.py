@@ -31,18 +31,12 @@ from rq import Worker
 from tenants import events
 from tenants.host import dnsmasq as dm
 from tenants.hostspecs import driver
+from tenants.testing import require_root, reset_agent_queue
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", BASE_DIR / "artifacts"))
 RECORDS: list[dict] = []
 _agent_logs_started = threading.Event()
-
-
-def _require_root() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("fault tests need root, and CI runs as root: something is wrong with this machine")
-        pytest.skip("fault tests need root (network namespaces)")
 
 
 # --- reporting ----------------------------------------------------------------------------------------
@@ -94,29 +88,19 @@ def _wipe_host() -> None:
 @pytest.fixture
 def host_clean() -> Iterator[object]:
     """Nothing with this run's prefix on the host before and after the test, even when it fails."""
-    _require_root()
+    require_root()
     _wipe_host()
     yield driver()
     _wipe_host()
 
 
-def _clear_queue() -> None:
-    queue = django_rq.get_queue(settings.NETDASH_AGENT_QUEUE)
-    queue.empty()
-    for job_id in queue.failed_job_registry.get_job_ids():
-        queue.failed_job_registry.remove(job_id, delete_job=True)
-    # Jobs a killed agent was running stay "started"; forget them (and any lock it held) between tests.
-    keys = [queue.started_job_registry.key, *queue.connection.scan_iter("netdash:lock:*")]
-    queue.connection.delete(*keys)
-
-
 @pytest.fixture
 def agent_queue(host_clean) -> Iterator[object]:
     """An empty agent queue (and no network locks) before and after the test."""
-    _clear_queue()
+    reset_agent_queue()
     yield django_rq.get_queue(settings.NETDASH_AGENT_QUEUE)
     try:
-        _clear_queue()
+        reset_agent_queue()
     except Exception:  # noqa: BLE001 - a test that stopped its Redis must still tear down
         pass
 

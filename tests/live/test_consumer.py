@@ -319,7 +319,7 @@ def test_real_stack_session_cookie_and_origin_check(two_tenants):
         comm = WebsocketCommunicator(application, f"/ws/live/tenants/{acme.pk}/", headers=evil)
         connected, _ = await comm.connect(timeout=5)
         assert not connected
-        await comm.disconnect()  # a refused consumer still waits for websocket.disconnect; end it before the loop closes
+        await comm.disconnect()  # a refused consumer waits for websocket.disconnect; end it before the loop closes
         comm = WebsocketCommunicator(application, f"/ws/live/tenants/{acme.pk}/",
                                      headers=[(b"origin", b"http://127.0.0.1:8000")])
         connected, code = await comm.connect(timeout=5)

@@ -16,7 +16,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import django_rq
 import pytest
 from django.conf import settings
 from rq import SimpleWorker
@@ -26,20 +25,13 @@ from tenants import services
 from tenants.choices import LeaseState, ObjectStatus, Role
 from tenants.hostspecs import driver
 from tenants.models import Instance, Lease
-from tenants.testing import settle
-
-
-def _require_root() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("host tests need root, and CI runs as root: something is wrong with this machine")
-        pytest.skip("host tests need root (network namespaces)")
+from tenants.testing import require_root, settle
 
 
 @pytest.fixture
 def host_clean():
     """Start and end with nothing carrying this test run's prefix on the host."""
-    _require_root()
+    require_root()
     driver().remove_orphans(set(), set())
     yield driver()
     from teach import jobs
@@ -50,16 +42,6 @@ def host_clean():
     while jobs.SESSIONS and time.monotonic() < deadline:
         time.sleep(0.05)
     driver().remove_orphans(set(), set())
-
-
-@pytest.fixture
-def agent_queue():
-    """An empty agent queue before and after the test."""
-    queue = django_rq.get_queue(settings.NETDASH_AGENT_QUEUE)
-    queue.empty()
-    queue.failed_job_registry.cleanup()
-    yield queue
-    queue.empty()
 
 
 class ThreadWorker(SimpleWorker):

@@ -128,6 +128,10 @@ def test_shells_left_by_a_dead_agent_are_reaped(overlap):
     try:
         session = ShellSession.objects.create(username="ghost", kind="inst", object_id=instance.pk, namespace=ns,
                                               pid=shell.pid)
+        # setpriv drops to the unprivileged user a moment after the spawn; on a busy machine wait for it.
+        deadline = time.monotonic() + 10
+        while not jobs._is_our_shell(shell.pid, ns) and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert jobs.reap_stale_shells() == [shell.pid]
         shell.proc.wait(timeout=5)
         session.refresh_from_db()
