@@ -6,9 +6,15 @@ thread so a test can step through it deterministically — with the same Redis q
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import django_rq
 from django.conf import settings
@@ -72,4 +78,42 @@ def require_root() -> None:
         if os.environ.get("CI"):
             pytest.fail("host tests need root, and CI runs as root: something is wrong with this machine")
         pytest.skip("host tests need root (network namespaces)")
+
+
+@contextlib.contextmanager
+def serve_daphne(db_name: str, log: Path, *, probe: str = "/accounts/login/", wrapper: Sequence[str] = (),
+                 **env_overrides: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run the real ASGI server (daphne) on a free loopback port against the test database ``db_name``.
+
+    Browser and privilege tests need the web as its own process; ``wrapper`` prefixes the command (e.g. setpriv to
+    drop every capability). Yields ``(base_url, process)`` once ``probe`` answers; stops it by pid afterwards.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{db_name}", DEBUG="0", **env_overrides)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    argv = [*wrapper, sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "netdash.asgi:application"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, cwd=Path(settings.BASE_DIR), env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + probe, timeout=1).read()  # noqa: S310 (loopback only)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"daphne did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.1)
+        yield base, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 

@@ -28,48 +28,17 @@ def daphne_server(django_db_setup, django_db_blocker):
     serves only collected files).
     """
     import os
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
     from pathlib import Path
 
     from django.core.management import call_command
     from django.db import connection
 
+    from tenants.testing import serve_daphne
+
     with django_db_blocker.unblock():
         db_name = connection.settings_dict["NAME"]
         call_command("collectstatic", "--noinput", verbosity=0)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{db_name}", DEBUG="0")
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     # In ARTIFACTS_DIR so a CI failure can be read afterwards.
-    artifacts = Path(os.environ.get("ARTIFACTS_DIR", "artifacts"))
-    artifacts.mkdir(parents=True, exist_ok=True)
-    log = artifacts / "live-daphne.log"
-    root = Path(__file__).resolve().parents[2]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "netdash.asgi:application"],
-            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(base + "/static/live/live.js", timeout=1).read()  # noqa: S310 (loopback)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"daphne did not start: {log.read_text()[-2000:]}") from None
-            time.sleep(0.1)
-    yield {"url": base, "log": log}
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    log = Path(os.environ.get("ARTIFACTS_DIR", "artifacts")) / "live-daphne.log"
+    with serve_daphne(db_name, log, probe="/static/live/live.js") as (base, _proc):
+        yield {"url": base, "log": log}

@@ -21,17 +21,17 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 from security_helpers import record
+
+from tenants.testing import serve_daphne
 
 ROOT = Path(__file__).resolve().parents[2]
 SETPRIV = shutil.which("setpriv")
@@ -40,12 +40,6 @@ SETPRIV = shutil.which("setpriv")
 def _caps(pid: int) -> dict[str, int]:
     status = Path(f"/proc/{pid}/status").read_text()
     return {k: int(v, 16) for k, v in re.findall(r"^(Cap\w+):\s+([0-9a-f]+)$", status, re.M)}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the web process without capabilities ------------------------------------------------------------------
@@ -59,33 +53,10 @@ def unprivileged_daphne(django_db_setup, django_db_blocker):
         pytest.fail("setpriv (util-linux) is required")
     with django_db_blocker.unblock():
         db_name = connection.settings_dict["NAME"]
-    port = _free_port()
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{db_name}", DEBUG="0")
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    artifacts = Path(os.environ.get("ARTIFACTS_DIR", "artifacts"))
-    artifacts.mkdir(parents=True, exist_ok=True)
-    log = artifacts / "privsep-daphne.log"
-    argv = [SETPRIV, "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all", "--no-new-privs",
-            sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "netdash.asgi:application"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(base + "/accounts/login/", timeout=1).read()  # noqa: S310 (loopback)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"daphne did not start: {log.read_text()[-2000:]}") from None
-            time.sleep(0.1)
-    yield {"url": base, "pid": proc.pid}
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    log = Path(os.environ.get("ARTIFACTS_DIR", "artifacts")) / "privsep-daphne.log"
+    wrapper = [SETPRIV, "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all", "--no-new-privs"]
+    with serve_daphne(db_name, log, wrapper=wrapper) as (base, proc):
+        yield {"url": base, "pid": proc.pid}
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,12 +8,8 @@ same queue, as root. Every fixture removes what it created, even when the test f
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,7 +21,7 @@ from tenants import services
 from tenants.choices import LeaseState, ObjectStatus, Role
 from tenants.hostspecs import driver
 from tenants.models import Instance, Lease
-from tenants.testing import require_root, settle
+from tenants.testing import require_root, serve_daphne, settle
 
 
 @pytest.fixture
@@ -120,37 +116,9 @@ def daphne_server(django_db_blocker):
     with django_db_blocker.unblock():
         db_name = connection.settings_dict["NAME"]
         call_command("collectstatic", "--noinput", verbosity=0)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{db_name}", DEBUG="0", NETDASH_SHELL_ENABLED="1")
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = ARTIFACTS / "teach-daphne.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "netdash.asgi:application"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(base + "/static/teach/vendor/xterm/xterm.js", timeout=1).read()  # noqa: S310
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"daphne did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.1)
+    with serve_daphne(db_name, ARTIFACTS / "teach-daphne.log", probe="/static/teach/vendor/xterm/xterm.js",
+                      NETDASH_SHELL_ENABLED="1") as (base, _proc):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def launch_chromium(playwright):

@@ -7,12 +7,15 @@ of this test process (``agent_thread``), as root — exactly the code the agent 
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
-from conftest import ARTIFACTS
 
 from teach.models import ShellSession
+
+ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", Path(__file__).resolve().parents[2] / "artifacts"))
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host, pytest.mark.browser]
 
