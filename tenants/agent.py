@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 MONITOR_INTERVAL = 1.0
 WORKER_RETRY_MIN = 0.5  # seconds before a new job worker is started after Redis went away; doubles up to MAX
 WORKER_RETRY_MAX = 10.0
+RESTART_BACKOFF = 5.0  # seconds before the monitor asks again for the same restart
+ERROR_RETRY_BACKOFF = 15.0
 WATCH_REFRESH = 1.0
 # How often the lease watcher looks for new networks' state directories (a listdir, no database query).
 WATCH_DISCOVER = 0.05
@@ -50,6 +52,7 @@ class Agent:
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
         self.driver = driver()
+        self._next_restart: dict[tuple[str, int], float] = {}
 
     # -- loops -------------------------------------------------------------------------------------------
     def _loop(self, name: str, body, interval: float) -> None:
@@ -124,21 +127,38 @@ class Agent:
             log.exception("lease sync for %s failed", network)
 
     def monitor_processes(self) -> None:
-        """Restart dead dnsmasq / DHCP clients of active networks by enqueueing their realise job."""
+        """Restart dead dnsmasq / DHCP clients of active networks, and retry networks left in error.
+
+        Each restart is a realise job; one already asked for is not asked again until its backoff passes, so a
+        job waiting in the queue behind a long batch is not enqueued once a second.
+        """
         # One query, not one per network: at 500 networks the per-network EXISTS made this loop a quarter of the
         # agent's CPU time (bench profile, py-spy), competing with the worker for the GIL on a 2-core node.
         serving = (Network.objects.filter(node=self.node, status=ObjectStatus.ACTIVE, subnets__enable_dhcp=True)
                    .distinct())
         for network in serving:
             if self.driver.dnsmasq_pid(network.kernel_id) is None:
-                log.warning("dnsmasq of %s is not running; restarting", network)
-                enqueue_now("tenants.jobs.realise_network", network.pk, node=self.node)
+                self._restart("tenants.jobs.realise_network", network.pk, RESTART_BACKOFF,
+                              f"dnsmasq of {network} is not running; restarting")
+        for network in Network.objects.filter(node=self.node, status=ObjectStatus.ERROR):
+            # A transient failure (e.g. an address still held by a dying dnsmasq) heals without waiting for the
+            # periodic reconcile; a persistent one is retried at a slow pace, its reason staying visible.
+            self._restart("tenants.jobs.realise_network", network.pk, ERROR_RETRY_BACKOFF,
+                          f"{network} is in error ({network.status_reason}); retrying")
         instances = Instance.objects.filter(network__node=self.node, network__status=ObjectStatus.ACTIVE,
                                             status=ObjectStatus.ACTIVE)
         for instance in instances:
             if self.driver.udhcpc_pid(instance.kernel_id) is None:
-                log.warning("DHCP client of %s is not running; restarting", instance)
-                enqueue_now("tenants.jobs.realise_instance", instance.pk, node=self.node)
+                self._restart("tenants.jobs.realise_instance", instance.pk, RESTART_BACKOFF,
+                              f"DHCP client of {instance} is not running; restarting")
+
+    def _restart(self, func: str, pk: int, backoff: float, why: str) -> None:
+        now = time.monotonic()
+        if self._next_restart.get((func, pk), 0.0) > now:
+            return
+        self._next_restart[(func, pk)] = now + backoff
+        log.warning(why)
+        enqueue_now(func, pk, node=self.node)
 
     def schedule_reconcile(self) -> None:
         enqueue_now("tenants.jobs.reconcile", self.node, node=self.node)
