@@ -12,6 +12,7 @@ prefix=$(.venv/bin/python -c 'import secrets, string; print("t" + "".join(secret
 
 cleanup() {
   scripts/redis.sh stop "$run_dir/redis" || true
+  scripts/postgres.sh stop "$run_dir/pg" || true
   # Safety net: tests remove what they create; this catches anything a crashed test left behind.
   NETDASH_PREFIX="$prefix" NETDASH_STATE_DIR="$run_dir/state" NETDASH_VAR_DIR="$run_dir" \
     REDIS_URL="redis://127.0.0.1:$port/0" .venv/bin/python manage.py teardown_host --quiet 2>/dev/null || true
@@ -34,3 +35,13 @@ if [ $# -eq 0 ]; then
   .venv/bin/python manage.py makemigrations --check --dry-run >/dev/null
 fi
 .venv/bin/pytest "$@"
+
+if [ $# -eq 0 ]; then
+  # Again on PostgreSQL, the multi-node database: the services, IPAM races and agent suites, where row locks
+  # really contend (SQLite serialises every write, so there they cannot deadlock or interleave).
+  pg_port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  scripts/postgres.sh start "$run_dir/pg" "$pg_port"
+  DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/netdash" .venv/bin/pytest -p no:cacheprovider \
+    tests/foundation tests/agent tests/api tests/portal
+fi
+

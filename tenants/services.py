@@ -42,7 +42,12 @@ def _audit(*, actor: AbstractBaseUser | None, tenant: Tenant | None, action: str
 
 
 def _lock_tenant(tenant: Tenant) -> Tenant:
-    """Row-lock the tenant so quota checks and the insert they guard cannot interleave."""
+    """Row-lock the tenant so quota checks and the insert they guard cannot interleave.
+
+    Lock order is always tenant → network/subnet: every write also inserts an AuditEntry, whose foreign key
+    takes a share lock on the tenant row, so a service that locked a subnet first and the tenant (implicitly)
+    second deadlocked against instance_create on PostgreSQL.
+    """
     return Tenant.objects.select_for_update().get(pk=tenant.pk)
 
 
@@ -321,6 +326,7 @@ def subnet_update(*, subnet: Subnet, actor: AbstractBaseUser | None = None, **ch
     with transaction.atomic():
         # Under the subnet row lock instance_create takes, so no instance can grab the new gateway/DHCP address
         # between this check and the save.
+        _lock_tenant(subnet.network.tenant)
         Subnet.objects.select_for_update().filter(pk=subnet.pk).first()
         used = set(subnet.instances.exclude(ip_address=None).values_list("ip_address", flat=True))
         for label, address in (("gateway", gw), ("DHCP server address", dhcp)):
@@ -345,6 +351,7 @@ def subnet_delete(*, subnet: Subnet, actor: AbstractBaseUser | None = None) -> N
     with transaction.atomic():
         # Check under the subnet row lock instance_create also takes: checked outside it, an instance created
         # in between made delete() raise ProtectedError (a 500) instead of this message.
+        _lock_tenant(network.tenant)
         if not Subnet.objects.select_for_update().filter(pk=subnet.pk).exists():
             return
         in_use = subnet.instances.count()
@@ -450,6 +457,7 @@ def instance_create(*, network: Network, hostname: str, subnet: Subnet | None = 
 def instance_update(*, instance: Instance, ip_address: str | None, actor: AbstractBaseUser | None = None) -> Instance:
     """Change an instance's fixed IP (None = let IPAM keep/choose one); dnsmasq reloads and the client renews."""
     with transaction.atomic():
+        _lock_tenant(instance.network.tenant)
         subnet = Subnet.objects.select_for_update().get(pk=instance.subnet_id)
         if ip_address:
             instance.ip_address, instance.fixed_ip = _check_fixed_ip(subnet, ip_address, exclude_pk=instance.pk), True
