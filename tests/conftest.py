@@ -16,6 +16,21 @@ def _no_rate_limits(settings):
     settings.NETDASH_API_WRITE_RATE = ""
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test gets its own channel-layer instance.
+
+    Tests run consumers in event loops that die with the test. channels_redis binds its receive lock to the loop
+    that first receives; a receive still pending when a test's loop closed would leave the process-wide instance
+    locked to a dead loop, and the next test's consumer fails with "bound to a different event loop". (daphne runs
+    one loop per process, so production never sees this.)
+    """
+    yield
+    from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
+
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
+
+
 @pytest.fixture
 def user_factory(django_user_model):
     """Create users: ``user_factory()``, ``user_factory(username="bob", is_superuser=True)``."""
