@@ -12,9 +12,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from portal.naming import instance_namespace
 from tenants import selectors, services, validators
 from tenants.choices import Role
+from tenants.hostspecs import names
 from tenants.models import Instance, Lease, Network, Subnet, Tenant
 
 # Subnet arguments of network_create's nested ``subnet``: their errors are reported under "subnet".
@@ -234,7 +234,7 @@ class InstanceSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_namespace(self, instance: Instance) -> str:
-        return instance_namespace(instance)
+        return names().inst_ns(instance.kernel_id)
 
 
 class InstanceCreateSerializer(serializers.Serializer):

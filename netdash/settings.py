@@ -60,12 +60,12 @@ INSTALLED_APPS = [
     "django_rq",
     "channels",
     "tenants",
+    "portal",
+    "api",
+    "live",
+    "teach",
+    "bench",
 ]
-# Optional interface apps (portal pages, REST API, live view, teaching): each is added when present, so a
-# checkout without one still boots.
-for _app in ("portal", "api", "live", "teach"):
-    if (BASE_DIR / _app / "apps.py").exists():
-        INSTALLED_APPS.append(_app)
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -18,10 +18,10 @@ from api import selectors as token_selectors
 from api import services as token_services
 from tenants import selectors, services
 from tenants.choices import Role
+from tenants.hostspecs import names
 
 from . import forms
 from . import selectors as page_selectors
-from .naming import instance_namespace
 from .pages import render_page
 from .tenancy import current_tenant, select_tenant
 
@@ -197,7 +197,7 @@ def instance_detail(request: HttpRequest, instance_id: int) -> HttpResponse:
         "instance": instance,
         "network": instance.network,
         "lease": page_selectors.instance_lease(instance),
-        "namespace": instance_namespace(instance),
+        "namespace": names().inst_ns(instance.kernel_id),
     }
     return render_page(request, "portal/instance_detail.html", context)
 
