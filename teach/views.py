@@ -153,7 +153,7 @@ def shell(request: HttpRequest, kind: str, instance_id: int | None = None,
         raise PermissionDenied("The namespace shell is for superusers and is off unless enabled in settings.")
     return render(request, "teach/shell.html", {
         "target": target, "urls": target_urls(target),
-        "limit_minutes": round(int(getattr(settings, "NETDASH_SHELL_SECONDS", 600)) / 60, 1),
+        "limit_minutes": round(settings.NETDASH_SHELL_SECONDS / 60, 1),
     })
 
 
