@@ -110,7 +110,8 @@ class SubnetSettingsSerializer(serializers.Serializer):
     )
     allocation_pools = PoolSerializer(
         many=True, required=False,
-        help_text="DHCP ranges; empty = every usable address except the gateway and DHCP server address.",
+        help_text="Where IPAM takes instance addresses from (dnsmasq serves only those reservations); "
+                  "empty = every usable address except the gateway and DHCP server address.",
     )
     dns_nameservers = serializers.ListField(child=serializers.CharField(max_length=45), required=False,
                                             max_length=validators.MAX_DNS_SERVERS)
