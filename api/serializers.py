@@ -12,9 +12,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from portal.naming import instance_namespace
 from tenants import selectors, services, validators
 from tenants.choices import Role
+from tenants.hostspecs import names
 from tenants.models import Instance, Lease, Network, Subnet, Tenant
 
 # Subnet arguments of network_create's nested ``subnet``: their errors are reported under "subnet".
@@ -110,7 +110,8 @@ class SubnetSettingsSerializer(serializers.Serializer):
     )
     allocation_pools = PoolSerializer(
         many=True, required=False,
-        help_text="DHCP ranges; empty = every usable address except the gateway and DHCP server address.",
+        help_text="Where IPAM takes instance addresses from (dnsmasq serves only those reservations); "
+                  "empty = every usable address except the gateway and DHCP server address.",
     )
     dns_nameservers = serializers.ListField(child=serializers.CharField(max_length=45), required=False,
                                             max_length=validators.MAX_DNS_SERVERS)
@@ -234,7 +235,7 @@ class InstanceSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_namespace(self, instance: Instance) -> str:
-        return instance_namespace(instance)
+        return names().inst_ns(instance.kernel_id)
 
 
 class InstanceCreateSerializer(serializers.Serializer):

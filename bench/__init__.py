@@ -9,4 +9,6 @@ Layout (one job per module):
 * ``floor``      — the same kernel steps done directly: netlink in one process, no app, no queue.
 * ``shell``      — the seed's way: a bash script of ``ip`` / ``ip netns exec dnsmasq`` / ``udhcpc``.
 * ``report``     — table, ratios, JSON and the PNG plot.
+* ``management/commands`` — ``manage.py bench`` (the above) and ``manage.py bench_live`` (the live view's
+  event latency and topology render time). Nothing in the product imports this app (``lint-imports``).
 """

@@ -137,6 +137,15 @@ def write_json(r: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(r, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def _label(ax: Any, xlabel: str, ylabel: str, title: str, *, legend: int = 8) -> None:
+    """Axis labels, title, legend (font size ``legend``) and a light grid: every panel of the plot looks alike."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=legend)
+    ax.grid(alpha=0.3)
+
+
 def plot(r: dict[str, Any], path: Path) -> None:
     """Latency distributions (figure 1) and throughput / wall time vs N (figures 2, 4, 5)."""
     import matplotlib
@@ -158,11 +167,7 @@ def plot(r: dict[str, Any], path: Path) -> None:
     for label, vals in series:
         ax.plot(vals, [(i + 1) / len(vals) for i in range(len(vals))], marker=".", label=label)
     ax.axvline(80, color="grey", linestyle=":", label="goal 80 ms")
-    ax.set_xlabel("create → lease (ms)")
-    ax.set_ylabel("fraction of samples")
-    ax.set_title("1. create → lease latency (CDF)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    _label(ax, "create → lease (ms)", "fraction of samples", "1. create → lease latency (CDF)")
 
     ax = axes[1]
     sizes = sorted(int(n) for n in r.get("realise", {}))
@@ -170,11 +175,7 @@ def plot(r: dict[str, Any], path: Path) -> None:
         ys = [r["realise"][str(n)].get(who, {}).get("per_second") for n in sizes]
         if any(y is not None for y in ys):
             ax.plot(sizes, ys, marker="o", label=who)
-    ax.set_xlabel("networks realised at once (N)")
-    ax.set_ylabel("networks per second")
-    ax.set_title("2. realise throughput vs N")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    _label(ax, "networks realised at once (N)", "networks per second", "2. realise throughput vs N")
 
     ax = axes[2]
     for fig_key, label, style in (("realise", "realise", "o-"), ("reconcile", "reconcile after reboot", "s-"),
@@ -185,11 +186,7 @@ def plot(r: dict[str, Any], path: Path) -> None:
             if xs:
                 ax.plot(xs, ys, style, alpha=alpha, label=f"{who}: {label}")
     ax.axhline(8, color="grey", linestyle=":", linewidth=0.8)
-    ax.set_xlabel("networks (N)")
-    ax.set_ylabel("wall time (s)")
-    ax.set_title("2/4/5. wall time vs N (goals at 500: 8 s / 10 s / 5 s)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    _label(ax, "networks (N)", "wall time (s)", "2/4/5. wall time vs N (goals at 500: 8 s / 10 s / 5 s)", legend=7)
     meta = r.get("meta", {})
     fig.suptitle(f"netdash bench — {meta.get('cpus', '?')} CPUs, kernel {meta.get('kernel', '?')}, "
                  f"{meta.get('started', '')}", fontsize=10)

@@ -1,7 +1,7 @@
 """The live websocket: snapshot on connect, then relay ``netdash.event`` messages of ONE group.
 
 Thin on purpose (STYLE rule 9): who may watch what and what a snapshot contains live in ``live.snapshot``, the
-wire format in ``live.protocol``; this class only joins/leaves the group and sends JSON.
+wire format in ``live.protocol`` and ``tenants.websocket``; this class only joins/leaves the group and sends JSON.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from tenants.websocket import CLOSE_FORBIDDEN, JsonFramesConsumer
 
 from . import protocol
 from .snapshot import View, build_snapshot, resolve_view
@@ -21,11 +22,11 @@ from .snapshot import View, build_snapshot, resolve_view
 RESYNC_INTERVAL = 1.0
 
 
-class LiveConsumer(AsyncJsonWebsocketConsumer):
+class LiveConsumer(JsonFramesConsumer):
     """``ws/live/tenants/<id>/`` (a tenant's group) or ``ws/live/all/`` (superusers: ``tenants.all``)."""
 
+    client_types = protocol.CLIENT_TYPES
     view: View | None = None
-    errors = 0
     last_snapshot = 0.0
 
     async def connect(self) -> None:
@@ -35,7 +36,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self.scope.get("user"), tenant_id=kwargs.get("tenant_id"), subnet_id=subnet
         )
         if self.view is None:
-            await self.close(code=protocol.CLOSE_FORBIDDEN)
+            await self.close(code=CLOSE_FORBIDDEN)
             return
         # Join before the snapshot reads the sequence, so no event can fall between the two.
         await self.channel_layer.group_add(self.view.group, self.channel_name)
@@ -46,19 +47,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if self.view is not None:
             await self.channel_layer.group_discard(self.view.group, self.channel_name)
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
-        frame = protocol.parse_client_frame(text_data, bytes_data)
-        if frame.close_code is not None:
-            await self.close(code=frame.close_code)
-        elif frame.error is not None:
-            self.errors += 1
-            await self.send_json(protocol.error_frame(frame))
-            if self.errors >= protocol.MAX_ERRORS:
-                await self.close(code=protocol.CLOSE_POLICY)
-        elif frame.type == "resync":
+    async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
+        if content["type"] == "resync":
             await asyncio.sleep(max(0.0, self.last_snapshot + RESYNC_INTERVAL - time.monotonic()))
             await self.send_snapshot()
-        elif frame.type == "ping":
+        else:
             await self.send_json({"type": "pong"})
 
     async def send_snapshot(self) -> None:
@@ -66,7 +59,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.last_snapshot = time.monotonic()
         snapshot = await database_sync_to_async(build_snapshot)(self.scope["user"], self.view)
         if snapshot is None:  # access was revoked since connect
-            await self.close(code=protocol.CLOSE_FORBIDDEN)
+            await self.close(code=CLOSE_FORBIDDEN)
             return
         await self.send_json(snapshot)
 

@@ -7,27 +7,13 @@ templates are produced by the host naming module itself, so the page can never d
 
 from __future__ import annotations
 
-from functools import lru_cache
+from django.urls import reverse
 
-from django.conf import settings
-from django.urls import NoReverseMatch, reverse
-
-from tenants.host.config import HostConfig
-from tenants.host.naming import Names
+from tenants.hostspecs import names
 
 # A placeholder kernel id that ``Names`` accepts; it is swapped for "{kernel_id}" to make a template.
 _PLACEHOLDER_ID = "0"
 _PLACEHOLDER_PK = 987654321
-
-
-@lru_cache(maxsize=4)
-def _names(prefix: str) -> Names:
-    return Names(HostConfig(prefix=prefix, state_dir=settings.NETDASH_STATE_DIR))
-
-
-def names() -> Names:
-    """The host naming factory for this installation's prefix."""
-    return _names(settings.NETDASH_PREFIX)
 
 
 def dhcp_namespace(network_kernel_id: str) -> str:
@@ -53,20 +39,13 @@ def namespace_templates() -> dict[str, str]:
     }
 
 
-def url_template(name: str) -> str | None:
-    """``reverse(name)`` with ``{id}`` in place of the pk, or None when no app provides that page.
-
-    The portal is built alongside the live view; guarding with NoReverseMatch lets either ship first.
-    """
-    try:
-        url = reverse(name, args=[_PLACEHOLDER_PK])
-    except NoReverseMatch:
-        return None
-    return url.replace(str(_PLACEHOLDER_PK), "{id}")
+def url_template(name: str) -> str:
+    """``reverse(name)`` with ``{id}`` in place of the pk."""
+    return reverse(name, args=[_PLACEHOLDER_PK]).replace(str(_PLACEHOLDER_PK), "{id}")
 
 
-def url_templates() -> dict[str, str | None]:
-    """Detail-page URL templates for each kind of node (None: no such page yet)."""
+def url_templates() -> dict[str, str]:
+    """Detail-page URL templates for each kind of node."""
     return {
         "network": url_template("portal:network-detail"),
         "instance": url_template("portal:instance-detail"),
@@ -75,10 +54,8 @@ def url_templates() -> dict[str, str | None]:
     }
 
 
-def fill(template: str | None, **values: object) -> str | None:
+def fill(template: str, **values: object) -> str:
     """Apply a template from this module (``{id}``, ``{kernel_id}``) to one object."""
-    if template is None:
-        return None
     for key, value in values.items():
         template = template.replace("{" + key + "}", str(value))
     return template

@@ -79,19 +79,17 @@ def build_snapshot(user: AbstractBaseUser, view: View) -> dict[str, Any] | None:
     inst_tpl = naming.namespace_templates()["instance"]
     urls = naming.url_templates()
 
-    networks = []
-    for network in selectors.networks_for_user(user, tenant).order_by("tenant_id", "name"):
-        data = selectors.network_data(network)
-        data["dhcp_namespace"] = naming.fill(dhcp_tpl, kernel_id=network.kernel_id)
-        data["url"] = naming.fill(urls["network"], id=network.pk)
-        networks.append(data)
+    networks = [
+        selectors.network_data(n) | {"dhcp_namespace": naming.fill(dhcp_tpl, kernel_id=n.kernel_id),
+                                     "url": naming.fill(urls["network"], id=n.pk)}
+        for n in selectors.networks_for_user(user, tenant).order_by("tenant_id", "name")
+    ]
     subnets = [selectors.subnet_data(s) for s in selectors.subnets_for_user(user, tenant).order_by("network_id", "id")]
-    instances = []
-    for instance in selectors.instances_for_user(user, tenant).order_by("network_id", "hostname"):
-        data = selectors.instance_data(instance)
-        data["namespace"] = naming.fill(inst_tpl, kernel_id=instance.kernel_id)
-        data["url"] = naming.fill(urls["instance"], id=instance.pk)
-        instances.append(data)
+    instances = [
+        selectors.instance_data(i) | {"namespace": naming.fill(inst_tpl, kernel_id=i.kernel_id),
+                                      "url": naming.fill(urls["instance"], id=i.pk)}
+        for i in selectors.instances_for_user(user, tenant).order_by("network_id", "hostname")
+    ]
     leases = [
         selectors.lease_data(lease)
         for lease in selectors.leases_for_user(user, tenant).filter(state=LeaseState.ACTIVE).order_by("id")

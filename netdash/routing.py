@@ -1,10 +1,6 @@
-"""Websocket routes, gathered from the interface apps that provide them (``<app>.routing``)."""
+"""Websocket routes of the interface apps that have them (``<app>.routing``)."""
 
-from importlib import import_module
+from live.routing import websocket_urlpatterns as live_routes
+from teach.routing import websocket_urlpatterns as teach_routes
 
-from django.apps import apps
-
-websocket_urlpatterns: list = []
-for _app in ("live", "teach"):
-    if apps.is_installed(_app):
-        websocket_urlpatterns += import_module(f"{_app}.routing").websocket_urlpatterns
+websocket_urlpatterns: list = [*live_routes, *teach_routes]

@@ -60,12 +60,12 @@ INSTALLED_APPS = [
     "django_rq",
     "channels",
     "tenants",
+    "portal",
+    "api",
+    "live",
+    "teach",
+    "bench",
 ]
-# Optional interface apps (portal pages, REST API, live view, teaching): each is added when present, so a
-# checkout without one still boots.
-for _app in ("portal", "api", "live", "teach"):
-    if (BASE_DIR / _app / "apps.py").exists():
-        INSTALLED_APPS.append(_app)
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -178,6 +178,8 @@ NETDASH_MAC_BASE = os.environ.get("NETDASH_MAC_BASE", "fa:16:3e")
 NETDASH_RECONCILE_SECONDS = int(os.environ.get("NETDASH_RECONCILE_SECONDS", "60"))
 # The interactive namespace shell (teaching) is off unless explicitly enabled.
 NETDASH_SHELL_ENABLED = _env_bool("NETDASH_SHELL_ENABLED", False)
+# Such a shell is killed by the agent after this many seconds.
+NETDASH_SHELL_SECONDS = int(os.environ.get("NETDASH_SHELL_SECONDS", "600"))
 
 # --- Rate limits (tenants.ratelimit: fixed windows in Redis; not enforced while Redis is down) -----------
 # Sign-in attempts per client IP and user name, and API writes (POST/PUT/PATCH/DELETE) per user. "" = no limit.

@@ -1,7 +1,7 @@
 """Forms: parse what the browser sent, call one service, and put the service's errors next to the right field.
 
 Validation rules live in the service layer (one place for pages, API and CLI); these forms only convert text
-inputs (lines of ranges, comma-separated DNS servers) into the service's argument types.
+inputs (lines of allocation pools, comma-separated DNS servers) into the service's argument types.
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ class SubnetFieldsMixin(forms.Form):
         help_text="Where the network's dnsmasq listens. Blank: the first usable address that is not the gateway.",
     )
     allocation_pools = forms.CharField(
-        label="DHCP ranges", required=False, widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
-        help_text="One range per line as start-end, e.g. 192.168.1.10-192.168.1.200. "
+        label="Allocation pools", required=False, widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+        help_text="Where IPAM takes instance addresses from (dnsmasq then hands out only those reservations). "
+                  "One pool per line as start-end, e.g. 192.168.1.10-192.168.1.200. "
                   "Blank: every address except the gateway and the DHCP server.",
     )
     dns_nameservers = forms.CharField(
@@ -177,7 +178,7 @@ class InstanceCreateForm(ServiceForm):
                                help_text="Lowercase letters, digits and inner hyphens, e.g. web-1.")
     subnet = forms.TypedChoiceField(coerce=int, required=False)
     ip_address = forms.CharField(label="Fixed IP", required=False, max_length=45,
-                                 help_text="Blank: the next free address of the subnet's DHCP ranges.")
+                                 help_text="Blank: IPAM picks the next free address of the subnet's allocation pools.")
 
     def __init__(self, *args: Any, network: Network, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -5,6 +5,9 @@ No rules live here: forms call services, services validate; a view only wires re
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -18,10 +21,10 @@ from api import selectors as token_selectors
 from api import services as token_services
 from tenants import selectors, services
 from tenants.choices import Role
+from tenants.hostspecs import names
 
 from . import forms
 from . import selectors as page_selectors
-from .naming import instance_namespace
 from .pages import render_page
 from .tenancy import current_tenant, select_tenant
 
@@ -49,6 +52,29 @@ def _confirm(request: HttpRequest, *, title: str, question: str, cancel_url: str
              ) -> HttpResponse:
     return render_page(request, "portal/confirm.html",
                        {"title": title, "question": question, "cancel_url": cancel_url, "action": action})
+
+
+def _form_page(request: HttpRequest, form: forms.ServiceForm, template: str, context: dict[str, Any], *,
+               save: Callable[[], Any], done: Callable[[Any], tuple[str, str]]) -> HttpResponse:
+    """A create or edit page. A POST the service accepts ends in ``done(saved)``'s (message, url); anything else
+    shows the page again, with the service's errors next to the fields they are about."""
+    if request.method == "POST" and form.is_valid():
+        saved = save()
+        if saved:  # None or False: the service refused, and said why on the form
+            message, url = done(saved)
+            messages.success(request, message)
+            return redirect(url)
+    return render_page(request, template, {"form": form, **context})
+
+
+def _confirmed(request: HttpRequest, act: Callable[[], Any], *, done: str, next_url: str, title: str, question: str,
+               cancel_url: str, action: str = "Delete") -> HttpResponse:
+    """A destructive action: GET asks (``portal/confirm.html``), POST does it and says so."""
+    if request.method == "POST":
+        act()
+        messages.success(request, done)
+        return redirect(next_url)
+    return _confirm(request, title=title, question=question, cancel_url=cancel_url, action=action)
 
 
 # --- tenant switcher -----------------------------------------------------------------------------------
@@ -89,12 +115,10 @@ def network_create(request: HttpRequest) -> HttpResponse:
         messages.error(request, "You are not a member of any tenant yet; ask an administrator to add you.")
         return redirect("portal:network-list")
     form = forms.NetworkCreateForm(_posted(request))
-    if request.method == "POST" and form.is_valid():
-        network = form.save(tenant=tenant, actor=request.user)
-        if network is not None:
-            messages.success(request, f"Network {network.name} created; it is being set up.")
-            return redirect("portal:network-detail", network.pk)
-    return render_page(request, "portal/network_form.html", {"form": form, "tenant": tenant})
+    return _form_page(request, form, "portal/network_form.html", {"tenant": tenant},
+                      save=lambda: form.save(tenant=tenant, actor=request.user),
+                      done=lambda network: (f"Network {network.name} created; it is being set up.",
+                                            network.get_absolute_url()))
 
 
 @login_required
@@ -114,23 +138,20 @@ def network_detail(request: HttpRequest, network_id: int) -> HttpResponse:
 def network_edit(request: HttpRequest, network_id: int) -> HttpResponse:
     network = _network(request, network_id)
     form = forms.NetworkEditForm(_posted(request), initial={"name": network.name})
-    if request.method == "POST" and form.is_valid() and form.save(network=network, actor=request.user):
-        messages.success(request, f"Network renamed to {network.name}.")
-        return redirect("portal:network-detail", network.pk)
-    return render_page(request, "portal/network_edit.html", {"form": form, "network": network})
+    return _form_page(request, form, "portal/network_edit.html", {"network": network},
+                      save=lambda: form.save(network=network, actor=request.user),
+                      done=lambda _: (f"Network renamed to {network.name}.", network.get_absolute_url()))
 
 
 @login_required
 def network_delete(request: HttpRequest, network_id: int) -> HttpResponse:
     network = _network(request, network_id)
-    if request.method == "POST":
-        services.network_delete(network=network, actor=request.user)
-        messages.success(request, f"Network {network.name} is being deleted.")
-        return redirect("portal:network-list")
-    return _confirm(request, title=f"Delete network {network.name}",
-                    question=f"Delete network {network.name}, its {network.subnets.count()} subnet(s) and "
-                             f"{network.instances.count()} instance(s)? Their namespaces and dnsmasq are removed.",
-                    cancel_url=network.get_absolute_url())
+    return _confirmed(request, lambda: services.network_delete(network=network, actor=request.user),
+                      done=f"Network {network.name} is being deleted.", next_url=reverse("portal:network-list"),
+                      title=f"Delete network {network.name}",
+                      question=f"Delete network {network.name}, its {network.subnets.count()} subnet(s) and "
+                               f"{network.instances.count()} instance(s)? Their namespaces and dnsmasq are removed.",
+                      cancel_url=network.get_absolute_url())
 
 
 # --- subnets -------------------------------------------------------------------------------------------
@@ -139,12 +160,9 @@ def network_delete(request: HttpRequest, network_id: int) -> HttpResponse:
 def subnet_create(request: HttpRequest, network_id: int) -> HttpResponse:
     network = _network(request, network_id)
     form = forms.SubnetCreateForm(_posted(request))
-    if request.method == "POST" and form.is_valid():
-        subnet = form.save(network=network, actor=request.user)
-        if subnet is not None:
-            messages.success(request, f"Subnet {subnet.cidr} added.")
-            return redirect("portal:network-detail", network.pk)
-    return render_page(request, "portal/subnet_form.html", {"form": form, "network": network})
+    return _form_page(request, form, "portal/subnet_form.html", {"network": network},
+                      save=lambda: form.save(network=network, actor=request.user),
+                      done=lambda subnet: (f"Subnet {subnet.cidr} added.", network.get_absolute_url()))
 
 
 @login_required
@@ -152,11 +170,10 @@ def subnet_edit(request: HttpRequest, subnet_id: int) -> HttpResponse:
     subnet = _subnet(request, subnet_id)
     form = forms.SubnetEditForm(_posted(request),
                                 initial={"name": subnet.name, **forms.SubnetEditForm.initial_for(subnet)})
-    if request.method == "POST" and form.is_valid() and form.save(subnet=subnet, actor=request.user):
-        messages.success(request, f"Subnet {subnet.cidr} updated; dnsmasq reloads it.")
-        return redirect("portal:network-detail", subnet.network_id)
-    return render_page(request, "portal/subnet_form.html",
-                       {"form": form, "network": subnet.network, "subnet": subnet})
+    return _form_page(request, form, "portal/subnet_form.html", {"network": subnet.network, "subnet": subnet},
+                      save=lambda: form.save(subnet=subnet, actor=request.user),
+                      done=lambda _: (f"Subnet {subnet.cidr} updated; dnsmasq reloads it.",
+                                      subnet.network.get_absolute_url()))
 
 
 @login_required
@@ -182,12 +199,10 @@ def subnet_delete(request: HttpRequest, subnet_id: int) -> HttpResponse:
 def instance_create(request: HttpRequest, network_id: int) -> HttpResponse:
     network = _network(request, network_id)
     form = forms.InstanceCreateForm(_posted(request), network=network)
-    if request.method == "POST" and form.is_valid():
-        instance = form.save(actor=request.user)
-        if instance is not None:
-            messages.success(request, f"Instance {instance.hostname} created with {instance.ip_address}.")
-            return redirect("portal:instance-detail", instance.pk)
-    return render_page(request, "portal/instance_form.html", {"form": form, "network": network})
+    return _form_page(request, form, "portal/instance_form.html", {"network": network},
+                      save=lambda: form.save(actor=request.user),
+                      done=lambda instance: (f"Instance {instance.hostname} created with {instance.ip_address}.",
+                                             reverse("portal:instance-detail", args=[instance.pk])))
 
 
 @login_required
@@ -197,7 +212,7 @@ def instance_detail(request: HttpRequest, instance_id: int) -> HttpResponse:
         "instance": instance,
         "network": instance.network,
         "lease": page_selectors.instance_lease(instance),
-        "namespace": instance_namespace(instance),
+        "namespace": names().inst_ns(instance.kernel_id),
     }
     return render_page(request, "portal/instance_detail.html", context)
 
@@ -207,23 +222,20 @@ def instance_edit(request: HttpRequest, instance_id: int) -> HttpResponse:
     instance = _instance(request, instance_id)
     initial = {"ip_address": instance.ip_address if instance.fixed_ip else ""}
     form = forms.InstanceEditForm(_posted(request), initial=initial)
-    if request.method == "POST" and form.is_valid() and form.save(instance=instance, actor=request.user):
-        messages.success(request, f"Instance {instance.hostname} now uses {instance.ip_address}.")
-        return redirect("portal:instance-detail", instance.pk)
-    return render_page(request, "portal/instance_form.html",
-                       {"form": form, "network": instance.network, "instance": instance})
+    return _form_page(request, form, "portal/instance_form.html", {"network": instance.network, "instance": instance},
+                      save=lambda: form.save(instance=instance, actor=request.user),
+                      done=lambda _: (f"Instance {instance.hostname} now uses {instance.ip_address}.",
+                                      reverse("portal:instance-detail", args=[instance.pk])))
 
 
 @login_required
 def instance_delete(request: HttpRequest, instance_id: int) -> HttpResponse:
     instance = _instance(request, instance_id)
-    if request.method == "POST":
-        services.instance_delete(instance=instance, actor=request.user)
-        messages.success(request, f"Instance {instance.hostname} is being deleted.")
-        return redirect("portal:network-detail", instance.network_id)
-    return _confirm(request, title=f"Delete instance {instance.hostname}",
-                    question=f"Delete instance {instance.hostname} ({instance.ip_address})? Its lease is released.",
-                    cancel_url=instance.network.get_absolute_url())
+    return _confirmed(request, lambda: services.instance_delete(instance=instance, actor=request.user),
+                      done=f"Instance {instance.hostname} is being deleted.",
+                      next_url=instance.network.get_absolute_url(), title=f"Delete instance {instance.hostname}",
+                      question=f"Delete instance {instance.hostname} ({instance.ip_address})? Its lease is released.",
+                      cancel_url=instance.network.get_absolute_url())
 
 
 # --- members and audit (tenant admins) -----------------------------------------------------------------
@@ -232,15 +244,11 @@ def instance_delete(request: HttpRequest, instance_id: int) -> HttpResponse:
 def member_list(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     tenant = page_selectors.administered_tenant(request.user, tenant_slug)
     form = forms.MemberAddForm(_posted(request))
-    if request.method == "POST" and form.is_valid():
-        membership = form.save(tenant=tenant, actor=request.user)
-        if membership is not None:
-            messages.success(request, f"{membership.user} is now {membership.get_role_display()} of {tenant}.")
-            return redirect("portal:member-list", tenant.slug)
-    return render_page(request, "portal/member_list.html", {
-        "tenant": tenant, "memberships": page_selectors.tenant_memberships(tenant), "form": form,
-        "roles": Role.choices,
-    })
+    context = {"tenant": tenant, "memberships": page_selectors.tenant_memberships(tenant), "roles": Role.choices}
+    return _form_page(request, form, "portal/member_list.html", context,
+                      save=lambda: form.save(tenant=tenant, actor=request.user),
+                      done=lambda membership: (f"{membership.user} is now {membership.get_role_display()} of {tenant}.",
+                                               reverse("portal:member-list", args=[tenant.slug])))
 
 
 @login_required
@@ -300,10 +308,8 @@ def token_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     token = get_object_or_404(token_selectors.tokens_for_user(request.user), pk=token_id)
-    if request.method == "POST":
-        token_services.api_token_revoke(token=token, actor=request.user)
-        messages.success(request, f"Token {token.prefix}… ({token.name}) revoked.")
-        return redirect("portal:token-list")
-    return _confirm(request, title=f"Revoke token {token.name}", action="Revoke",
-                    question=f"Revoke {token.prefix}… ({token.name})? Programs using it stop working at once.",
-                    cancel_url=reverse("portal:token-list"))
+    return _confirmed(request, lambda: token_services.api_token_revoke(token=token, actor=request.user),
+                      done=f"Token {token.prefix}… ({token.name}) revoked.", next_url=reverse("portal:token-list"),
+                      title=f"Revoke token {token.name}", action="Revoke",
+                      question=f"Revoke {token.prefix}… ({token.name})? Programs using it stop working at once.",
+                      cancel_url=reverse("portal:token-list"))

@@ -32,6 +32,7 @@ mkdir -p "$ARTIFACTS_DIR"
 if [ $# -eq 0 ]; then
   # The whole suite also checks lint and migrations; a run of selected tests (`scripts/test.sh tests/x`) does not.
   .venv/bin/ruff check .
+  .venv/bin/lint-imports --no-cache  # the import contracts in pyproject.toml ([tool.importlinter])
   .venv/bin/python manage.py makemigrations --check --dry-run >/dev/null
 fi
 .venv/bin/pytest "$@"

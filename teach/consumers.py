@@ -1,57 +1,23 @@
 """Websockets of the teaching tools: diagnostics output and the namespace shell.
 
 Thin (STYLE rule 9): who may connect is decided by ``teach.targets`` / ``teach.services``; the agent does the
-work. The consumers only join groups, hand requests to services, and relay channel-layer messages as JSON.
+work. The consumers only join groups, hand requests to services, and relay channel-layer messages as JSON; frames
+are parsed, limited and refused by ``tenants.websocket``, the protocol the live view speaks too.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied, ValidationError
+
+from tenants.websocket import CLOSE_FORBIDDEN, JsonFramesConsumer
 
 from . import services
 from .targets import Target, resolve
 
-CLOSE_FORBIDDEN = 4403
-CLOSE_POLICY = 4408
-CLOSE_TOO_BIG = 1009
-MAX_ERRORS = 20
 MAX_PENDING_INPUT = 64 * 1024
-# Client frames are small commands or a few keystrokes (input is cut at 4 KiB anyway); larger is abuse.
-MAX_CLIENT_FRAME = 16 * 1024
-
-
-class JsonFramesConsumer(AsyncJsonWebsocketConsumer):
-    """Parses client frames itself: channels' JSON consumer raises on a non-JSON or binary frame, which kills the
-    consumer (and logs a traceback per frame). Here such a frame gets an error message, a too-large one closes the
-    socket with 1009, and a client that keeps sending garbage is cut off."""
-
-    errors = 0
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
-        size = len(bytes_data) if text_data is None else len(text_data.encode("utf-8", "surrogatepass"))
-        if size > MAX_CLIENT_FRAME:
-            await self.close(code=CLOSE_TOO_BIG)
-            return
-        if text_data is None:
-            await self._error("binary frames are not accepted; send JSON text")
-            return
-        try:
-            content = json.loads(text_data)
-        except (ValueError, RecursionError):
-            await self._error("frames must be JSON objects")
-            return
-        await self.receive_json(content, **kwargs)
-
-    async def _error(self, message: str) -> None:
-        self.errors += 1
-        await self.send_json({"type": "error", "message": message})
-        if self.errors >= MAX_ERRORS:
-            await self.close(code=CLOSE_POLICY)
 
 
 def _target_from_scope(scope: dict[str, Any]) -> Target | None:
@@ -63,6 +29,7 @@ def _target_from_scope(scope: dict[str, Any]) -> Target | None:
 class DiagnosticsConsumer(JsonFramesConsumer):
     """``ws/teach/…/diagnostics/``: ``{"type": "run", "action": "ping", "args": {…}}`` → streamed lines."""
 
+    client_types = frozenset({"run"})
     target: Target | None = None
     group = ""
 
@@ -80,17 +47,14 @@ class DiagnosticsConsumer(JsonFramesConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if not isinstance(content, dict) or content.get("type") != "run":
-            await self._error("send {\"type\": \"run\", \"action\": …, \"args\": {…}}")
-            return
+    async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
         try:
             run = await database_sync_to_async(services.diagnostic_start)(
                 user=self.scope["user"], target=self.target, action=content.get("action"),
                 args=content.get("args"), group=self.group,
             )
         except ValidationError as exc:
-            await self._error(" ".join(exc.messages))
+            await self.refuse("invalid", " ".join(exc.messages))
             return
         await self.send_json({"type": "accepted", "run": run.pk, "action": run.action, "args": run.args})
 
@@ -102,6 +66,7 @@ class DiagnosticsConsumer(JsonFramesConsumer):
 class ShellConsumer(JsonFramesConsumer):
     """``ws/teach/…/shell/``: a terminal relayed to a pty the agent opened in the namespace (superusers only)."""
 
+    client_types = frozenset({"input", "resize"})
     session_id: int | None = None
     agent = ""
     pending: list[str]
@@ -131,22 +96,27 @@ class ShellConsumer(JsonFramesConsumer):
         if self.session_id is not None:
             await database_sync_to_async(services.shell_hangup)(session_id=self.session_id)
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if not isinstance(content, dict):
-            await self._error("send {\"type\": \"input\", \"data\": …} or {\"type\": \"resize\", …}")
-            return
-        if content.get("type") == "input" and isinstance(content.get("data"), str):
-            data = content["data"][:4096]
-            if self.agent:
-                await self.channel_layer.send(self.agent, {"type": "shell.input", "data": data})
-            elif sum(map(len, self.pending)) < MAX_PENDING_INPUT:
-                self.pending.append(data)
-        elif content.get("type") == "resize" and self.agent:
-            rows, cols = content.get("rows"), content.get("cols")
-            # Whole numbers only: 1e999 parses as infinity, and int(inf) raised in the agent's relay loop.
-            if all(isinstance(n, int) and not isinstance(n, bool) for n in (rows, cols)):
-                await self.channel_layer.send(self.agent, {"type": "shell.resize", "rows": max(2, min(rows, 500)),
-                                                           "cols": max(10, min(cols, 500))})
+    async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
+        if content["type"] == "input":
+            await self._input(content.get("data"))
+        else:
+            await self._resize(content.get("rows"), content.get("cols"))
+
+    async def _input(self, data: Any) -> None:
+        if not isinstance(data, str):
+            await self.refuse("invalid", "input needs a string \"data\"")
+        elif self.agent:
+            await self.channel_layer.send(self.agent, {"type": "shell.input", "data": data})
+        elif sum(map(len, self.pending)) < MAX_PENDING_INPUT:
+            self.pending.append(data)
+
+    async def _resize(self, rows: Any, cols: Any) -> None:
+        # Whole numbers only: 1e999 parses as infinity, and int(inf) raised in the agent's relay loop.
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in (rows, cols)):
+            await self.refuse("invalid", "resize needs whole-number \"rows\" and \"cols\"")
+        elif self.agent:
+            await self.channel_layer.send(self.agent, {"type": "shell.resize", "rows": max(2, min(rows, 500)),
+                                                       "cols": max(10, min(cols, 500))})
 
     async def shell_ready(self, message: dict[str, Any]) -> None:
         self.agent = message["agent"]

@@ -197,11 +197,6 @@ def _log_tail(target: Target, line) -> int:
 
 # --- shell --------------------------------------------------------------------------------------------------
 
-def shell_limit_seconds() -> int:
-    """How long a shell may live (``NETDASH_SHELL_SECONDS``, default 10 minutes)."""
-    return int(getattr(settings, "NETDASH_SHELL_SECONDS", 600))
-
-
 def shell_session(session_id: int, reply_channel: str) -> str:
     """Start the session's shell in a thread of the agent and return at once (the worker stays free).
 
@@ -220,7 +215,7 @@ def shell_session(session_id: int, reply_channel: str) -> str:
         _end_session(session.pk, "refused: namespace gone", "")
         async_to_sync(get_channel_layer().send)(reply_channel, {"type": "shell.closed", "reason": "gone"})
         return "gone"
-    relay = ShellRelay(session.pk, session.namespace, reply_channel, shell_limit_seconds())
+    relay = ShellRelay(session.pk, session.namespace, reply_channel, settings.NETDASH_SHELL_SECONDS)
     thread = threading.Thread(target=relay.run, name=f"shell-{session.pk}", daemon=True)
     thread.start()
     SESSIONS[session.pk] = relay
@@ -241,7 +236,7 @@ def reap_stale_shells() -> list[int]:
             except ProcessLookupError:
                 pass
             reaped.append(session.pid)
-        if session.pid or session.started_at < timezone.now() - timedelta(seconds=shell_limit_seconds()):
+        if session.pid or session.started_at < timezone.now() - timedelta(seconds=settings.NETDASH_SHELL_SECONDS):
             _end_session(session.pk, "ended: the agent restarted", session.keystrokes)
     return reaped
 

@@ -11,8 +11,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from tenants import selectors as tenant_selectors
@@ -37,25 +37,17 @@ def _inspect(target: Target) -> tuple[dict | None, str]:
         return None, str(exc)
 
 
-def _url(name: str, *args, **kwargs) -> str:
-    """A URL of another app, or "" when that app is not installed (pages degrade, never fail)."""
-    try:
-        return reverse(name, args=args, kwargs=kwargs)
-    except NoReverseMatch:
-        return ""
-
-
 def target_urls(target: Target) -> dict[str, str]:
     """Links of one namespace: inspector, websockets, shell, commands, and the portal page of its object."""
     if target.kind == TargetKind.INSTANCE:
         base, oid = "instance", target.instance.pk
         ws = f"/ws/teach/instances/{oid}/"
-        portal = _url("portal:instance-detail", instance_id=oid)
+        portal = reverse("portal:instance-detail", args=[oid])
         commands = reverse("teach:instance-commands", args=[oid])
     else:
         base, oid = ("dhcp" if target.kind == TargetKind.DHCP else "segment"), target.network.pk
         ws = f"/ws/teach/networks/{oid}/{base}/"
-        portal = _url("portal:network-detail", network_id=oid)
+        portal = target.network.get_absolute_url()
         commands = reverse("teach:network-commands", args=[oid])
     return {"inspect": reverse(f"teach:{base}-inspect", args=[oid]),
             "shell": reverse(f"teach:{base}-shell", args=[oid]),
@@ -127,9 +119,7 @@ def _commands_response(request: HttpRequest, blocks: list[selectors.CommandBlock
 @login_required
 def network_commands(request: HttpRequest, network_id: int) -> HttpResponse:
     """The network's equivalent commands (network, then each instance), copyable and as a script."""
-    network = tenant_selectors.networks_for_user(request.user).filter(pk=network_id).first()
-    if network is None:
-        raise Http404("No such network.")
+    network = get_object_or_404(tenant_selectors.networks_for_user(request.user), pk=network_id)
     return _commands_response(request, selectors.network_commands(network), f"network {network}",
                               f"network-{network.pk}")
 
@@ -137,9 +127,7 @@ def network_commands(request: HttpRequest, network_id: int) -> HttpResponse:
 @login_required
 def instance_commands(request: HttpRequest, instance_id: int) -> HttpResponse:
     """The instance's equivalent commands (its network first)."""
-    instance = tenant_selectors.instances_for_user(request.user).filter(pk=instance_id).first()
-    if instance is None:
-        raise Http404("No such instance.")
+    instance = get_object_or_404(tenant_selectors.instances_for_user(request.user), pk=instance_id)
     return _commands_response(request, selectors.instance_commands(instance), f"instance {instance.hostname}",
                               f"instance-{instance.pk}")
 
@@ -153,7 +141,7 @@ def shell(request: HttpRequest, kind: str, instance_id: int | None = None,
         raise PermissionDenied("The namespace shell is for superusers and is off unless enabled in settings.")
     return render(request, "teach/shell.html", {
         "target": target, "urls": target_urls(target),
-        "limit_minutes": round(int(getattr(settings, "NETDASH_SHELL_SECONDS", 600)) / 60, 1),
+        "limit_minutes": round(settings.NETDASH_SHELL_SECONDS / 60, 1),
     })
 
 
@@ -167,8 +155,8 @@ def lab(request: HttpRequest) -> HttpResponse:
         "sides": [(s, target_urls(Target(TargetKind.INSTANCE, s.network, s.instance)) if s.instance else None,
                    target_urls(Target(TargetKind.DHCP, s.network)) if s.network else None) for s in sides],
         "ready": ready, "can_lab": selectors.can_run_lab(request.user), "cidr": selectors.LAB_CIDR,
-        "isolation_url": _url("live:all") if request.user.is_superuser else "",
-        "tenant_live_urls": [(s.tenant, _url("live:tenant", tenant_id=s.tenant.pk)) for s in sides],
+        "isolation_url": reverse("live:all") if request.user.is_superuser else "",
+        "tenant_live_urls": [(s.tenant, reverse("live:tenant", args=[s.tenant.pk])) for s in sides],
         "compare_url": (f"{reverse('teach:compare')}?a=inst-{instances[0].pk}&b=inst-{instances[1].pk}"
                         if len(instances) == 2 else ""),
         "dhcp_address": next((s.network.subnets.order_by("id").values_list("dhcp_address", flat=True).first()

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from . import validators
 from .choices import LeaseEventKind, LeaseState, ObjectStatus, Role
@@ -85,10 +85,7 @@ class Network(models.Model):
         return f"{self.tenant.slug}/{self.name}"
 
     def get_absolute_url(self) -> str:
-        try:
-            return reverse("portal:network-detail", args=[self.pk])
-        except NoReverseMatch:
-            return reverse("admin:tenants_network_change", args=[self.pk])
+        return reverse("portal:network-detail", args=[self.pk])
 
 
 class Subnet(models.Model):

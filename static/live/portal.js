@@ -109,16 +109,18 @@
 
   // --- owners: patch every network / instance / lease element in place ---------------------------------
 
+  // The owner's object is gone: a row of a list disappears; anything else stays, marked deleted.
+  function deleted(el, fields, listSelector, what) {
+    if (el.closest(listSelector)) { el.remove(); return; }
+    setStatus(el, fields, 'deleted', '');
+    gone(el, what);
+  }
+
   function patchNetwork(el, c) {
     var id = +el.dataset.networkId;
     var n = store.networks.get(id);
     var fields = ownFields(el);
-    if (!n) {
-      if (el.closest('[data-network-list]')) { el.remove(); return; }
-      setStatus(el, fields, 'deleted', '');
-      gone(el, 'network');
-      return;
-    }
+    if (!n) { deleted(el, fields, '[data-network-list]', 'network'); return; }
     setStatus(el, fields, n.status, n.status_reason);
     setText(fields.name, n.name);
     if (fields.node) { setText(fields.node, n.node || '—'); }
@@ -137,12 +139,7 @@
   function patchInstance(el) {
     var i = store.instances.get(+el.dataset.instanceId);
     var fields = ownFields(el);
-    if (!i) {
-      if (el.closest('[data-instance-list]')) { el.remove(); return; }
-      setStatus(el, fields, 'deleted', '');
-      gone(el, 'instance');
-      return;
-    }
+    if (!i) { deleted(el, fields, '[data-instance-list]', 'instance'); return; }
     setStatus(el, fields, i.status, i.status_reason);
     setHtml(fields.ip_address, ipHtml(i));
     if (fields.lease) {

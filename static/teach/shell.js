@@ -24,5 +24,10 @@
   sock.onclose = function (ev) {
     if (!box.dataset.closed) status.textContent = ev.code === 4403 ? "refused" : "disconnected";
   };
-  term.onData(function (data) { send({ type: "input", data: data }); });
+  // A paste arrives as one string: send it in pieces that fit the server's 4 KiB frame limit even when JSON
+  // escapes every character to six bytes (tenants/websocket.py).
+  var CHUNK = 512;
+  term.onData(function (data) {
+    for (var i = 0; i < data.length; i += CHUNK) send({ type: "input", data: data.slice(i, i + CHUNK) });
+  });
 })();

@@ -15,7 +15,7 @@ from django.test import Client
 from live_helpers import communicator
 
 from live import protocol
-from tenants import events, selectors, services
+from tenants import events, selectors, services, websocket
 from tenants.choices import ObjectStatus
 from tenants.models import Instance, Lease
 
@@ -43,7 +43,7 @@ def test_anonymous_is_refused(two_tenants):
     async def body():
         comm = communicator(AnonymousUser(), f"/ws/live/tenants/{two_tenants['acme'].pk}/")
         connected, code = await comm.connect(timeout=5)
-        assert not connected and code == protocol.CLOSE_FORBIDDEN
+        assert not connected and code == websocket.CLOSE_FORBIDDEN
 
     run(body)
 
@@ -53,7 +53,7 @@ def test_non_member_is_refused_and_unknown_tenant_looks_the_same(two_tenants):
         for path in (f"/ws/live/tenants/{two_tenants['globex'].pk}/", "/ws/live/tenants/999999/"):
             comm = communicator(two_tenants["alice"], path)
             connected, code = await comm.connect(timeout=5)
-            assert not connected and code == protocol.CLOSE_FORBIDDEN, path
+            assert not connected and code == websocket.CLOSE_FORBIDDEN, path
 
     run(body)
 
@@ -64,7 +64,7 @@ def test_all_tenants_view_is_for_superusers_only(two_tenants, user_factory):
     async def body():
         comm = communicator(two_tenants["alice"], "/ws/live/all/")
         connected, code = await comm.connect(timeout=5)
-        assert not connected and code == protocol.CLOSE_FORBIDDEN
+        assert not connected and code == websocket.CLOSE_FORBIDDEN
         comm = communicator(root, "/ws/live/all/")
         snapshot = await connect_ok(comm)
         assert snapshot["scope"] == "all" and snapshot["group"] == events.ALL_TENANTS_GROUP
@@ -85,7 +85,7 @@ def test_subnet_of_another_tenant_is_refused(two_tenants):
     async def body():
         comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{two_tenants['acme'].pk}/?subnet={subnet_b.pk}")
         connected, code = await comm.connect(timeout=5)
-        assert not connected and code == protocol.CLOSE_FORBIDDEN
+        assert not connected and code == websocket.CLOSE_FORBIDDEN
         comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{two_tenants['acme'].pk}/?subnet=abc")
         connected, _ = await comm.connect(timeout=5)
         assert not connected
@@ -230,7 +230,7 @@ def test_membership_removed_then_resync_closes(two_tenants):
         await sync_to_async(services.membership_remove)(membership=membership)
         await comm.send_json_to({"type": "resync"})
         out = await comm.receive_output(timeout=5)
-        assert out == {"type": "websocket.close", "code": protocol.CLOSE_FORBIDDEN}
+        assert out == {"type": "websocket.close", "code": websocket.CLOSE_FORBIDDEN}
 
     run(body)
 
@@ -255,7 +255,7 @@ def test_malformed_frames_get_an_error_and_the_socket_stays_usable(two_tenants, 
         await comm.send_to(text_data=frame)
         if code == "too_big":
             out = await comm.receive_output(timeout=5)
-            assert out == {"type": "websocket.close", "code": protocol.CLOSE_TOO_BIG}
+            assert out == {"type": "websocket.close", "code": websocket.CLOSE_TOO_BIG}
             return
         reply = await comm.receive_json_from(timeout=5)
         assert reply["type"] == "error" and reply["code"] == code and reply["message"]
@@ -274,8 +274,8 @@ def test_binary_and_oversized_binary_frames(two_tenants):
         await connect_ok(comm)
         await comm.send_to(bytes_data=b"\x00\x01")
         assert (await comm.receive_json_from(timeout=5))["code"] == "binary"
-        await comm.send_to(bytes_data=b"x" * (protocol.MAX_CLIENT_FRAME + 1))
-        assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": protocol.CLOSE_TOO_BIG}
+        await comm.send_to(bytes_data=b"x" * (websocket.MAX_CLIENT_FRAME + 1))
+        assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": websocket.CLOSE_TOO_BIG}
 
     run(body)
 
@@ -286,11 +286,11 @@ def test_a_client_that_keeps_sending_garbage_is_cut_off(two_tenants):
     async def body():
         comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
         await connect_ok(comm)
-        for _ in range(protocol.MAX_ERRORS):
+        for _ in range(websocket.MAX_ERRORS):
             await comm.send_to(text_data="{")
-        for _ in range(protocol.MAX_ERRORS):
+        for _ in range(websocket.MAX_ERRORS):
             assert (await comm.receive_json_from(timeout=5))["type"] == "error"
-        assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": protocol.CLOSE_POLICY}
+        assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": websocket.CLOSE_POLICY}
 
     run(body)
 
@@ -323,7 +323,7 @@ def test_real_stack_session_cookie_and_origin_check(two_tenants):
         comm = WebsocketCommunicator(application, f"/ws/live/tenants/{acme.pk}/",
                                      headers=[(b"origin", b"http://127.0.0.1:8000")])
         connected, code = await comm.connect(timeout=5)
-        assert not connected and code == protocol.CLOSE_FORBIDDEN
+        assert not connected and code == websocket.CLOSE_FORBIDDEN
         await comm.disconnect()
 
     run(body)

@@ -98,6 +98,19 @@ def test_create_network_with_first_subnet(client_for, admin, tenant):
     assert subnet.lease_seconds == 600 and subnet.enable_dhcp
 
 
+def test_allocation_pools_have_one_name_on_forms_and_pages(client_for, admin, network):
+    """The database's AllocationPool is "allocation pools" everywhere, with IPAM named as what draws on them: dnsmasq
+    runs in static mode, so calling them "DHCP ranges" told the reader something false."""
+    client = client_for(admin)
+    urls = [reverse("portal:network-create"), reverse("portal:subnet-create", args=[network.pk]),
+            network.get_absolute_url()]
+    pages = [client.get(url) for url in urls]
+    for response in pages:
+        html = response.content.decode()
+        assert response.status_code == 200 and "Allocation pools" in html and "DHCP range" not in html
+    assert "IPAM" in pages[0].content.decode()
+
+
 def test_create_network_shows_the_service_suggestion_on_the_cidr_field(client_for, admin, tenant):
     response = client_for(admin).post(reverse("portal:network-create"),
                                       {"name": "office", "cidr": "192.168.1.5/24", "lease_seconds": 3600})

@@ -45,6 +45,23 @@ def test_browser_types_ip_addr_into_the_shell(settings, overlap, agent_thread, u
     assert "ip addr" in session.keystrokes
 
 
+def test_a_paste_larger_than_a_frame_reaches_the_shell(settings, overlap, agent_thread, user_factory, browser_page):
+    """A paste is one ``onData`` string; shell.js splits it so no frame passes the 4 KiB limit (tenants.websocket),
+    which would close the socket with 1009 instead of running the pasted lines."""
+    settings.NETDASH_SHELL_ENABLED = True
+    admin = user_factory(is_superuser=True)
+    page = browser_page(admin, f"/teach/instances/{overlap['ta']['instance'].pk}/shell/")
+    page.wait_for_selector("#terminal[data-ready='1']", timeout=20000)
+    paste = "cat > /dev/null <<'EOF'\n" + ("y" * 70 + "\n") * 80 + "EOF\necho pasted-$((6 * 7))\n"
+    assert len(paste) > 5000
+    page.evaluate("text => window.teachTerminal.paste(text)", paste)
+    page.click("#terminal")
+    page.keyboard.press("Enter")  # bash's bracketed paste holds a pasted line until Enter
+    page.wait_for_function(f"() => ({BUFFER_TEXT})().includes('pasted-42')", timeout=20000)
+    assert not page.evaluate("() => document.getElementById('terminal').dataset.closed")
+    page.close()
+
+
 def test_browser_compare_ping_shows_two_macs(overlap, agent_thread, user_factory, browser_page):
     admin = user_factory(is_superuser=True)
     a, b = overlap["ta"]["instance"], overlap["tb"]["instance"]

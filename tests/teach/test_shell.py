@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -36,12 +39,12 @@ async def test_shell_refused_to_members_and_when_disabled(settings, user_factory
         return services.instance_create(network=network, hostname="vm")
 
     instance = await sync_to_async(setup)()
-    settings.NETDASH_SHELL_ENABLED = True
-    comm = communicator(member, _path(instance))
-    assert (await comm.connect())[0] is False  # a tenant admin is still not a superuser
-    settings.NETDASH_SHELL_ENABLED = False
-    comm = communicator(admin, _path(instance))
-    assert (await comm.connect())[0] is False  # off by default
+    for user, enabled in ((member, True), (admin, False)):  # a tenant admin is still not a superuser; off by default
+        settings.NETDASH_SHELL_ENABLED = enabled
+        comm = communicator(user, _path(instance))
+        assert (await comm.connect())[0] is False
+        # End the refused consumer inside this loop (as daphne would), not by cancellation when the loop closes.
+        await comm.disconnect()
     assert await sync_to_async(ShellSession.objects.count)() == 0
 
 
@@ -138,3 +141,12 @@ def test_shells_left_by_a_dead_agent_are_reaped(overlap):
         assert session.ended_at is not None and "agent restarted" in session.end_reason
     finally:
         shell.kill()
+
+
+def test_shell_time_limit_comes_from_the_environment():
+    """``NETDASH_SHELL_SECONDS`` (documented in the README) reaches the setting the agent's shell relay reads."""
+    probe = "import django; django.setup(); from django.conf import settings; print(settings.NETDASH_SHELL_SECONDS)"
+    env = dict(os.environ, NETDASH_SHELL_SECONDS="2", DJANGO_SETTINGS_MODULE="netdash.settings")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=Path(__file__).resolve().parents[2],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "2"

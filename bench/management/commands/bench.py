@@ -51,10 +51,10 @@ class Command(BaseCommand):
         if options["burst"] > 250:
             raise CommandError("--burst: at most 250 instances (one /24)")
         if options["child"]:
-            from bench.runner import run
+            from ...runner import run
 
             sys.exit(run(options))
-        from bench.supervisor import supervise
+        from ...supervisor import supervise
 
         argv = ["--sizes", ",".join(map(str, options["sizes"])), "--latency-n", str(options["latency_n"]),
                 "--burst", str(options["burst"]), "--reconcile-instances", str(options["reconcile_instances"]),

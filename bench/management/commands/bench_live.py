@@ -16,13 +16,11 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +28,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tenants.testing import serve_daphne
 
 
 async def _ws_connect(port: int, path: str, headers: dict[str, str]):
@@ -130,24 +124,13 @@ class Command(BaseCommand):
         tenant, session_key = self._seed(options["networks"], options["instances"])
         self.stdout.write(f"setup: throwaway DB with {options['networks']} networks / {options['instances']} "
                           f"instances in {time.monotonic() - t0:.1f} s")
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
         log = Path(settings.VAR_DIR) / "daphne.log"
-        with open(log, "wb") as out:
-            daphne = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "netdash.asgi:application"],
-                cwd=settings.BASE_DIR, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            self._wait_http(base + "/static/live/live.js", daphne, log)
+        db_name = settings.DATABASES["default"]["NAME"]
+        with serve_daphne(db_name, log, probe="/static/live/live.js") as (base, _daphne):
+            port = int(base.rsplit(":", 1)[1])
             asyncio.run(self._latency(port, tenant.pk, session_key, options["events"]))
             if not options["skip_render"]:
                 self._render(base, tenant.pk, session_key)
-        finally:
-            daphne.terminate()
-            try:
-                daphne.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                daphne.kill()
 
     def _seed(self, n_networks: int, n_instances: int):
         """Rows straight into the throwaway DB (bulk, no jobs): the bench measures the view, not IPAM."""
@@ -194,17 +177,6 @@ class Command(BaseCommand):
         session["_auth_user_hash"] = user.get_session_auth_hash()
         session.create()
         return tenant, session.session_key
-
-    def _wait_http(self, url: str, proc: subprocess.Popen, log: Path) -> None:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=1).read()  # noqa: S310 (loopback)
-                return
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise CommandError(f"daphne did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.1)
 
     async def _latency(self, port: int, tenant_id: int, session_key: str, n_events: int) -> None:
         from tenants import events
