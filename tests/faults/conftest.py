@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import django_rq
 import pytest
@@ -175,16 +176,28 @@ class AgentProcess:
             return 0
 
 
+def agent_database_url() -> str:
+    """``DATABASE_URL`` of the test database this process uses (SQLite file or PostgreSQL), for an agent
+    subprocess: the PostgreSQL stage of ``make test`` runs the drills where row locks really contend."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    if connection.vendor == "postgresql":
+        auth = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
+        return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    raise NotImplementedError(f"agent subprocesses on {connection.vendor} databases")
+
+
 @pytest.fixture
 def start_agent(transactional_db, agent_queue, tmp_path) -> Iterator[Callable[..., AgentProcess]]:
     """``start_agent(reconcile_seconds=60, redis_url=None)`` → a running agent subprocess on the test database."""
     started: list[AgentProcess] = []
-    db_path = Path(connection.settings_dict["NAME"]).resolve()
+    database_url = agent_database_url()
 
     def start(reconcile_seconds: int = 60, redis_url: str | None = None, wait: bool = True) -> AgentProcess:
         env = dict(os.environ)
         env.update({
-            "DATABASE_URL": f"sqlite:///{db_path}",
+            "DATABASE_URL": database_url,
             "NETDASH_RECONCILE_SECONDS": str(reconcile_seconds),
             "REDIS_URL": redis_url or settings.REDIS_URL,
             "PYTHONUNBUFFERED": "1",
