@@ -20,13 +20,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import django_rq
 import pytest
 from django.conf import settings
-from django.db import connection
-from faults_helpers import free_port, our_processes, wait_for
+from faults_helpers import agent_database_url, free_port, our_processes, wait_for
 from rq import Worker
 
 from tenants import events
@@ -174,18 +172,6 @@ class AgentProcess:
             return self.log_path.read_text(errors="replace").count(text)
         except OSError:
             return 0
-
-
-def agent_database_url() -> str:
-    """``DATABASE_URL`` of the test database this process uses (SQLite file or PostgreSQL), for an agent
-    subprocess: the PostgreSQL stage of ``make test`` runs the drills where row locks really contend."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{Path(db['NAME']).resolve()}"
-    if connection.vendor == "postgresql":
-        auth = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
-        return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    raise NotImplementedError(f"agent subprocesses on {connection.vendor} databases")
 
 
 @pytest.fixture
