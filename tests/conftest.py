@@ -19,8 +19,9 @@ _must_run_skipped: list[str] = []
 
 
 def _must_run(item: pytest.Item) -> bool:
-    parts = Path(item.path).resolve().relative_to(_TESTS_DIR).parts
-    return parts[0] in MUST_RUN_DIRS or any(item.get_closest_marker(m) for m in MUST_RUN_MARKERS)
+    path = Path(item.path).resolve()
+    in_dir = path.is_relative_to(_TESTS_DIR) and path.relative_to(_TESTS_DIR).parts[0] in MUST_RUN_DIRS
+    return in_dir or any(item.get_closest_marker(m) for m in MUST_RUN_MARKERS)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -74,6 +74,15 @@ def our_processes() -> dict[str, list[int]]:
     return found
 
 
+def frozen(pid: int) -> bool:
+    """Every thread of ``pid`` is stopped (SIGSTOP has landed)."""
+    try:
+        return all(Path(task, "stat").read_text().rpartition(")")[2].split()[0] == "T"
+                   for task in Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return False
+
+
 def our_namespaces() -> list[str]:
     prefix = driver().config.prefix
     return [n for n in netns.list_names() if n.startswith(prefix)]

@@ -18,6 +18,7 @@ from faults_helpers import (
     build,
     converged,
     expected_counts,
+    frozen,
     host_counts,
     lease_mismatches,
     simulate_reboot,
@@ -68,12 +69,13 @@ def test_reboot_rebuilds_everything_and_instances_keep_their_ips(agent_mode, sta
         # A reboot is instantaneous for the agent: freeze it while we wipe, or its monitor would race the wipe
         # (restart a dnsmasq in a namespace we are about to delete). It may be mid-job when it thaws.
         os.kill(agent.pid, signal.SIGSTOP)
+        assert wait_for(lambda: frozen(agent.pid), 5, 0.001) is not None, "the agent did not stop"
     try:
         wiped = simulate_reboot()
+        left = host_counts()  # before the agent thaws: its monitor starts rebuilding at once
     finally:
         if agent.alive():
             os.kill(agent.pid, signal.SIGCONT)
-    left = host_counts()
     start = time.monotonic()
     ready = None
     if agent_mode == "agent restarted":

@@ -10,7 +10,6 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import django_rq
 import pytest
@@ -19,6 +18,7 @@ from faults_helpers import (
     build,
     converged,
     expected_counts,
+    frozen,
     host_counts,
     lease_mismatches,
     our_namespaces,
@@ -117,15 +117,6 @@ def _started_jobs() -> list[str]:
     return out
 
 
-def _frozen(pid: int) -> bool:
-    """Every thread of ``pid`` is stopped (SIGSTOP has landed)."""
-    try:
-        return all(Path(task, "stat").read_text().rpartition(")")[2].split()[0] == "T"
-                   for task in Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return False
-
-
 def _kill_mid_job(agent, kind: str, delay: float, half_made: Callable[[], bool]) -> list[str] | None:
     """``delay`` s after a ``kind`` job started, freeze the agent (SIGSTOP) and look: if that job is still running
     and the host is ``half_made()``, SIGKILL the frozen agent — the kill lands in exactly the state seen — and
@@ -134,7 +125,7 @@ def _kill_mid_job(agent, kind: str, delay: float, half_made: Callable[[], bool])
     assert started is not None, f"no {kind} job started:\n{agent.log_tail()}"
     time.sleep(delay)
     os.kill(agent.pid, signal.SIGSTOP)
-    assert wait_for(lambda: _frozen(agent.pid), 5, 0.001) is not None, "the agent did not stop"
+    assert wait_for(lambda: frozen(agent.pid), 5, 0.001) is not None, "the agent did not stop"
     running = [j for j in _started_jobs() if j.startswith(kind)]
     if running and half_made():
         agent.kill()
