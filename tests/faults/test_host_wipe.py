@@ -49,9 +49,10 @@ def _event_counts(since) -> dict[str, int]:
 def _no_lease_lost(events: dict[str, int], instances: int) -> bool:
     """Every instance's lease came back: renewed, or released and added again on the same address; none expired.
 
-    Not "renews only" (README): a lease sync that reads a network's lease file before its clients renewed (fresh
-    boot: the file starts empty) or while the restarted dnsmasq rewrites it in place releases that network's rows,
-    and the next sync adds them again (seen 3 of 9 in both reboot modes, 1–3 of 6 after a fresh boot).
+    Not "renews only" (README): a lease sync during the rebuild can find a network's entries missing from its
+    lease file (fresh boot: the file starts empty; after a reboot, probably read during the restarted dnsmasq's
+    in-place rewrite), release those rows, and the next sync adds them again (seen 3 of 9 in both reboot modes,
+    1–3 of 6 after a fresh boot).
     """
     return events["expire"] == 0 and events["add"] == events["release"] and events["renew"] + events["add"] >= instances
 
