@@ -38,11 +38,13 @@ fi
 .venv/bin/pytest "$@"
 
 if [ $# -eq 0 ]; then
-  # Again on PostgreSQL, the multi-node database: the services, IPAM races and agent suites, where row locks
-  # really contend (SQLite serialises every write, so there they cannot deadlock or interleave).
+  # Again on PostgreSQL, the multi-node database: the services, IPAM races, agent and load suites (50 concurrent
+  # clients on one subnet, with a real agent), where row locks really contend (SQLite serialises every write, so
+  # there they cannot deadlock or interleave).
   pg_port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   scripts/postgres.sh start "$run_dir/pg" "$pg_port"
-  DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/netdash" .venv/bin/pytest -p no:cacheprovider \
-    tests/foundation tests/agent tests/api tests/portal
+  # Its own artifacts directory: the fault reports are rewritten by each pytest run.
+  DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/netdash" ARTIFACTS_DIR="$ARTIFACTS_DIR/postgres" \
+    .venv/bin/pytest -p no:cacheprovider tests/foundation tests/agent tests/api tests/portal tests/faults/test_load.py
 fi
 

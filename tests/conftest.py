@@ -2,10 +2,56 @@
 their tests (e.g. ``tests/foundation/conftest.py``)."""
 
 import itertools
+from pathlib import Path
 
 import pytest
 
 _counter = itertools.count(1)
+
+# --- no silent skips ------------------------------------------------------------------------------------------
+# The host, fault, end-to-end and browser suites are the ones that prove the product works on the real kernel;
+# a skip there (not root, a module-level skip, an import turned into a skip) would let `make test` pass without
+# them. Deselection (``-m "not slow"`` in pytest.ini: the long soak) is a choice, not a skip, and is not counted.
+MUST_RUN_DIRS = ("host", "faults", "e2e")
+MUST_RUN_MARKERS = ("host", "browser")
+_TESTS_DIR = Path(__file__).resolve().parent
+_must_run_skipped: list[str] = []
+
+
+def _must_run(item: pytest.Item) -> bool:
+    path = Path(item.path).resolve()
+    in_dir = path.is_relative_to(_TESTS_DIR) and path.relative_to(_TESTS_DIR).parts[0] in MUST_RUN_DIRS
+    return in_dir or any(item.get_closest_marker(m) for m in MUST_RUN_MARKERS)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember every skipped host/fault/e2e/browser test (at setup, in the body, or by a skip mark)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and _must_run(item):
+        _must_run_skipped.append(f"{item.nodeid}: {report.longrepr[-1] if report.longrepr else 'skipped'}")
+
+
+def pytest_collectreport(report):
+    """A whole module skipped at collection (``pytest.skip(allow_module_level=True)``, ``importorskip``) is never
+    fine: its tests are not even counted."""
+    if report.skipped:
+        _must_run_skipped.append(f"{report.nodeid} (whole module): {report.longrepr[-1]}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when a test that must run was skipped."""
+    if _must_run_skipped and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say why the run failed although no test did."""
+    if _must_run_skipped:
+        terminalreporter.section("skipped tests that must run (this run FAILS)", red=True)
+        for line in _must_run_skipped:
+            terminalreporter.write_line(line, red=True)
 
 
 @pytest.fixture(autouse=True)

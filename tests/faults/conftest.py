@@ -24,8 +24,7 @@ from pathlib import Path
 import django_rq
 import pytest
 from django.conf import settings
-from django.db import connection
-from faults_helpers import free_port, our_processes, wait_for
+from faults_helpers import agent_database_url, free_port, our_processes, wait_for
 from rq import Worker
 
 from tenants import events
@@ -179,12 +178,12 @@ class AgentProcess:
 def start_agent(transactional_db, agent_queue, tmp_path) -> Iterator[Callable[..., AgentProcess]]:
     """``start_agent(reconcile_seconds=60, redis_url=None)`` → a running agent subprocess on the test database."""
     started: list[AgentProcess] = []
-    db_path = Path(connection.settings_dict["NAME"]).resolve()
+    database_url = agent_database_url()
 
     def start(reconcile_seconds: int = 60, redis_url: str | None = None, wait: bool = True) -> AgentProcess:
         env = dict(os.environ)
         env.update({
-            "DATABASE_URL": f"sqlite:///{db_path}",
+            "DATABASE_URL": database_url,
             "NETDASH_RECONCILE_SECONDS": str(reconcile_seconds),
             "REDIS_URL": redis_url or settings.REDIS_URL,
             "PYTHONUNBUFFERED": "1",

@@ -7,11 +7,15 @@ nothing fakes either side.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from urllib.parse import quote
+
+from django.db import connection
 
 from tenants import services
 from tenants.choices import LeaseState, ObjectStatus
@@ -19,6 +23,18 @@ from tenants.host import dnsmasq as dm
 from tenants.host import netns
 from tenants.hostspecs import driver
 from tenants.models import Instance, Lease, Network, Tenant
+
+
+def agent_database_url() -> str:
+    """``DATABASE_URL`` of the test database this process uses (SQLite file or PostgreSQL), for an agent
+    subprocess: the PostgreSQL stage of ``make test`` runs the drills where row locks really contend."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    if connection.vendor == "postgresql":
+        auth = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
+        return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    raise NotImplementedError(f"agent subprocesses on {connection.vendor} databases")
 
 
 def free_port() -> int:
@@ -58,6 +74,15 @@ def our_processes() -> dict[str, list[int]]:
     return found
 
 
+def frozen(pid: int) -> bool:
+    """Every thread of ``pid`` is stopped (SIGSTOP has landed)."""
+    try:
+        return all(Path(task, "stat").read_text().rpartition(")")[2].split()[0] == "T"
+                   for task in Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return False
+
+
 def our_namespaces() -> list[str]:
     prefix = driver().config.prefix
     return [n for n in netns.list_names() if n.startswith(prefix)]
@@ -82,8 +107,9 @@ def expected_counts(networks: Iterable[Network]) -> dict[str, int]:
             "state_dirs": len(networks) + instances, "resolv_dirs": instances}
 
 
-def simulate_reboot() -> dict[str, int]:
-    """What a host reboot does to us: every process and namespace gone; the state directory (disk) is kept."""
+def simulate_reboot(*, state_dir_kept: bool = True) -> dict[str, int]:
+    """What a host reboot does to us: every process and namespace gone; the state directory (disk) is kept
+    unless ``state_dir_kept`` is false (a fresh boot of a machine whose state dir was on tmpfs, or was wiped)."""
     procs = [pid for pids in our_processes().values() for pid in pids]
     killed = sum(1 for pid in procs if dm.kill(pid, signal.SIGKILL))
     for pid in procs:
@@ -91,7 +117,14 @@ def simulate_reboot() -> dict[str, int]:
     names = our_namespaces()
     for name in names:
         netns.remove(name)
-    return {"killed_processes": killed, "removed_namespaces": len(names)}
+    state_dir = driver().config.state_dir
+    removed = 0
+    if not state_dir_kept and state_dir.is_dir():
+        # Only our run's state dir, and only entries carrying our prefix (the dir is private to this run anyway).
+        for entry in state_dir.glob(f"{driver().config.prefix}*"):
+            shutil.rmtree(entry)
+            removed += 1
+    return {"killed_processes": killed, "removed_namespaces": len(names), "removed_state_dirs": removed}
 
 
 # --- building and checking ----------------------------------------------------------------------------

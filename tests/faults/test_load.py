@@ -1,5 +1,8 @@
 """Concurrency and load: many clients racing on one subnet, many tenants racing on one CIDR.
 
+`make test` runs them on SQLite (writes serialised) and again on PostgreSQL, where the row locks really contend
+(the agent subprocess included: it uses the same test database).
+
 Threads call the service layer and the REST API at the same moment (a barrier) while a real agent realises
 what they create; then every instance must hold a lease on a unique address with a unique MAC.
 """
@@ -14,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 from django.apps import apps
-from django.db import connections
+from django.db import connection, connections
 from faults_helpers import converged, expected_counts, host_counts, lease_mismatches, wait_for
 
 from tenants import services
@@ -95,7 +98,8 @@ def test_50_concurrent_clients_on_one_subnet_get_unique_ips_and_macs_and_all_lea
             for i in Instance.objects.filter(network=network)]
     report(injected=f"{len(calls)} concurrent creates on one /24 ({CLIENTS // 2 if use_api else 0} via REST API, "
                     "rest via services) with the agent running",
-           created=len(rows), errors=errors[:5], error_count=len(errors), duplicate_ips=len(dup_ips),
+           database=connection.vendor, created=len(rows), errors=errors[:5], error_count=len(errors),
+           duplicate_ips=len(dup_ips),
            duplicate_macs=len(dup_macs), create_latency=_ms(took), all_created_s=created_s,
            all_leased_after_s=leased_after, first_create_to_all_leased_s=total,
            distinct_held_ips=len(set(held)), host=host_counts())
@@ -120,7 +124,8 @@ def test_20_tenants_create_the_same_cidr_at_once_and_all_realise(start_agent, re
     realised = wait_for(lambda: converged(networks), 120, 0.1)
     total = round(time.monotonic() - start, 3)
     pids = {driver().dnsmasq_pid(n.kernel_id) for n in networks}
-    report(injected=f"{len(calls)} tenants create 192.168.50.0/24 at the same moment", created=len(networks),
+    report(injected=f"{len(calls)} tenants create 192.168.50.0/24 at the same moment", database=connection.vendor,
+           created=len(networks),
            errors=errors[:5], error_count=len(errors), create_latency=_ms(took), all_realised_after_s=realised,
            wall_s=total, distinct_dnsmasq=len(pids - {None}), host=host_counts())
     assert not errors, errors[:5]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
 from asgiref.sync import sync_to_async
 from teach_helpers import asynctest, communicator, receive_until
@@ -9,6 +12,7 @@ from teach_helpers import asynctest, communicator, receive_until
 from teach import diagnostics
 from teach.diagnostics import DiagnosticError
 from teach.models import DiagnosticRun
+from tenants.hostspecs import driver
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -39,6 +43,14 @@ def test_actions_are_fixed_and_argv_is_a_list():
     clean = diagnostics.validate("ping", {"target": " 192.168.1.2 ", "count": "2"}, "inst")
     assert diagnostics.argv("ping", clean, busybox="/bin/busybox") == [
         "/bin/busybox", "ping", "-c", "2", "-W", "2", "192.168.1.2"]
+
+
+def _dnsmasq_mac(network) -> str:
+    """MAC of the network's dnsmasq interface, read from its qdhcp namespace (not from what the agent reports)."""
+    names = driver().names
+    out = subprocess.run(["ip", "-n", names.dhcp_ns(network.kernel_id), "-j", "link", "show", "dev",
+                          names.dhcp_dev(network.kernel_id)], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)[0]["address"]
 
 
 async def _connect(user, path):
@@ -80,7 +92,10 @@ async def test_diagnostics_stream_and_refuse(overlap, agent_thread):
         await comm.send_json_to({"type": "run", "action": "neigh"})
         frames = await receive_until(comm, lambda f: f["type"] == "done")
         neigh = "\n".join(f.get("text", "") for f in frames)
-        assert "192.168.1.2" in neigh
+        ours, theirs = _dnsmasq_mac(me["network"]), _dnsmasq_mac(them["network"])
+        assert ours != theirs  # same 192.168.1.2 in both tenants, different interfaces
+        assert any("192.168.1.2" in line and ours in line for line in neigh.splitlines()), (ours, neigh)
+        assert theirs not in neigh
         # Renew the lease: the instance keeps its address.
         await comm.send_json_to({"type": "run", "action": "renew"})
         frames = await receive_until(comm, lambda f: f["type"] == "done")
