@@ -27,16 +27,11 @@ import pytest
 from django.conf import settings
 from rq import Worker
 
+from tenants.testing import require_root
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", ROOT / "artifacts"))
 START_TIMEOUT = 60.0
-
-
-def _require_root() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("end-to-end tests need root, and CI runs as root: something is wrong with this machine")
-        pytest.skip("end-to-end tests need root (the agent creates network namespaces)")
 
 
 def _free_port() -> int:
@@ -139,7 +134,7 @@ def _agent_registered(pid: int) -> bool:
 @pytest.fixture
 def stack(transactional_db, monkeypatch) -> Iterator[Stack]:
     """daphne + ``manage.py agent`` on the test database; both started at once, both stopped by pid."""
-    _require_root()
+    require_root()
     from django.core.management import call_command
     from django.db import connection
 
