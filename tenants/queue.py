@@ -28,7 +28,9 @@ def queue_name_for_node(node: str | None) -> str:
 
 def node_of_queue(name: str) -> str | None:
     """The node whose agent listens on queue ``name`` (the inverse of :func:`queue_name_for_node`), or None."""
-    return name.removeprefix(QUEUE_PREFIX) if name.startswith(QUEUE_PREFIX) and name != QUEUE_PREFIX else None
+    if not name.startswith(QUEUE_PREFIX):
+        return None
+    return name.removeprefix(QUEUE_PREFIX) or None
 
 
 def agent_queue(node: str | None = None) -> Queue:
