@@ -63,7 +63,8 @@ def record(outcomes: Iterable[Outcome]) -> list[Network | Instance]:
     for outcome in todo:
         by_model[type(outcome.target)].append(outcome)
     changed: list[Network | Instance] = []
-    with transaction.atomic():
+    # Inside a caller's transaction (the lease sync) this joins it: a savepoint would buy nothing here.
+    with transaction.atomic(savepoint=False):
         for model, group in by_model.items():
             changed += _write(model, group)
         events.publish_many([_event(target) for target in changed])
