@@ -113,11 +113,11 @@ def _needs_realise(network: Network, scan: HostState, report: ReconcileReport) -
     """Step 2: whether the network or one of its live instances is not as the database wants it."""
     live = [i for i in network.instances.all() if i.status != ObjectStatus.DELETING]
     sick = [i for i in live if not instance_healthy(scan.instances.get(i.kernel_id))]
-    if network_healthy(scan.networks.get(network.kernel_id), network) and not sick \
-            and network.status == ObjectStatus.ACTIVE:
-        return False
-    report.realised_instances.extend(i.hostname for i in sick)
-    return True
+    healthy = (network.status == ObjectStatus.ACTIVE and not sick
+               and network_healthy(scan.networks.get(network.kernel_id), network))
+    if not healthy:
+        report.realised_instances.extend(i.hostname for i in sick)
+    return not healthy
 
 
 def _realise_batch(chunk: list[Network], report: ReconcileReport) -> None:
