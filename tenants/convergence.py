@@ -230,7 +230,7 @@ def realise_instance(instance_id: int) -> str:
             raise failed[instance_id]
         held = driver().instance_lease(instance.kernel_id)
         if held is not None and instance.ip_address and str(held.ip) != instance.ip_address:
-            # The reservation changed: dnsmasq was reloaded above; ask the client to renew now.
+            # The reservation changed: dnsmasq was sent SIGHUP above; ask the client to renew now.
             driver().renew_instance(instance.kernel_id)
     return "started"
 
