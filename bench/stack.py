@@ -45,7 +45,7 @@ class Stack:
     def start_agents(self, timeout: float = 60.0) -> float:
         """Start the agents and wait until each RQ worker is registered; return the start-up time in seconds."""
         t0 = time.perf_counter()
-        queue = f"agent-{settings.NETDASH_NODE}"
+        queue = settings.NETDASH_AGENT_QUEUE
         for i in range(len(self.agents), self.n_agents):
             self.agents.append(self._spawn([sys.executable, str(ROOT / "manage.py"), "agent"], f"agent{i}.log"))
         import django_rq

@@ -47,7 +47,6 @@ class Agent:
 
     def __init__(self, *, node: str | None = None, reconcile_interval: float | None = None) -> None:
         self.node = node or settings.NETDASH_NODE
-        self.queue_name = f"agent-{self.node}"
         self.reconcile_interval = reconcile_interval or settings.NETDASH_RECONCILE_SECONDS
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -230,12 +229,3 @@ class AgentWorker(SimpleWorker):
         self._on_stop()
         super().request_stop(signum, frame)
 
-
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` — for commands and tests waiting on the host."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())

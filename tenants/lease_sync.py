@@ -19,6 +19,7 @@ from . import events, selectors
 from .choices import LeaseEventKind, LeaseState, ObjectStatus
 from .host.leases import Lease as HostLease
 from .models import Instance, Lease, LeaseEvent, Network
+from .status import Outcome, record
 
 EVENT_NAMES = {
     LeaseEventKind.ADD: "lease.added",
@@ -103,15 +104,11 @@ def sync_network_leases(network: Network, entries: Iterable[HostLease]) -> list[
 
 def _mark_leased_instances_active(network: Network) -> None:
     """An instance is active once it holds an active lease on the address IPAM gave it."""
-    # Two queries and one UPDATE whatever the number of instances: this runs inside the sync's write transaction,
-    # and a query per waiting instance held SQLite's write lock through a whole burst (bench figure 3).
+    # A fixed number of queries whatever the number of instances (two, plus one read and one UPDATE in
+    # ``record`` when some turned active): this runs inside the sync's write transaction, and a query per
+    # waiting instance held SQLite's write lock through a whole burst (bench figure 3).
     leased = set(Lease.objects.filter(subnet__network=network, state=LeaseState.ACTIVE)
                  .values_list("mac_address", "ip_address"))
-    waiting = Instance.objects.filter(network=network, status__in=[ObjectStatus.PENDING, ObjectStatus.BUILDING])
-    ready = [i for i in waiting if (i.mac_address, i.ip_address) in leased]
-    if not ready:
-        return
-    Instance.objects.filter(pk__in=[i.pk for i in ready]).update(status=ObjectStatus.ACTIVE, status_reason="")
-    for instance in ready:
-        instance.status, instance.status_reason = ObjectStatus.ACTIVE, ""
-    events.publish_many([(network.tenant_id, "instance.updated", selectors.instance_data(i)) for i in ready])
+    waiting = Instance.objects.filter(network=network, status=ObjectStatus.PENDING).select_related("network")
+    record(Outcome(i, ObjectStatus.ACTIVE, only_from=frozenset({ObjectStatus.PENDING}))
+           for i in waiting if (i.mac_address, i.ip_address) in leased)

@@ -5,6 +5,12 @@ stays in Redis until the TTL runs out, and the restarted agent's start-up reconc
 in the fault drills: a 60 s stall per network, then a TimeoutError. Here every lock's token names its holder
 (host boot id, pid and the process's start time), so a waiter on the same host can tell that the holder no
 longer exists and take the lock over at once. Holders on other hosts are left to the TTL.
+
+Why the start time is read from ``/proc/PID/stat`` and not from ``psutil.Process(pid).create_time()``: psutil
+returns wall-clock seconds (start ticks + ``btime``, and Linux recomputes ``btime`` from the current clock on
+every read), so an NTP step between the holder writing its token and a waiter checking it would make a live
+holder look dead and its lock be broken under it (psutil issues #2526, #2541). The tick count never changes for
+a process, a recycled pid gets another one, and tokens written by an older agent keep the same format.
 """
 
 from __future__ import annotations
@@ -16,11 +22,15 @@ import uuid
 from collections.abc import Iterator
 from functools import cache
 
+import django_rq
+from django.conf import settings
 from redis import Redis
 
 LOCK_TIMEOUT = 120  # seconds; longer than any single network operation
 LOCK_WAIT = 60
 POLL = 0.2  # how often a waiter re-checks whether the holder is still alive
+
+KEY_PREFIX = "netdash:lock:"
 
 # Compare-and-delete: only the exact token we judged dead is removed, never a newer holder's.
 _BREAK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -115,3 +125,34 @@ def held_if_free(connection: Redis, keys: list[str], *, timeout: float = LOCK_TI
                 for key in taken:
                     pipe.eval(_BREAK, 1, key, token)
                 pipe.execute()
+
+
+# --- the locks the jobs take --------------------------------------------------------------------------
+
+def network_lock_key(network_id: int) -> str:
+    """The Redis key of one network's lock (the only place a lock key is spelled)."""
+    return f"{KEY_PREFIX}network:{network_id}"
+
+
+def lock_keys(connection: Redis) -> list[bytes]:
+    """Every lock key in Redis right now (tests and drills clear or count them)."""
+    return list(connection.scan_iter(f"{KEY_PREFIX}*"))
+
+
+def _connection() -> Redis:
+    return django_rq.get_connection(settings.NETDASH_AGENT_QUEUE)
+
+
+@contextlib.contextmanager
+def network_lock(network_id: int) -> Iterator[None]:
+    """Serialise host work on one network across workers and nodes (a crashed holder is taken over at once)."""
+    with held(_connection(), network_lock_key(network_id), what=f"network {network_id}"):
+        yield
+
+
+@contextlib.contextmanager
+def free_network_locks(network_ids: list[int]) -> Iterator[list[int]]:
+    """The networks among ``network_ids`` whose lock is free right now, held for the block (no waiting)."""
+    keys = {network_lock_key(pk): pk for pk in network_ids}
+    with held_if_free(_connection(), list(keys)) as taken:
+        yield [keys[k] for k in taken]

@@ -18,11 +18,19 @@ from rq import Queue
 log = logging.getLogger(__name__)
 
 JOB_TIMEOUT = 300
+QUEUE_PREFIX = "agent-"  # settings.NETDASH_AGENT_QUEUE spells it once more: settings cannot import this module
 
 
 def queue_name_for_node(node: str | None) -> str:
-    """Each network node's agent listens on its own queue; unscheduled work goes to this node."""
-    return f"agent-{node}" if node else settings.NETDASH_AGENT_QUEUE
+    """Each network node's agent listens on its own queue ``agent-<node>``; unscheduled work goes to this node."""
+    return f"{QUEUE_PREFIX}{node}" if node else settings.NETDASH_AGENT_QUEUE
+
+
+def node_of_queue(name: str) -> str | None:
+    """The node whose agent listens on queue ``name`` (the inverse of :func:`queue_name_for_node`), or None."""
+    if not name.startswith(QUEUE_PREFIX):
+        return None
+    return name.removeprefix(QUEUE_PREFIX) or None
 
 
 def agent_queue(node: str | None = None) -> Queue:

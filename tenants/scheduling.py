@@ -16,8 +16,8 @@ from redis.exceptions import RedisError
 from rq import Worker
 
 from .models import Network
+from .queue import node_of_queue
 
-QUEUE_PREFIX = "agent-"
 # Listing RQ workers costs a Redis round trip per worker; nodes join and leave rarely, so a creation burst
 # reuses the answer for a few seconds.
 LIVE_NODES_TTL = 5.0
@@ -34,7 +34,7 @@ def live_nodes(*, fresh: bool = False) -> list[str]:
         workers = Worker.all(connection=django_rq.get_connection(settings.NETDASH_AGENT_QUEUE))
     except RedisError:
         return []
-    nodes = sorted({q[len(QUEUE_PREFIX):] for w in workers for q in w.queue_names() if q.startswith(QUEUE_PREFIX)})
+    nodes = sorted({node for w in workers for q in w.queue_names() if (node := node_of_queue(q))})
     _cache = (time.monotonic(), nodes)
     return nodes
 

@@ -187,17 +187,6 @@ def network_rerealise(*, networks: Sequence[Network], actor: AbstractBaseUser | 
     return count
 
 
-def network_set_status(*, network_id: int, status: str, reason: str = "") -> Network | None:
-    """Record a job's outcome and tell the viewers. Returns None when the network no longer exists."""
-    with transaction.atomic():
-        updated = Network.objects.filter(pk=network_id).update(status=status, status_reason=reason[:500])
-        if not updated:
-            return None
-        network = Network.objects.select_related("tenant").get(pk=network_id)
-        events.publish(network.tenant_id, "network.updated", selectors.network_data(network))
-    return network
-
-
 # --- subnets ------------------------------------------------------------------------------------------
 
 def _default_pools(network: validators.IPNetwork, reserved: Sequence[validators.IPAddress]):
@@ -484,13 +473,3 @@ def instance_delete(*, instance: Instance, actor: AbstractBaseUser | None = None
                detail=instance.hostname)
         enqueue_on_commit("tenants.jobs.destroy_instance", instance.pk, node=instance.network.node)
         events.publish(instance.network.tenant_id, "instance.updated", selectors.instance_data(instance))
-
-
-def instance_set_status(*, instance_id: int, status: str, reason: str = "") -> Instance | None:
-    """Record a job's outcome for an instance and tell the viewers."""
-    with transaction.atomic():
-        if not Instance.objects.filter(pk=instance_id).update(status=status, status_reason=reason[:500]):
-            return None
-        instance = Instance.objects.select_related("network").get(pk=instance_id)
-        events.publish(instance.network.tenant_id, "instance.updated", selectors.instance_data(instance))
-    return instance

@@ -20,7 +20,7 @@ import django_rq
 from django.conf import settings
 from rq import SimpleWorker
 
-from . import jobs
+from . import jobs, locks
 from .models import Network
 
 
@@ -66,7 +66,7 @@ def reset_agent_queue() -> None:
     for job_id in queue.failed_job_registry.get_job_ids():
         queue.failed_job_registry.remove(job_id, delete_job=True)
     keys = [queue.intermediate_queue_key, queue.started_job_registry.key,
-            *queue.connection.scan_iter("netdash:lock:*")]
+            *locks.lock_keys(queue.connection)]
     queue.connection.delete(*keys)
 
 

@@ -7,6 +7,7 @@ from rq import Queue, Worker
 
 from tenants import services
 from tenants.models import Network, Tenant
+from tenants.queue import queue_name_for_node
 from tenants.scheduling import live_nodes, schedule_node
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +19,7 @@ def registered_agents():
     connection = django_rq.get_connection(settings.NETDASH_AGENT_QUEUE)
     workers = []
     for node in ("node-a", "node-b"):
-        worker = Worker([Queue(f"agent-{node}", connection=connection)], connection=connection,
+        worker = Worker([Queue(queue_name_for_node(node), connection=connection)], connection=connection,
                         name=f"test-{node}")
         worker.register_birth()
         workers.append(worker)

@@ -7,6 +7,7 @@ import pytest
 from tenants import services
 from tenants.choices import ObjectStatus
 from tenants.models import Instance, Lease, Network, Subnet
+from tenants.status import network_set_status
 
 pytestmark = pytest.mark.django_db
 
@@ -111,7 +112,7 @@ def test_list_networks_with_counts_filters_and_paging(api, network, network_fact
     services.instance_create(network=network, hostname="vm1")
     for i in range(3):
         network_factory(tenant=tenant, name=f"extra-{i}")
-    services.network_set_status(network_id=network.pk, status=ObjectStatus.ACTIVE)
+    network_set_status(network_id=network.pk, status=ObjectStatus.ACTIVE)
     body = api.get("/api/v1/networks/?limit=2").json()
     assert body["count"] == 4 and len(body["results"]) == 2 and "offset=2" in body["next"]
     active = api.get("/api/v1/networks/?status=active").json()["results"]

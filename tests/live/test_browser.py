@@ -21,6 +21,7 @@ from playwright.sync_api import sync_playwright
 from tenants import events, selectors, services
 from tenants.choices import LeaseEventKind, ObjectStatus
 from tenants.models import Lease, LeaseEvent
+from tenants.status import network_set_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -99,13 +100,13 @@ def test_topology_shows_a_new_network_and_its_status_changes_without_reload(
                            timeout=WAIT_MS)
     assert node_colour(page, f"n{network.pk}") == COLOURS["pending"]
     for status in ("building", "active", "error"):
-        django_side(services.network_set_status, network_id=network.pk, status=status,
+        django_side(network_set_status, network_id=network.pk, status=status,
                     reason="test" if status == "error" else "")
         page.wait_for_function(
             f"() => window.netdashTopology.cy.getElementById('n{network.pk}').data('colour') === '{COLOURS[status]}'",
             timeout=WAIT_MS)
         assert node_colour(page, f"d{network.pk}") == COLOURS[status]  # the DHCP namespace shows dnsmasq's state
-    django_side(services.network_set_status, network_id=network.pk, status=ObjectStatus.ACTIVE)
+    django_side(network_set_status, network_id=network.pk, status=ObjectStatus.ACTIVE)
     page.wait_for_function(f"() => window.netdashTopology.cy.getElementById('d{network.pk}').data('colour') === "
                            f"'{COLOURS['active']}'", timeout=WAIT_MS)
 
@@ -175,10 +176,10 @@ def test_second_tenant_with_the_same_cidr_sees_only_its_own_network(
     names = page_b.evaluate("() => Array.from(window.netdashTopology.store.networks.values()).map(n => n.name)")
     assert names == ["globex-net"]
     # Acme changes something, then Globex does: once Globex's change is on the page, Acme's had its chance.
-    django_side(services.network_set_status, network_id=two_tenants["net_a"].pk, status=ObjectStatus.ERROR,
+    django_side(network_set_status, network_id=two_tenants["net_a"].pk, status=ObjectStatus.ERROR,
                 reason="acme only")
     django_side(services.network_create, tenant=acme, name="acme-secret", subnet={"cidr": "192.168.1.0/24"})
-    django_side(services.network_set_status, network_id=two_tenants["net_b"].pk, status=ObjectStatus.ACTIVE)
+    django_side(network_set_status, network_id=two_tenants["net_b"].pk, status=ObjectStatus.ACTIVE)
     page_b.wait_for_function(
         f"() => window.netdashTopology.cy.getElementById('n{two_tenants['net_b'].pk}').data('colour') === "
         f"'{COLOURS['active']}'", timeout=WAIT_MS)

@@ -18,6 +18,7 @@ from live import protocol
 from tenants import events, selectors, services, websocket
 from tenants.choices import ObjectStatus
 from tenants.models import Instance, Lease
+from tenants.status import network_set_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -147,7 +148,7 @@ def test_snapshot_then_deltas_with_consecutive_sequence_numbers(two_tenants):
         snapshot = await connect_ok(comm)
         seq = snapshot["seq"]
         for status in (ObjectStatus.BUILDING, ObjectStatus.ACTIVE, ObjectStatus.ERROR):
-            await sync_to_async(services.network_set_status)(network_id=net_a.pk, status=status, reason="")
+            await sync_to_async(network_set_status)(network_id=net_a.pk, status=status, reason="")
         seen = [await comm.receive_json_from(timeout=5) for _ in range(3)]
         assert [m["seq"] for m in seen] == [seq + 1, seq + 2, seq + 3]
         assert [m["data"]["status"] for m in seen] == ["building", "active", "error"]
@@ -168,7 +169,7 @@ def test_an_idle_socket_still_receives_events(two_tenants):
         comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
         await connect_ok(comm)
         await asyncio.sleep(7)
-        await sync_to_async(services.network_set_status)(network_id=net_a.pk, status=ObjectStatus.ACTIVE)
+        await sync_to_async(network_set_status)(network_id=net_a.pk, status=ObjectStatus.ACTIVE)
         got = await comm.receive_json_from(timeout=5)
         assert got["event"] == "network.updated"
         await comm.disconnect()
@@ -182,7 +183,7 @@ def test_resync_returns_a_fresh_snapshot_with_the_current_sequence(two_tenants):
     async def body():
         comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
         first = await connect_ok(comm)
-        await sync_to_async(services.network_set_status)(network_id=net_a.pk, status=ObjectStatus.ACTIVE)
+        await sync_to_async(network_set_status)(network_id=net_a.pk, status=ObjectStatus.ACTIVE)
         delta = await comm.receive_json_from(timeout=5)
         await comm.send_json_to({"type": "resync"})
         again = await comm.receive_json_from(timeout=5)

@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 from tenants import services
 from tenants.choices import ObjectStatus, Role
 from tenants.models import Membership, Tenant
+from tenants.status import network_set_status
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +48,7 @@ def test_list_networks(tenant_factory, network_factory, capsys):
     lab = network_factory(tenant=acme, name="lab", cidr="192.168.1.0/24")
     network_factory(tenant=globex, name="office", cidr="192.168.1.0/24")
     services.instance_create(network=lab, hostname="vm1")
-    services.network_set_status(network_id=lab.pk, status=ObjectStatus.ERROR, reason="dnsmasq failed")
+    network_set_status(network_id=lab.pk, status=ObjectStatus.ERROR, reason="dnsmasq failed")
     call_command("list_networks")
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["ID", "TENANT", "NAME", "STATUS", "SUBNETS", "INSTANCES", "LEASES", "REASON"]

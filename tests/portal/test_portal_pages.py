@@ -12,6 +12,7 @@ from api.models import ApiToken
 from tenants import services
 from tenants.choices import ObjectStatus, Role
 from tenants.models import AuditEntry, Instance, Membership, Network, Subnet
+from tenants.status import network_set_status
 
 pytestmark = pytest.mark.django_db
 
@@ -182,7 +183,7 @@ def test_portal_pages_carry_the_live_client(client_for, admin, tenant, network):
 
 
 def test_network_status_reason_is_shown(client_for, admin, network):
-    services.network_set_status(network_id=network.pk, status=ObjectStatus.ERROR, reason="dnsmasq exited: port busy")
+    network_set_status(network_id=network.pk, status=ObjectStatus.ERROR, reason="dnsmasq exited: port busy")
     html = client_for(admin).get(reverse("portal:network-detail", args=[network.pk])).content.decode()
     assert "dnsmasq exited: port busy" in html and 'data-status="error"' in html
 

@@ -1,0 +1,153 @@
+"""Reconcile: converge a node's host to the database both ways — create what is missing, remove our orphans.
+
+Runs when an agent starts and periodically (``tenants.jobs.reconcile``). It compares namespaces and process
+liveness (a dnsmasq or udhcpc pid counts only if it is alive *in the right namespace*), so a killed dnsmasq, a
+reboot or a half-finished job are all repaired here. The steps, in order:
+
+1. finish every deletion the database asks for (rows in ``deleting``);
+2. sort the rest into healthy networks and networks to realise (unhealthy on the host, a sick instance, or
+   not recorded ``active``);
+3. realise those in batches of ``convergence.BATCH`` (one transaction and one round of events per batch); one
+   whose lock is busy (a running job, or a holder that crashed) is realised on its own with the waiting lock,
+   which takes over from a dead holder;
+4. sync the leases of the healthy ones;
+5. remove anything with our prefix that the database no longer wants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from . import convergence
+from .choices import ObjectStatus
+from .host.driver import HostState, InstanceHost, NetworkHost
+from .hostspecs import driver
+from .locks import free_network_locks
+from .models import Instance, Network
+from .status import failure_reason
+
+
+@dataclass
+class ReconcileReport:
+    """What a reconcile pass found and did (printed by ``manage.py reconcile``)."""
+
+    realised_networks: list[str] = field(default_factory=list)
+    destroyed_networks: list[str] = field(default_factory=list)
+    realised_instances: list[str] = field(default_factory=list)
+    destroyed_instances: list[str] = field(default_factory=list)
+    removed_orphans: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any((self.realised_networks, self.destroyed_networks, self.realised_instances,
+                    self.destroyed_instances, self.removed_orphans))
+
+    def lines(self) -> list[str]:
+        out = []
+        for label, items in (("realised networks", self.realised_networks),
+                             ("destroyed networks", self.destroyed_networks),
+                             ("realised instances", self.realised_instances),
+                             ("destroyed instances", self.destroyed_instances),
+                             ("removed orphans", self.removed_orphans), ("errors", self.errors)):
+            if items:
+                out.append(f"{label} ({len(items)}): {', '.join(items)}")
+        return out or ["nothing to do: the host matches the database"]
+
+
+def network_healthy(found: NetworkHost | None, network: Network) -> bool:
+    """Both namespaces present and, when a subnet serves DHCP, a dnsmasq alive in the right namespace."""
+    if found is None or not found.seg_ns:
+        return False
+    if not any(s.enable_dhcp for s in network.subnets.all()):
+        return True
+    return found.dhcp_ns and found.dnsmasq_pid is not None
+
+
+def instance_healthy(found: InstanceHost | None) -> bool:
+    """The instance's namespace present and its DHCP client alive in it."""
+    return found is not None and found.ns and found.udhcpc_pid is not None
+
+
+def reconcile(node: str | None = None) -> ReconcileReport:
+    """Run the steps above for ``node`` (default: this node) and report what was found and done."""
+    node = node or settings.NETDASH_NODE
+    report = ReconcileReport()
+    scan = driver().scan_host()
+    networks = list(Network.objects.filter(node=node).select_related("tenant")
+                    .prefetch_related("subnets", "instances__network").order_by("pk"))
+    todo: list[Network] = []
+    healthy: list[Network] = []
+    for network in networks:
+        try:
+            if _finish_deletions(network, report):
+                continue
+            (todo if _needs_realise(network, scan, report) else healthy).append(network)
+        except Exception as exc:  # one broken network must not stop the others converging
+            report.errors.append(f"{network.name}: {failure_reason(exc)}")
+    for start in range(0, len(todo), convergence.BATCH):
+        _realise_batch(todo[start:start + convergence.BATCH], report)
+    try:
+        convergence.sync_if_leased(healthy)
+    except Exception as exc:
+        report.errors.append(f"lease sync: {failure_reason(exc)}")
+    _remove_orphans(node, report)
+    return report
+
+
+def _finish_deletions(network: Network, report: ReconcileReport) -> bool:
+    """Step 1: tear down the network if it is being deleted (True), else its instances being deleted."""
+    if network.status == ObjectStatus.DELETING:
+        convergence.destroy_network(network.pk)  # the first one takes the node's other deleting networks along
+        report.destroyed_networks.append(network.name)
+        return True
+    for instance in [i for i in network.instances.all() if i.status == ObjectStatus.DELETING]:
+        convergence.destroy_instance(instance.pk)
+        report.destroyed_instances.append(instance.hostname)
+    return False
+
+
+def _needs_realise(network: Network, scan: HostState, report: ReconcileReport) -> bool:
+    """Step 2: whether the network or one of its live instances is not as the database wants it."""
+    live = [i for i in network.instances.all() if i.status != ObjectStatus.DELETING]
+    sick = [i for i in live if not instance_healthy(scan.instances.get(i.kernel_id))]
+    healthy = (network.status == ObjectStatus.ACTIVE and not sick
+               and network_healthy(scan.networks.get(network.kernel_id), network))
+    if not healthy:
+        report.realised_instances.extend(i.hostname for i in sick)
+    return not healthy
+
+
+def _realise_batch(chunk: list[Network], report: ReconcileReport) -> None:
+    """Step 3: realise the networks whose lock is free together, each of the others with its own job."""
+    by_pk = {n.pk: n for n in chunk}
+    with free_network_locks(list(by_pk)) as taken:
+        batch = [n for n in convergence.load_networks(taken) if n.status != ObjectStatus.DELETING]
+        failed = convergence.realise_networks(batch, force={n.pk for n in batch})
+    for n in batch:
+        if n.pk in failed:
+            report.errors.append(f"{n.name}: {failure_reason(failed[n.pk])}")
+        else:
+            report.realised_networks.append(n.name)
+    for pk in set(by_pk) - set(taken):
+        try:
+            convergence.realise_network(pk, force=True)
+            report.realised_networks.append(by_pk[pk].name)
+        except Exception as exc:
+            report.errors.append(f"{by_pk[pk].name}: {failure_reason(exc)}")
+
+
+def _remove_orphans(node: str, report: ReconcileReport) -> None:
+    """Step 5: anything with our prefix the database no longer wants (re-read: the steps above deleted rows)."""
+    wanted = Network.objects.filter(node=node).exclude(status=ObjectStatus.DELETING)
+    wanted_networks = set(wanted.values_list("kernel_id", flat=True))
+    wanted_instances = set(Instance.objects.filter(network__in=wanted).exclude(status=ObjectStatus.DELETING)
+                           .values_list("kernel_id", flat=True))
+    before = driver().remove_orphans(wanted_networks, wanted_instances)
+    report.removed_orphans = sorted(
+        [f"network {k}" for k in before.networks if k not in wanted_networks]
+        + [f"instance {k}" for k in before.instances if k not in wanted_instances]
+        + [f"stray pid {p}" for pids in before.stray_pids.values() for p in pids]
+    )
