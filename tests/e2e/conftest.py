@@ -27,6 +27,7 @@ import pytest
 from django.conf import settings
 from rq import Worker
 
+from tenants import locks
 from tenants.testing import require_root
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +47,7 @@ def _clear_queue() -> None:
     queue.empty()
     for job_id in queue.failed_job_registry.get_job_ids():
         queue.failed_job_registry.remove(job_id, delete_job=True)
-    keys = [queue.started_job_registry.key, *queue.connection.scan_iter("netdash:lock:*")]
+    keys = [queue.started_job_registry.key, *locks.lock_keys(queue.connection)]
     queue.connection.delete(*keys)
 
 

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import connections
 from faults_helpers import converged, expected_counts, host_counts, lease_mismatches, our_processes, wait_for
 
-from tenants import services
+from tenants import locks, services
 from tenants.choices import ObjectStatus
 from tenants.hostspecs import driver
 from tenants.models import Instance, Lease, LeaseEvent, Network, Subnet, Tenant
@@ -108,7 +108,7 @@ def _soak(seconds: float, clients: int, start_agent, report) -> None:
                "instances": Instance.objects.count(), "leases": Lease.objects.count(),
                "lease_events": LeaseEvent.objects.count()},
         "queued_jobs": queue.count, "failed_jobs": len(failed_ids),
-        "locks": len(list(queue.connection.scan_iter("netdash:lock:*"))),
+        "locks": len(locks.lock_keys(queue.connection)),
     }
     report(injected=f"{clients} clients churning for {churned} s (seed {seed})",
            operations=dict(sorted(counts.items())), client_failures=failures[:5],
