@@ -232,6 +232,7 @@ def destroy_networks(networks: list[Network]) -> None:
     with transaction.atomic():
         Instance.objects.filter(network__in=ids).delete()  # instances protect their subnet; they go first
         Network.objects.filter(pk__in=ids).delete()
+        services.tenant_finish_deletion(tenant_ids={n.tenant_id for n in networks})
         events.publish_many(out)
 
 

@@ -102,7 +102,7 @@ def _mark_leased_instances_active(network: Network) -> None:
     # and a query per waiting instance held SQLite's write lock through a whole burst (bench figure 3).
     leased = set(Lease.objects.filter(subnet__network=network, state=LeaseState.ACTIVE)
                  .values_list("mac_address", "ip_address"))
-    waiting = Instance.objects.filter(network=network, status__in=[ObjectStatus.PENDING, ObjectStatus.BUILDING])
+    waiting = Instance.objects.filter(network=network, status=ObjectStatus.PENDING)
     ready = [i for i in waiting if (i.mac_address, i.ip_address) in leased]
     if not ready:
         return

@@ -361,7 +361,7 @@ def test_instance_hostnames_from_anywhere_give_an_instance_or_a_validation_error
     ("10.0.0.1", "10.0.0.1 is the subnet's gateway; pick another address."),
     ("10.0.0.2", "10.0.0.2 is the subnet's DHCP server address; pick another address."),
     ("10.0.0.50", "10.0.0.50 is already reserved by instance 'taken'."),
-    ("10.0.0.x", "'10.0.0.x' is not a valid IP fixed IP."),
+    ("10.0.0.x", "'10.0.0.x' is not a valid IP address."),
     ("fd00::5", "is not inside"),
 ])
 def test_fixed_ip_rules(network_factory, ip, expected):
