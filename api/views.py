@@ -9,93 +9,22 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Q, QuerySet
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tenants import selectors, services
-from tenants.choices import LeaseState, ObjectStatus
 
+from . import filters
 from . import serializers as s
 from .authentication import BearerTokenAuthentication
 from .errors import service_errors, to_drf
 from .throttling import ApiWriteThrottle
-
-# --- filtering -----------------------------------------------------------------------------------------
-
-
-MAX_ID = 2**63 - 1  # the database's integer range: a larger number overflowed into a 500 in the FK filters
-
-
-def _int_param(name: str, value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
-        raise ValidationError({name: [f"{value!r} is not an id; give a number."]})
-    return int(value)
-
-
-def _choice_param(name: str, value: str, choices: list[str]) -> str:
-    if value not in choices:
-        raise ValidationError({name: [f"Unknown {name} {value!r}; choose one of {', '.join(choices)}."]})
-    return value
-
-
-def _tenant_q(prefix: str, value: str) -> Q:
-    """Tenant filter by id or slug."""
-    by_slug = Q(**{f"{prefix}__slug": value})
-    # An all-digit slug is legal, so a number matches either the id or such a slug.
-    if value.isascii() and value.isdigit() and int(value) <= MAX_ID:
-        return Q(**{f"{prefix}__pk": int(value)}) | by_slug
-    return by_slug
-
-
-def _filter(qs: QuerySet, request: Request, spec: dict[str, tuple[str, str, list[str] | None]]) -> QuerySet:
-    """Apply ``?param=value`` filters: spec maps param → (kind, lookup, choices); kind is id, tenant or choice."""
-    for param, (kind, lookup, choices) in spec.items():
-        value = request.query_params.get(param)
-        if value in (None, ""):
-            continue
-        if kind == "id":
-            qs = qs.filter(**{lookup: _int_param(param, value)})
-        elif kind == "tenant":
-            qs = qs.filter(_tenant_q(lookup, value))
-        else:
-            qs = qs.filter(**{lookup: _choice_param(param, value, choices or [])})
-    return qs
-
-
-def _params(spec: dict[str, tuple[str, str, list[str] | None]]) -> list[OpenApiParameter]:
-    """OpenAPI description of a filter spec."""
-    described = {
-        "id": (OpenApiTypes.INT, "Only objects of this {name} (id)."),
-        "tenant": (OpenApiTypes.STR, "Only objects of this tenant (id or slug)."),
-        "choice": (OpenApiTypes.STR, "Only objects with this {name}."),
-    }
-    params = []
-    for name, (kind, _lookup, choices) in spec.items():
-        type_, text = described[kind]
-        params.append(OpenApiParameter(name, type_, OpenApiParameter.QUERY, required=False,
-                                       description=text.format(name=name), enum=choices))
-    return params
-
-
-NETWORK_FILTERS = {"tenant": ("tenant", "tenant", None), "status": ("choice", "status", ObjectStatus.values)}
-SUBNET_FILTERS = {"network": ("id", "network_id", None), "tenant": ("tenant", "network__tenant", None)}
-INSTANCE_FILTERS = {
-    "network": ("id", "network_id", None), "subnet": ("id", "subnet_id", None),
-    "tenant": ("tenant", "network__tenant", None), "status": ("choice", "status", ObjectStatus.values),
-}
-LEASE_FILTERS = {
-    "network": ("id", "subnet__network_id", None), "subnet": ("id", "subnet_id", None),
-    "instance": ("id", "instance_id", None), "tenant": ("tenant", "subnet__network__tenant", None),
-    "status": ("choice", "state", LeaseState.values), "state": ("choice", "state", LeaseState.values),
-}
-
 
 # --- base ----------------------------------------------------------------------------------------------
 
@@ -105,6 +34,7 @@ class ApiViewSet(viewsets.GenericViewSet):
     authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
     throttle_classes = [ApiWriteThrottle]
+    filter_backends = [DjangoFilterBackend]
     lookup_value_regex = r"[0-9]+"
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -134,7 +64,7 @@ class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
 # --- networks ------------------------------------------------------------------------------------------
 
 @extend_schema_view(
-    list=extend_schema(summary="List networks", parameters=_params(NETWORK_FILTERS)),
+    list=extend_schema(summary="List networks"),
     retrieve=extend_schema(summary="Get a network"),
     create=extend_schema(summary="Create a network (optionally with its first subnet)",
                          request=s.NetworkCreateSerializer, responses={201: s.NetworkSerializer}),
@@ -148,12 +78,13 @@ class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
 class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """Networks of the caller's tenants. Realising and tearing down happen in the host agent, after the request."""
 
+    filterset_class = filters.NetworkFilter
     serializer_class = s.NetworkSerializer
     lookup_url_kwarg = "network_id"
 
     def get_queryset(self) -> QuerySet:
-        qs = selectors.networks_with_counts(selectors.networks_for_user(self.request.user))
-        return _filter(qs, self.request, NETWORK_FILTERS).order_by("tenant__name", "name")
+        return selectors.networks_with_counts(selectors.networks_for_user(self.request.user)).order_by(
+            "tenant__name", "name")
 
     def _out(self, network, code: int = status.HTTP_200_OK) -> Response:
         fresh = self.get_queryset().filter(pk=network.pk).first() or network
@@ -184,7 +115,7 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSe
 # --- subnets -------------------------------------------------------------------------------------------
 
 @extend_schema_view(
-    list=extend_schema(summary="List subnets", parameters=_params(SUBNET_FILTERS)),
+    list=extend_schema(summary="List subnets"),
     retrieve=extend_schema(summary="Get a subnet"),
     create=extend_schema(summary="Add a subnet to a network", request=s.SubnetCreateSerializer,
                          responses={201: s.SubnetSerializer}),
@@ -195,11 +126,12 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSe
     destroy=extend_schema(summary="Delete a subnet without instances", responses={204: None}),
 )
 class SubnetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    filterset_class = filters.SubnetFilter
     serializer_class = s.SubnetSerializer
     lookup_url_kwarg = "subnet_id"
 
     def get_queryset(self) -> QuerySet:
-        return _filter(selectors.subnets_for_user(self.request.user), self.request, SUBNET_FILTERS).order_by("id")
+        return selectors.subnets_for_user(self.request.user).order_by("id")
 
     def _out(self, subnet, code: int = status.HTTP_200_OK) -> Response:
         fresh = self.get_queryset().get(pk=subnet.pk)
@@ -234,7 +166,7 @@ class SubnetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
 # --- instances -----------------------------------------------------------------------------------------
 
 @extend_schema_view(
-    list=extend_schema(summary="List instances", parameters=_params(INSTANCE_FILTERS)),
+    list=extend_schema(summary="List instances"),
     retrieve=extend_schema(summary="Get an instance"),
     create=extend_schema(summary="Create an instance (IP allocated now, realised asynchronously)",
                          request=s.InstanceCreateSerializer, responses={201: s.InstanceSerializer}),
@@ -246,12 +178,12 @@ class SubnetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
                           responses={202: s.InstanceSerializer}),
 )
 class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    filterset_class = filters.InstanceFilter
     serializer_class = s.InstanceSerializer
     lookup_url_kwarg = "instance_id"
 
     def get_queryset(self) -> QuerySet:
-        qs = selectors.instances_for_user(self.request.user)
-        return _filter(qs, self.request, INSTANCE_FILTERS).order_by("network_id", "hostname")
+        return selectors.instances_for_user(self.request.user).order_by("network_id", "hostname")
 
     def _out(self, instance, code: int = status.HTTP_200_OK) -> Response:
         return Response(s.InstanceSerializer(instance, context=self.get_serializer_context()).data, status=code)
@@ -285,15 +217,15 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
 # --- leases --------------------------------------------------------------------------------------------
 
 @extend_schema_view(
-    list=extend_schema(summary="List DHCP leases", parameters=_params(LEASE_FILTERS)),
+    list=extend_schema(summary="List DHCP leases"),
     retrieve=extend_schema(summary="Get a lease"),
 )
 class LeaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """DHCP leases as dnsmasq reports them (read-only; kept after release for history)."""
 
+    filterset_class = filters.LeaseFilter
     serializer_class = s.LeaseSerializer
     lookup_url_kwarg = "lease_id"
 
     def get_queryset(self) -> QuerySet:
-        qs = selectors.leases_for_user(self.request.user)
-        return _filter(qs, self.request, LEASE_FILTERS).order_by("subnet_id", "ip_address", "id")
+        return selectors.leases_for_user(self.request.user).order_by("subnet_id", "ip_address", "id")
