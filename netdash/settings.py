@@ -180,7 +180,8 @@ NETDASH_RECONCILE_SECONDS = int(os.environ.get("NETDASH_RECONCILE_SECONDS", "60"
 # The interactive namespace shell (teaching) is off unless explicitly enabled.
 NETDASH_SHELL_ENABLED = _env_bool("NETDASH_SHELL_ENABLED", False)
 
-# --- Rate limits (tenants.ratelimit: fixed windows in Redis; not enforced while Redis is down) -----------
+# --- Rate limits (tenants.ratelimit: DRF throttles on the Redis cache; not enforced while Redis is down) -----
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 # Sign-in attempts per client IP and user name, and API writes (POST/PUT/PATCH/DELETE) per user. "" = no limit.
 NETDASH_LOGIN_RATE = os.environ.get("NETDASH_LOGIN_RATE", "10/m")
 NETDASH_API_WRITE_RATE = os.environ.get("NETDASH_API_WRITE_RATE", "120/m")
