@@ -75,6 +75,13 @@ class ServiceBackedAdmin(admin.ModelAdmin):
         """Delete ``obj`` through its service (which may refuse with a ValidationError)."""
         raise NotImplementedError
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[list[Any], dict[str, int], set[str],
+                                                                               list[Any]]:
+        # The services delete in their own order (the agent removes instances before the subnets they protect),
+        # so Django's collector's "protected" list does not apply; a service that refuses says why itself.
+        deleted, counts, perms_needed, _protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed, []
+
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         self.delete_service(request, obj)
 
@@ -110,19 +117,26 @@ def _apply_memberships(formset: BaseInlineFormSet, actor: AbstractBaseUser | Non
     """Write the tenant page's member rows through the membership services.
 
     Admins are set first and removals come last, so the last-admin rule judges the tenant's final set of admins
-    (promoting B and demoting A in one save is allowed).
+    (promoting B and demoting A in one save is allowed). Fills in what ``formset.save()`` would have recorded
+    for the admin's change message.
     """
     tenant = formset.instance
     deleted = [form for form in formset.forms if formset.can_delete and form.cleaned_data.get("DELETE")]
     changed = [form for form in formset.forms if form.has_changed() and form not in deleted]
     removed = [form.instance for form in deleted if form.instance.pk]
+    formset.new_objects, formset.changed_objects = [], []
     for form in sorted(changed, key=lambda f: f.cleaned_data["role"] != Role.ADMIN):
-        services.membership_set(tenant=tenant, user=form.cleaned_data["user"], role=form.cleaned_data["role"],
-                                actor=actor)
-        if form.instance.pk and "user" in form.changed_data:
-            removed.append(form.instance)  # the row now names another user: the old member goes
+        membership = services.membership_set(tenant=tenant, user=form.cleaned_data["user"],
+                                             role=form.cleaned_data["role"], actor=actor)
+        if form.instance.pk is None:
+            formset.new_objects.append(membership)
+        else:
+            formset.changed_objects.append((membership, form.changed_data))
+            if "user" in form.changed_data:
+                removed.append(form.instance)  # the row now names another user: the old member goes
     for membership in removed:
         services.membership_remove(membership=membership, actor=actor)
+    formset.deleted_objects = removed
 
 
 class MembershipFormSet(BaseInlineFormSet):
