@@ -17,7 +17,6 @@ from django.db.models import Q, QuerySet, TextChoices
 from drf_spectacular.utils import extend_schema_field
 
 from tenants.choices import LeaseState, ObjectStatus
-from tenants.models import Instance, Lease, Network, Subnet
 
 MAX_ID = 2**63 - 1
 
@@ -70,48 +69,36 @@ def _id(field_name: str, name: str) -> IdFilter:
     return IdFilter(field_name=field_name, help_text=f"Only objects of this {name} (id).")
 
 
-def _tenant(field_name: str) -> TenantFilter:
-    return TenantFilter(field_name=field_name)
-
-
 class NetworkFilter(django_filters.FilterSet):
-    tenant = _tenant("tenant")
-    status = _choice("status", "status", ObjectStatus)
+    """``/networks/?tenant=&status=``"""
 
-    class Meta:
-        model = Network
-        fields: list[str] = []
+    tenant = TenantFilter("tenant")
+    status = _choice("status", "status", ObjectStatus)
 
 
 class SubnetFilter(django_filters.FilterSet):
-    network = _id("network_id", "network")
-    tenant = _tenant("network__tenant")
+    """``/subnets/?network=&tenant=``"""
 
-    class Meta:
-        model = Subnet
-        fields: list[str] = []
+    network = _id("network_id", "network")
+    tenant = TenantFilter("network__tenant")
 
 
 class InstanceFilter(django_filters.FilterSet):
+    """``/instances/?network=&subnet=&tenant=&status=``"""
+
     network = _id("network_id", "network")
     subnet = _id("subnet_id", "subnet")
-    tenant = _tenant("network__tenant")
+    tenant = TenantFilter("network__tenant")
     status = _choice("status", "status", ObjectStatus)
-
-    class Meta:
-        model = Instance
-        fields: list[str] = []
 
 
 class LeaseFilter(django_filters.FilterSet):
+    """``/leases/?network=&subnet=&instance=&tenant=&status=`` (or ``state=``)"""
+
     network = _id("subnet__network_id", "network")
     subnet = _id("subnet_id", "subnet")
     instance = _id("instance_id", "instance")
-    tenant = _tenant("subnet__network__tenant")
-    # ``status`` like every other list; ``state`` is the model's own name for it, accepted as well.
+    tenant = TenantFilter("subnet__network__tenant")
+    # ``status`` like every other list; ``state``, the model's own name for it, is accepted as well.
     status = _choice("state", "status", LeaseState)
     state = _choice("state", "state", LeaseState)
-
-    class Meta:
-        model = Lease
-        fields: list[str] = []

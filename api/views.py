@@ -6,6 +6,7 @@ isolation test can supply "another tenant's object" for every route by kwarg nam
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -48,6 +49,27 @@ class ApiViewSet(viewsets.GenericViewSet):
         return serializer
 
 
+class PatchLikePut:
+    """PATCH is PUT here: every writable field of an update body is optional anyway."""
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.update(request, *args, **kwargs)  # type: ignore[attr-defined]
+
+
+def _resource_schema(*, plural: str, one: str, out: type, create: tuple[str, type], update: tuple[str, type],
+                     destroy: tuple[str, dict[int, Any]]) -> Callable[[type], type]:
+    """OpenAPI summaries of a list/retrieve/create/update/destroy viewset (``(summary, serializer)`` pairs)."""
+    changed = extend_schema(summary=update[0], request=update[1], responses=out)
+    return extend_schema_view(
+        list=extend_schema(summary=f"List {plural}"),
+        retrieve=extend_schema(summary=f"Get {one}"),
+        create=extend_schema(summary=create[0], request=create[1], responses={201: out}),
+        update=changed,
+        partial_update=changed,
+        destroy=extend_schema(summary=destroy[0], responses=destroy[1]),
+    )
+
+
 # --- tenants -------------------------------------------------------------------------------------------
 
 @extend_schema_view(list=extend_schema(summary="Your tenants"), retrieve=extend_schema(summary="One of your tenants"))
@@ -63,19 +85,13 @@ class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
 
 # --- networks ------------------------------------------------------------------------------------------
 
-@extend_schema_view(
-    list=extend_schema(summary="List networks"),
-    retrieve=extend_schema(summary="Get a network"),
-    create=extend_schema(summary="Create a network (optionally with its first subnet)",
-                         request=s.NetworkCreateSerializer, responses={201: s.NetworkSerializer}),
-    update=extend_schema(summary="Rename a network", request=s.NetworkUpdateSerializer,
-                         responses=s.NetworkSerializer),
-    partial_update=extend_schema(summary="Rename a network", request=s.NetworkUpdateSerializer,
-                                 responses=s.NetworkSerializer),
-    destroy=extend_schema(summary="Delete a network (asynchronous: status becomes 'deleting')",
-                          responses={202: s.NetworkSerializer}),
+@_resource_schema(
+    plural="networks", one="a network", out=s.NetworkSerializer,
+    create=("Create a network (optionally with its first subnet)", s.NetworkCreateSerializer),
+    update=("Rename a network", s.NetworkUpdateSerializer),
+    destroy=("Delete a network (asynchronous: status becomes 'deleting')", {202: s.NetworkSerializer}),
 )
-class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+class NetworkViewSet(PatchLikePut, mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """Networks of the caller's tenants. Realising and tearing down happen in the host agent, after the request."""
 
     filterset_class = filters.NetworkFilter
@@ -103,9 +119,6 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSe
             services.network_update(network=network, name=data.validated_data["name"], actor=request.user)
         return self._out(network)
 
-    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self.update(request, *args, **kwargs)
-
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         network = self.get_object()
         services.network_delete(network=network, actor=request.user)
@@ -114,18 +127,15 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSe
 
 # --- subnets -------------------------------------------------------------------------------------------
 
-@extend_schema_view(
-    list=extend_schema(summary="List subnets"),
-    retrieve=extend_schema(summary="Get a subnet"),
-    create=extend_schema(summary="Add a subnet to a network", request=s.SubnetCreateSerializer,
-                         responses={201: s.SubnetSerializer}),
-    update=extend_schema(summary="Change a subnet's DHCP settings", request=s.SubnetUpdateSerializer,
-                         responses=s.SubnetSerializer),
-    partial_update=extend_schema(summary="Change a subnet's DHCP settings", request=s.SubnetUpdateSerializer,
-                                 responses=s.SubnetSerializer),
-    destroy=extend_schema(summary="Delete a subnet without instances", responses={204: None}),
+@_resource_schema(
+    plural="subnets", one="a subnet", out=s.SubnetSerializer,
+    create=("Add a subnet to a network", s.SubnetCreateSerializer),
+    update=("Change a subnet's DHCP settings", s.SubnetUpdateSerializer),
+    destroy=("Delete a subnet without instances", {204: None}),
 )
-class SubnetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+class SubnetViewSet(PatchLikePut, mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Subnets of the caller's networks. A change reloads the network's dnsmasq in the host agent."""
+
     filterset_class = filters.SubnetFilter
     serializer_class = s.SubnetSerializer
     lookup_url_kwarg = "subnet_id"
@@ -153,9 +163,6 @@ class SubnetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
             services.subnet_update(subnet=subnet, actor=request.user, **data.validated_data)
         return self._out(subnet)
 
-    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self.update(request, *args, **kwargs)
-
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         subnet = self.get_object()
         with service_errors():
@@ -165,19 +172,15 @@ class SubnetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
 
 # --- instances -----------------------------------------------------------------------------------------
 
-@extend_schema_view(
-    list=extend_schema(summary="List instances"),
-    retrieve=extend_schema(summary="Get an instance"),
-    create=extend_schema(summary="Create an instance (IP allocated now, realised asynchronously)",
-                         request=s.InstanceCreateSerializer, responses={201: s.InstanceSerializer}),
-    update=extend_schema(summary="Set or clear an instance's fixed IP", request=s.InstanceUpdateSerializer,
-                         responses=s.InstanceSerializer),
-    partial_update=extend_schema(summary="Set or clear an instance's fixed IP", request=s.InstanceUpdateSerializer,
-                                 responses=s.InstanceSerializer),
-    destroy=extend_schema(summary="Delete an instance (asynchronous: status becomes 'deleting')",
-                          responses={202: s.InstanceSerializer}),
+@_resource_schema(
+    plural="instances", one="an instance", out=s.InstanceSerializer,
+    create=("Create an instance (IP allocated now, realised asynchronously)", s.InstanceCreateSerializer),
+    update=("Set or clear an instance's fixed IP", s.InstanceUpdateSerializer),
+    destroy=("Delete an instance (asynchronous: status becomes 'deleting')", {202: s.InstanceSerializer}),
 )
-class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+class InstanceViewSet(PatchLikePut, mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Instances of the caller's networks: the address is allocated at once, the namespace made by the agent."""
+
     filterset_class = filters.InstanceFilter
     serializer_class = s.InstanceSerializer
     lookup_url_kwarg = "instance_id"
@@ -204,9 +207,6 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
             services.instance_update(instance=instance, ip_address=(data["ip_address"] or "").strip() or None,
                                      actor=request.user)
         return self._out(instance)
-
-    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self.update(request, *args, **kwargs)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         instance = self.get_object()

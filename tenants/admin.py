@@ -157,6 +157,18 @@ class MembershipFormSet(BaseInlineFormSet):
             raise ValidationError(exc.messages) from None
 
 
+class CountColumns:
+    """Changelist columns for the ``_instances`` and ``_leases`` counts the admin's queryset annotates."""
+
+    @admin.display(description="instances", ordering="_instances")
+    def instance_count(self, obj: Any) -> int:
+        return obj._instances
+
+    @admin.display(description="active leases", ordering="_leases")
+    def lease_count(self, obj: Any) -> int:
+        return obj._leases
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     formset = MembershipFormSet
@@ -201,7 +213,7 @@ class SubnetInline(ReadOnlyInline):
 
 
 @admin.register(Network)
-class NetworkAdmin(ServiceBackedAdmin):
+class NetworkAdmin(CountColumns, ServiceBackedAdmin):
     list_display = ["name", "tenant", "cidrs", "status", "node", "instance_count", "lease_count", "kernel_id",
                     "updated_at"]
     list_filter = ["status", "tenant", "node"]
@@ -223,14 +235,6 @@ class NetworkAdmin(ServiceBackedAdmin):
     @admin.display(description="CIDRs")
     def cidrs(self, obj: Network) -> str:
         return ", ".join(s.cidr for s in obj.subnets.all()) or "—"
-
-    @admin.display(description="instances", ordering="_instances")
-    def instance_count(self, obj: Network) -> int:
-        return obj._instances  # type: ignore[attr-defined]
-
-    @admin.display(description="active leases", ordering="_leases")
-    def lease_count(self, obj: Network) -> int:
-        return obj._leases  # type: ignore[attr-defined]
 
     def call_service(self, request: HttpRequest, form: ModelForm, change: bool) -> Network:
         data = form.cleaned_data
@@ -261,7 +265,7 @@ class InstanceInline(ReadOnlyInline):
 
 
 @admin.register(Subnet)
-class SubnetAdmin(ServiceBackedAdmin):
+class SubnetAdmin(CountColumns, ServiceBackedAdmin):
     list_display = ["cidr", "network", "tenant", "gateway", "dhcp_address", "enable_dhcp", "instance_count",
                     "lease_count"]
     list_filter = ["enable_dhcp", "ip_version", "network__tenant"]
@@ -291,14 +295,6 @@ class SubnetAdmin(ServiceBackedAdmin):
     @admin.display(description="tenant", ordering="network__tenant__name")
     def tenant(self, obj: Subnet) -> str:
         return obj.network.tenant.name
-
-    @admin.display(description="instances", ordering="_instances")
-    def instance_count(self, obj: Subnet) -> int:
-        return obj._instances  # type: ignore[attr-defined]
-
-    @admin.display(description="active leases", ordering="_leases")
-    def lease_count(self, obj: Subnet) -> int:
-        return obj._leases  # type: ignore[attr-defined]
 
     def call_service(self, request: HttpRequest, form: ModelForm, change: bool) -> Subnet:
         fields = ["gateway", "dhcp_address", "dns_nameservers", "domain_name", "lease_seconds", "enable_dhcp", "name"]

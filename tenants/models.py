@@ -145,10 +145,8 @@ class Subnet(models.Model):
         errors: dict[str, list[str]] = {}
         if self.name:
             # Names reach the UI and event payloads: same rules as network names (blank allowed here).
-            try:
+            with validators.collect_errors(errors, "name"):
                 validators.validate_display_name(self.name)
-            except ValidationError as exc:
-                errors["name"] = exc.messages
         try:
             network = validators.validate_subnet_cidr(self.cidr)
             self.cidr = str(network)
@@ -159,20 +157,16 @@ class Subnet(models.Model):
             value = getattr(self, field)
             if value in (None, ""):
                 continue
-            try:
+            with validators.collect_errors(errors, field):
                 address = validators.parse_address(value, field=what)
                 validators.validate_host_address(address, network, what=what)
                 setattr(self, field, str(address))
-            except ValidationError as exc:
-                errors.setdefault(field, []).extend(exc.messages)
         if self.gateway and self.dhcp_address and self.gateway == self.dhcp_address:
             errors.setdefault("dhcp_address", []).append(
                 f"The DHCP server address {self.dhcp_address} is the gateway; pick another address."
             )
-        try:
+        with validators.collect_errors(errors, "dns_nameservers"):
             self.dns_nameservers = validators.validate_dns_servers(self.dns_nameservers or [])
-        except ValidationError as exc:
-            errors.setdefault("dns_nameservers", []).extend(exc.messages)
         if errors:
             raise ValidationError(errors)
 
@@ -227,10 +221,8 @@ class Instance(models.Model):
         if self.subnet_id and self.network_id and self.subnet.network_id != self.network_id:
             errors["subnet"] = ["The subnet belongs to another network."]
         if self.ip_address and self.subnet_id:
-            try:
+            with validators.collect_errors(errors, "ip_address"):
                 self.ip_address = str(self.subnet.instance_address(self.ip_address))
-            except ValidationError as exc:
-                errors.setdefault("ip_address", []).extend(exc.messages)
         if errors:
             raise ValidationError(errors)
 

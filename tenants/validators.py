@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from django.core.exceptions import ValidationError
 
@@ -267,3 +268,12 @@ def validate_dns_servers(values: Sequence[object]) -> list[str]:
             raise ValidationError(f"{server} is not an IPv4 address; DHCP hands out IPv4 DNS servers only.",
                                   code="dns_version")
     return [str(server) for server in servers]
+
+
+@contextmanager
+def collect_errors(errors: dict[str, list[str]], field: str) -> Iterator[None]:
+    """Add a failed check's messages to ``errors[field]`` and go on, so ``clean()`` reports every field at once."""
+    try:
+        yield
+    except ValidationError as exc:
+        errors.setdefault(field, []).extend(exc.messages)
