@@ -231,13 +231,19 @@ def tenant_fields(tenant, **overrides):
     return fields
 
 
-def test_add_and_change_tenant_through_admin_are_audited(admin_client, admin_user):
+def test_add_and_change_tenant_through_admin_are_audited(admin_client, admin_user, user_factory):
+    boss = user_factory()
     add = url(Tenant, "add")
     response = admin_client.post(add, post_data(admin_client, add, name="Initech", slug="initech",
-                                                quota_networks="3", quota_subnets="4", quota_instances="5"))
+                                                quota_networks="3", quota_subnets="4", quota_instances="5",
+                                                **{"memberships-TOTAL_FORMS": "1", "memberships-0-user": boss.pk,
+                                                   "memberships-0-role": "admin"}))
     assert response.status_code == 302, response.context["adminform"].form.errors
     tenant = Tenant.objects.get(slug="initech")
     assert AuditEntry.objects.get(action="tenant.create", tenant=tenant).actor == admin_user
+    # Its first member came in through membership_set, in the same save.
+    assert Membership.objects.get(tenant=tenant, user=boss).role == Role.ADMIN
+    assert AuditEntry.objects.get(action="member.set", tenant=tenant).detail == f"{boss} as admin"
     change = url(Tenant, "change", tenant.pk)
     response = admin_client.post(change, post_data(admin_client, change, **tenant_fields(tenant, quota_networks="7")))
     assert response.status_code == 302, response.context["adminform"].form.errors
