@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from tenants.models import AuditEntry
+from tenants.audit import audit_record
 from tenants.validators import validate_display_name
 
 from .models import ApiToken
@@ -26,11 +26,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _audit(*, actor: AbstractBaseUser | None, token: ApiToken, action: str) -> None:
-    AuditEntry.objects.create(
-        tenant=None, actor=actor if actor is not None and actor.is_authenticated else None, action=action,
-        object_type="apitoken", object_id=str(token.pk), detail=f"{token.user} {token.prefix} {token.name}"[:500],
-    )
+def _described(token: ApiToken) -> str:
+    """The audit detail of a token: whose it is and how its owner recognises it (never the secret)."""
+    return f"{token.user} {token.prefix} {token.name}"
 
 
 def api_token_create(*, user: AbstractBaseUser, name: str, actor: AbstractBaseUser | None = None
@@ -47,7 +45,7 @@ def api_token_create(*, user: AbstractBaseUser, name: str, actor: AbstractBaseUs
         if len(active) >= MAX_ACTIVE_TOKENS:
             raise ValidationError(f"You already have {MAX_ACTIVE_TOKENS} active tokens; revoke one first.")
         token = ApiToken.objects.create(user=user, name=name, prefix=secret[:11], token_hash=hash_token(secret))
-        _audit(actor=actor or user, token=token, action="apitoken.create")
+        audit_record(actor=actor or user, tenant=None, action="apitoken.create", obj=token, detail=_described(token))
     return token, secret
 
 
@@ -56,7 +54,7 @@ def api_token_revoke(*, token: ApiToken, actor: AbstractBaseUser | None = None) 
     with transaction.atomic():
         if ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=timezone.now()):
             token.refresh_from_db()
-            _audit(actor=actor, token=token, action="apitoken.revoke")
+            audit_record(actor=actor, tenant=None, action="apitoken.revoke", obj=token, detail=_described(token))
     return token
 
 

@@ -6,96 +6,26 @@ isolation test can supply "another tenant's object" for every route by kwarg nam
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Q, QuerySet
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from django.db.models import QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tenants import selectors, services
-from tenants.choices import LeaseState, ObjectStatus
 
+from . import filters
 from . import serializers as s
 from .authentication import BearerTokenAuthentication
 from .errors import service_errors, to_drf
 from .throttling import ApiWriteThrottle
-
-# --- filtering -----------------------------------------------------------------------------------------
-
-
-MAX_ID = 2**63 - 1  # the database's integer range: a larger number overflowed into a 500 in the FK filters
-
-
-def _int_param(name: str, value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
-        raise ValidationError({name: [f"{value!r} is not an id; give a number."]})
-    return int(value)
-
-
-def _choice_param(name: str, value: str, choices: list[str]) -> str:
-    if value not in choices:
-        raise ValidationError({name: [f"Unknown {name} {value!r}; choose one of {', '.join(choices)}."]})
-    return value
-
-
-def _tenant_q(prefix: str, value: str) -> Q:
-    """Tenant filter by id or slug."""
-    by_slug = Q(**{f"{prefix}__slug": value})
-    # An all-digit slug is legal, so a number matches either the id or such a slug.
-    if value.isascii() and value.isdigit() and int(value) <= MAX_ID:
-        return Q(**{f"{prefix}__pk": int(value)}) | by_slug
-    return by_slug
-
-
-def _filter(qs: QuerySet, request: Request, spec: dict[str, tuple[str, str, list[str] | None]]) -> QuerySet:
-    """Apply ``?param=value`` filters: spec maps param → (kind, lookup, choices); kind is id, tenant or choice."""
-    for param, (kind, lookup, choices) in spec.items():
-        value = request.query_params.get(param)
-        if value in (None, ""):
-            continue
-        if kind == "id":
-            qs = qs.filter(**{lookup: _int_param(param, value)})
-        elif kind == "tenant":
-            qs = qs.filter(_tenant_q(lookup, value))
-        else:
-            qs = qs.filter(**{lookup: _choice_param(param, value, choices or [])})
-    return qs
-
-
-def _params(spec: dict[str, tuple[str, str, list[str] | None]]) -> list[OpenApiParameter]:
-    """OpenAPI description of a filter spec."""
-    described = {
-        "id": (OpenApiTypes.INT, "Only objects of this {name} (id)."),
-        "tenant": (OpenApiTypes.STR, "Only objects of this tenant (id or slug)."),
-        "choice": (OpenApiTypes.STR, "Only objects with this {name}."),
-    }
-    params = []
-    for name, (kind, _lookup, choices) in spec.items():
-        type_, text = described[kind]
-        params.append(OpenApiParameter(name, type_, OpenApiParameter.QUERY, required=False,
-                                       description=text.format(name=name), enum=choices))
-    return params
-
-
-NETWORK_FILTERS = {"tenant": ("tenant", "tenant", None), "status": ("choice", "status", ObjectStatus.values)}
-SUBNET_FILTERS = {"network": ("id", "network_id", None), "tenant": ("tenant", "network__tenant", None)}
-INSTANCE_FILTERS = {
-    "network": ("id", "network_id", None), "subnet": ("id", "subnet_id", None),
-    "tenant": ("tenant", "network__tenant", None), "status": ("choice", "status", ObjectStatus.values),
-}
-LEASE_FILTERS = {
-    "network": ("id", "subnet__network_id", None), "subnet": ("id", "subnet_id", None),
-    "instance": ("id", "instance_id", None), "tenant": ("tenant", "subnet__network__tenant", None),
-    "status": ("choice", "state", LeaseState.values), "state": ("choice", "state", LeaseState.values),
-}
-
 
 # --- base ----------------------------------------------------------------------------------------------
 
@@ -105,6 +35,7 @@ class ApiViewSet(viewsets.GenericViewSet):
     authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
     throttle_classes = [ApiWriteThrottle]
+    filter_backends = [DjangoFilterBackend]
     lookup_value_regex = r"[0-9]+"
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -116,6 +47,27 @@ class ApiViewSet(viewsets.GenericViewSet):
         serializer = serializer_class(data=self.request.data, context=self.get_serializer_context(), **kwargs)
         serializer.is_valid(raise_exception=True)
         return serializer
+
+
+class PatchLikePut:
+    """PATCH is PUT here: every writable field of an update body is optional anyway."""
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.update(request, *args, **kwargs)  # type: ignore[attr-defined]
+
+
+def _resource_schema(*, plural: str, one: str, out: type, create: tuple[str, type], update: tuple[str, type],
+                     destroy: tuple[str, dict[int, Any]]) -> Callable[[type], type]:
+    """OpenAPI summaries of a list/retrieve/create/update/destroy viewset (``(summary, serializer)`` pairs)."""
+    changed = extend_schema(summary=update[0], request=update[1], responses=out)
+    return extend_schema_view(
+        list=extend_schema(summary=f"List {plural}"),
+        retrieve=extend_schema(summary=f"Get {one}"),
+        create=extend_schema(summary=create[0], request=create[1], responses={201: out}),
+        update=changed,
+        partial_update=changed,
+        destroy=extend_schema(summary=destroy[0], responses=destroy[1]),
+    )
 
 
 # --- tenants -------------------------------------------------------------------------------------------
@@ -133,27 +85,22 @@ class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
 
 # --- networks ------------------------------------------------------------------------------------------
 
-@extend_schema_view(
-    list=extend_schema(summary="List networks", parameters=_params(NETWORK_FILTERS)),
-    retrieve=extend_schema(summary="Get a network"),
-    create=extend_schema(summary="Create a network (optionally with its first subnet)",
-                         request=s.NetworkCreateSerializer, responses={201: s.NetworkSerializer}),
-    update=extend_schema(summary="Rename a network", request=s.NetworkUpdateSerializer,
-                         responses=s.NetworkSerializer),
-    partial_update=extend_schema(summary="Rename a network", request=s.NetworkUpdateSerializer,
-                                 responses=s.NetworkSerializer),
-    destroy=extend_schema(summary="Delete a network (asynchronous: status becomes 'deleting')",
-                          responses={202: s.NetworkSerializer}),
+@_resource_schema(
+    plural="networks", one="a network", out=s.NetworkSerializer,
+    create=("Create a network (optionally with its first subnet)", s.NetworkCreateSerializer),
+    update=("Rename a network", s.NetworkUpdateSerializer),
+    destroy=("Delete a network (asynchronous: status becomes 'deleting')", {202: s.NetworkSerializer}),
 )
-class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+class NetworkViewSet(PatchLikePut, mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """Networks of the caller's tenants. Realising and tearing down happen in the host agent, after the request."""
 
+    filterset_class = filters.NetworkFilter
     serializer_class = s.NetworkSerializer
     lookup_url_kwarg = "network_id"
 
     def get_queryset(self) -> QuerySet:
-        qs = selectors.networks_with_counts(selectors.networks_for_user(self.request.user))
-        return _filter(qs, self.request, NETWORK_FILTERS).order_by("tenant__name", "name")
+        return selectors.networks_with_counts(selectors.networks_for_user(self.request.user)).order_by(
+            "tenant__name", "name")
 
     def _out(self, network, code: int = status.HTTP_200_OK) -> Response:
         fresh = self.get_queryset().filter(pk=network.pk).first() or network
@@ -172,9 +119,6 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSe
             services.network_update(network=network, name=data.validated_data["name"], actor=request.user)
         return self._out(network)
 
-    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self.update(request, *args, **kwargs)
-
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         network = self.get_object()
         services.network_delete(network=network, actor=request.user)
@@ -183,23 +127,21 @@ class NetworkViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSe
 
 # --- subnets -------------------------------------------------------------------------------------------
 
-@extend_schema_view(
-    list=extend_schema(summary="List subnets", parameters=_params(SUBNET_FILTERS)),
-    retrieve=extend_schema(summary="Get a subnet"),
-    create=extend_schema(summary="Add a subnet to a network", request=s.SubnetCreateSerializer,
-                         responses={201: s.SubnetSerializer}),
-    update=extend_schema(summary="Change a subnet's DHCP settings", request=s.SubnetUpdateSerializer,
-                         responses=s.SubnetSerializer),
-    partial_update=extend_schema(summary="Change a subnet's DHCP settings", request=s.SubnetUpdateSerializer,
-                                 responses=s.SubnetSerializer),
-    destroy=extend_schema(summary="Delete a subnet without instances", responses={204: None}),
+@_resource_schema(
+    plural="subnets", one="a subnet", out=s.SubnetSerializer,
+    create=("Add a subnet to a network", s.SubnetCreateSerializer),
+    update=("Change a subnet's DHCP settings", s.SubnetUpdateSerializer),
+    destroy=("Delete a subnet without instances", {204: None}),
 )
-class SubnetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+class SubnetViewSet(PatchLikePut, mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Subnets of the caller's networks. A change reloads the network's dnsmasq in the host agent."""
+
+    filterset_class = filters.SubnetFilter
     serializer_class = s.SubnetSerializer
     lookup_url_kwarg = "subnet_id"
 
     def get_queryset(self) -> QuerySet:
-        return _filter(selectors.subnets_for_user(self.request.user), self.request, SUBNET_FILTERS).order_by("id")
+        return selectors.subnets_for_user(self.request.user).order_by("id")
 
     def _out(self, subnet, code: int = status.HTTP_200_OK) -> Response:
         fresh = self.get_queryset().get(pk=subnet.pk)
@@ -221,9 +163,6 @@ class SubnetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
             services.subnet_update(subnet=subnet, actor=request.user, **data.validated_data)
         return self._out(subnet)
 
-    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self.update(request, *args, **kwargs)
-
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         subnet = self.get_object()
         with service_errors():
@@ -233,25 +172,21 @@ class SubnetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
 
 # --- instances -----------------------------------------------------------------------------------------
 
-@extend_schema_view(
-    list=extend_schema(summary="List instances", parameters=_params(INSTANCE_FILTERS)),
-    retrieve=extend_schema(summary="Get an instance"),
-    create=extend_schema(summary="Create an instance (IP allocated now, realised asynchronously)",
-                         request=s.InstanceCreateSerializer, responses={201: s.InstanceSerializer}),
-    update=extend_schema(summary="Set or clear an instance's fixed IP", request=s.InstanceUpdateSerializer,
-                         responses=s.InstanceSerializer),
-    partial_update=extend_schema(summary="Set or clear an instance's fixed IP", request=s.InstanceUpdateSerializer,
-                                 responses=s.InstanceSerializer),
-    destroy=extend_schema(summary="Delete an instance (asynchronous: status becomes 'deleting')",
-                          responses={202: s.InstanceSerializer}),
+@_resource_schema(
+    plural="instances", one="an instance", out=s.InstanceSerializer,
+    create=("Create an instance (IP allocated now, realised asynchronously)", s.InstanceCreateSerializer),
+    update=("Set or clear an instance's fixed IP", s.InstanceUpdateSerializer),
+    destroy=("Delete an instance (asynchronous: status becomes 'deleting')", {202: s.InstanceSerializer}),
 )
-class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+class InstanceViewSet(PatchLikePut, mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """Instances of the caller's networks: the address is allocated at once, the namespace made by the agent."""
+
+    filterset_class = filters.InstanceFilter
     serializer_class = s.InstanceSerializer
     lookup_url_kwarg = "instance_id"
 
     def get_queryset(self) -> QuerySet:
-        qs = selectors.instances_for_user(self.request.user)
-        return _filter(qs, self.request, INSTANCE_FILTERS).order_by("network_id", "hostname")
+        return selectors.instances_for_user(self.request.user).order_by("network_id", "hostname")
 
     def _out(self, instance, code: int = status.HTTP_200_OK) -> Response:
         return Response(s.InstanceSerializer(instance, context=self.get_serializer_context()).data, status=code)
@@ -273,9 +208,6 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
                                      actor=request.user)
         return self._out(instance)
 
-    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self.update(request, *args, **kwargs)
-
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         instance = self.get_object()
         services.instance_delete(instance=instance, actor=request.user)
@@ -285,15 +217,15 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
 # --- leases --------------------------------------------------------------------------------------------
 
 @extend_schema_view(
-    list=extend_schema(summary="List DHCP leases", parameters=_params(LEASE_FILTERS)),
+    list=extend_schema(summary="List DHCP leases"),
     retrieve=extend_schema(summary="Get a lease"),
 )
 class LeaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """DHCP leases as dnsmasq reports them (read-only; kept after release for history)."""
 
+    filterset_class = filters.LeaseFilter
     serializer_class = s.LeaseSerializer
     lookup_url_kwarg = "lease_id"
 
     def get_queryset(self) -> QuerySet:
-        qs = selectors.leases_for_user(self.request.user)
-        return _filter(qs, self.request, LEASE_FILTERS).order_by("subnet_id", "ip_address", "id")
+        return selectors.leases_for_user(self.request.user).order_by("subnet_id", "ip_address", "id")

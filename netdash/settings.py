@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "django_filters",
     "django_rq",
     "channels",
     "tenants",
@@ -181,7 +182,8 @@ NETDASH_SHELL_ENABLED = _env_bool("NETDASH_SHELL_ENABLED", False)
 # Such a shell is killed by the agent after this many seconds.
 NETDASH_SHELL_SECONDS = int(os.environ.get("NETDASH_SHELL_SECONDS", "600"))
 
-# --- Rate limits (tenants.ratelimit: fixed windows in Redis; not enforced while Redis is down) -----------
+# --- Rate limits (tenants.ratelimit: DRF throttles on the Redis cache; not enforced while Redis is down) -----
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 # Sign-in attempts per client IP and user name, and API writes (POST/PUT/PATCH/DELETE) per user. "" = no limit.
 NETDASH_LOGIN_RATE = os.environ.get("NETDASH_LOGIN_RATE", "10/m")
 NETDASH_API_WRITE_RATE = os.environ.get("NETDASH_API_WRITE_RATE", "120/m")

@@ -9,14 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
-from django.forms import ModelForm
-from django.http import HttpRequest
+from django.forms import BaseInlineFormSet, ModelForm
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from . import services
-from .choices import LeaseState
+from .choices import LeaseState, Role
 from .models import AllocationPool, AuditEntry, Instance, Lease, LeaseEvent, Membership, Network, Subnet, Tenant
 
 
@@ -70,19 +71,131 @@ class ServiceBackedAdmin(admin.ModelAdmin):
         if saved is not None:
             obj.__dict__.update(saved.__dict__)
 
+    def delete_service(self, request: HttpRequest, obj: Any) -> None:
+        """Delete ``obj`` through its service (which may refuse with a ValidationError)."""
+        raise NotImplementedError
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[list[Any], dict[str, int], set[str],
+                                                                               list[Any]]:
+        # The services delete in their own order (the agent removes instances before the subnets they protect),
+        # so Django's collector's "protected" list does not apply; a service that refuses says why itself.
+        deleted, counts, perms_needed, _protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, perms_needed, []
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self.delete_service(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        # The bulk "delete selected" action would otherwise delete rows directly: no audit, and no job to take the
+        # host state down. A refusal of one row (a subnet in use, the last admin) is reported, the rest go.
+        for obj in queryset:
+            try:
+                self.delete_service(request, obj)
+            except ValidationError as exc:
+                self.message_user(request, f"{obj} was not deleted: {' '.join(exc.messages)}", messages.ERROR)
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+                    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as exc:  # the service refused: say why on the confirmation page, delete nothing
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown on their parent's page; they are written through their own admin (and so their services)."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _apply_memberships(formset: BaseInlineFormSet, actor: AbstractBaseUser | None) -> None:
+    """Write the tenant page's member rows through the membership services.
+
+    Admins are set first and removals come last, so the last-admin rule judges the tenant's final set of admins
+    (promoting B and demoting A in one save is allowed). Fills in what ``formset.save()`` would have recorded
+    for the admin's change message.
+    """
+    tenant = formset.instance
+    deleted = [form for form in formset.forms if formset.can_delete and form.cleaned_data.get("DELETE")]
+    changed = [form for form in formset.forms if form.has_changed() and form not in deleted]
+    removed = [form.instance for form in deleted if form.instance.pk]
+    formset.new_objects, formset.changed_objects = [], []
+    for form in sorted(changed, key=lambda f: f.cleaned_data["role"] != Role.ADMIN):
+        membership = services.membership_set(tenant=tenant, user=form.cleaned_data["user"],
+                                             role=form.cleaned_data["role"], actor=actor)
+        if form.instance.pk is None:
+            formset.new_objects.append(membership)
+        else:
+            formset.changed_objects.append((membership, form.changed_data))
+            if "user" in form.changed_data:
+                removed.append(form.instance)  # the row now names another user: the old member goes
+    for membership in removed:
+        services.membership_remove(membership=membership, actor=actor)
+    formset.deleted_objects = removed
+
+
+class MembershipFormSet(BaseInlineFormSet):
+    """Validates the member rows by running the services in a savepoint that is rolled back (as
+    ``ServiceBackedAdmin`` does for the main form), so the last-admin rule shows up as a form error."""
+
+    def clean(self) -> None:
+        super().clean()
+        if self.instance.pk is None or any(self.errors):
+            return  # a new tenant has no admins to lose
+        try:
+            with transaction.atomic():
+                _apply_memberships(self, actor=None)
+                raise _TrialRollback
+        except _TrialRollback:
+            pass
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from None
+
+
+class CountColumns:
+    """Changelist columns for the ``_instances`` and ``_leases`` counts the admin's queryset annotates."""
+
+    @admin.display(description="instances", ordering="_instances")
+    def instance_count(self, obj: Any) -> int:
+        return obj._instances
+
+    @admin.display(description="active leases", ordering="_leases")
+    def lease_count(self, obj: Any) -> int:
+        return obj._leases
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership
+    formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ["user"]
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "network_count", "quota_networks", "quota_subnets", "quota_instances"]
+class TenantAdmin(ServiceBackedAdmin):
+    list_display = ["name", "slug", "network_count", "quota_networks", "quota_subnets", "quota_instances",
+                    "deleting"]
+    list_filter = ["deleting"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
+
+    def call_service(self, request: HttpRequest, form: ModelForm, change: bool) -> Tenant:
+        data = {field: form.cleaned_data[field] for field in services.TENANT_FIELDS}
+        if change:
+            return services.tenant_update(tenant=Tenant.objects.get(pk=form.instance.pk), actor=request.user, **data)
+        return services.tenant_create(actor=request.user, **data)
+
+    def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool) -> None:
+        _apply_memberships(formset, actor=request.user)
+
+    def delete_service(self, request: HttpRequest, obj: Tenant) -> None:
+        services.tenant_delete(tenant=obj, actor=request.user)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         return super().get_queryset(request).annotate(_networks=Count("networks"))
@@ -92,20 +205,15 @@ class TenantAdmin(admin.ModelAdmin):
         return obj._networks  # type: ignore[attr-defined]
 
 
-class SubnetInline(admin.TabularInline):
+class SubnetInline(ReadOnlyInline):
     model = Subnet
-    extra = 0
     fields = ["cidr", "gateway", "dhcp_address", "domain_name", "lease_seconds", "enable_dhcp"]
     readonly_fields = fields
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Network)
-class NetworkAdmin(ServiceBackedAdmin):
+class NetworkAdmin(CountColumns, ServiceBackedAdmin):
     list_display = ["name", "tenant", "cidrs", "status", "node", "instance_count", "lease_count", "kernel_id",
                     "updated_at"]
     list_filter = ["status", "tenant", "node"]
@@ -128,14 +236,6 @@ class NetworkAdmin(ServiceBackedAdmin):
     def cidrs(self, obj: Network) -> str:
         return ", ".join(s.cidr for s in obj.subnets.all()) or "—"
 
-    @admin.display(description="instances", ordering="_instances")
-    def instance_count(self, obj: Network) -> int:
-        return obj._instances  # type: ignore[attr-defined]
-
-    @admin.display(description="active leases", ordering="_leases")
-    def lease_count(self, obj: Network) -> int:
-        return obj._leases  # type: ignore[attr-defined]
-
     def call_service(self, request: HttpRequest, form: ModelForm, change: bool) -> Network:
         data = form.cleaned_data
         if change:
@@ -143,12 +243,8 @@ class NetworkAdmin(ServiceBackedAdmin):
             return services.network_update(network=network, name=data["name"], actor=request.user)
         return services.network_create(tenant=data["tenant"], name=data["name"], actor=request.user)
 
-    def delete_model(self, request: HttpRequest, obj: Network) -> None:
+    def delete_service(self, request: HttpRequest, obj: Network) -> None:
         services.network_delete(network=obj, actor=request.user)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Network]) -> None:
-        for network in queryset:
-            services.network_delete(network=network, actor=request.user)
 
     @admin.action(description="Re-realise selected networks on their node")
     def rerealise(self, request: HttpRequest, queryset: QuerySet[Network]) -> None:
@@ -156,30 +252,20 @@ class NetworkAdmin(ServiceBackedAdmin):
         self.message_user(request, f"Queued {count} network(s) for realisation.", messages.SUCCESS)
 
 
-class AllocationPoolInline(admin.TabularInline):
+class AllocationPoolInline(ReadOnlyInline):
     model = AllocationPool
-    extra = 0
     readonly_fields = ["start", "end"]
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
-class InstanceInline(admin.TabularInline):
+class InstanceInline(ReadOnlyInline):
     model = Instance
-    extra = 0
     fields = ["hostname", "ip_address", "mac_address", "status"]
     readonly_fields = fields
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Subnet)
-class SubnetAdmin(ServiceBackedAdmin):
+class SubnetAdmin(CountColumns, ServiceBackedAdmin):
     list_display = ["cidr", "network", "tenant", "gateway", "dhcp_address", "enable_dhcp", "instance_count",
                     "lease_count"]
     list_filter = ["enable_dhcp", "ip_version", "network__tenant"]
@@ -210,14 +296,6 @@ class SubnetAdmin(ServiceBackedAdmin):
     def tenant(self, obj: Subnet) -> str:
         return obj.network.tenant.name
 
-    @admin.display(description="instances", ordering="_instances")
-    def instance_count(self, obj: Subnet) -> int:
-        return obj._instances  # type: ignore[attr-defined]
-
-    @admin.display(description="active leases", ordering="_leases")
-    def lease_count(self, obj: Subnet) -> int:
-        return obj._leases  # type: ignore[attr-defined]
-
     def call_service(self, request: HttpRequest, form: ModelForm, change: bool) -> Subnet:
         fields = ["gateway", "dhcp_address", "dns_nameservers", "domain_name", "lease_seconds", "enable_dhcp", "name"]
         data = {f: form.cleaned_data.get(f) for f in fields if f in form.cleaned_data}
@@ -227,14 +305,8 @@ class SubnetAdmin(ServiceBackedAdmin):
         return services.subnet_create(network=form.cleaned_data["network"], cidr=form.cleaned_data["cidr"],
                                       actor=request.user, **data)
 
-    def delete_model(self, request: HttpRequest, obj: Subnet) -> None:
+    def delete_service(self, request: HttpRequest, obj: Subnet) -> None:
         services.subnet_delete(subnet=obj, actor=request.user)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Subnet]) -> None:
-        # The bulk "delete selected" action would otherwise delete rows directly: no audit, and the network's
-        # dnsmasq would keep serving the subnet because no job is enqueued.
-        for subnet in queryset:
-            services.subnet_delete(subnet=subnet, actor=request.user)
 
 
 @admin.register(Instance)
@@ -264,12 +336,8 @@ class InstanceAdmin(ServiceBackedAdmin):
                                         hostname=data["hostname"], ip_address=data.get("ip_address"),
                                         actor=request.user)
 
-    def delete_model(self, request: HttpRequest, obj: Instance) -> None:
+    def delete_service(self, request: HttpRequest, obj: Instance) -> None:
         services.instance_delete(instance=obj, actor=request.user)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Instance]) -> None:
-        for instance in queryset:
-            services.instance_delete(instance=instance, actor=request.user)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -304,8 +372,21 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ServiceBackedAdmin):
     list_display = ["user", "tenant", "role", "created_at"]
     list_filter = ["role", "tenant"]
     search_fields = ["user__username", "tenant__name"]
     autocomplete_fields = ["user"]
+    fields = ["user", "tenant", "role"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Membership | None = None) -> list[str]:
+        return ["user", "tenant"] if obj else []  # another user or tenant is another membership
+
+    def call_service(self, request: HttpRequest, form: ModelForm, change: bool) -> Membership:
+        current = Membership.objects.get(pk=form.instance.pk) if change else None
+        return services.membership_set(tenant=current.tenant if current else form.cleaned_data["tenant"],
+                                       user=current.user if current else form.cleaned_data["user"],
+                                       role=form.cleaned_data["role"], actor=request.user)
+
+    def delete_service(self, request: HttpRequest, obj: Membership) -> None:
+        services.membership_remove(membership=obj, actor=request.user)

@@ -11,12 +11,11 @@ class Role(models.TextChoices):
 class ObjectStatus(models.TextChoices):
     """Lifecycle of anything the host realises (networks, instances).
 
-    pending: saved, job not started; building: a job is working on it; active: the host matches the
-    database; error: the last job failed (see status_reason); deleting: teardown requested.
+    pending: saved, not yet realised (instances stay pending until their client holds its lease); active: the
+    host matches the database; error: the last job failed (see status_reason); deleting: teardown requested.
     """
 
     PENDING = "pending", "Pending"
-    BUILDING = "building", "Building"
     ACTIVE = "active", "Active"
     ERROR = "error", "Error"
     DELETING = "deleting", "Deleting"

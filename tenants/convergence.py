@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from django.db import transaction
 
-from . import events, lease_sync, selectors, status
+from . import events, lease_sync, selectors, services, status
 from .choices import LeaseState, ObjectStatus
 from .hostspecs import driver, instance_spec, network_spec
 from .locks import free_network_locks, network_lock
@@ -166,6 +166,7 @@ def destroy_networks(networks: list[Network]) -> None:
     with transaction.atomic():
         Instance.objects.filter(network__in=ids).delete()  # instances protect their subnet; they go first
         Network.objects.filter(pk__in=ids).delete()
+        services.tenant_finish_deletion(tenant_ids={n.tenant_id for n in networks})
         events.publish_many(out)
 
 

@@ -35,6 +35,10 @@ class Tenant(models.Model):
     quota_networks = models.PositiveIntegerField(default=10)
     quota_subnets = models.PositiveIntegerField(default=20)
     quota_instances = models.PositiveIntegerField(default=50)
+    deleting = models.BooleanField(
+        default=False, editable=False,
+        help_text="Deletion requested: the row goes once the agent has torn down all of its networks.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="tenants")
 
@@ -123,15 +127,23 @@ class Subnet(models.Model):
     def pools(self) -> list[tuple[validators.IPAddress, validators.IPAddress]]:
         return [(ipaddress.ip_address(p.start), ipaddress.ip_address(p.end)) for p in self.allocation_pools.all()]
 
+    def instance_address(self, value: object) -> validators.IPAddress:
+        """The one definition of an address an instance may hold here (IPAM's choice or a fixed IP): a host
+        address inside the subnet that is neither the gateway nor the DHCP server's."""
+        address = validators.parse_address(value, field="address")
+        validators.validate_host_address(address, self.ip_network, what="fixed IP")
+        for label, other in (("gateway", self.gateway), ("DHCP server address", self.dhcp_address)):
+            if other and address == ipaddress.ip_address(other):
+                raise ValidationError(f"{address} is the subnet's {label}; pick another address.", code="reserved")
+        return address
+
     def clean(self) -> None:
         """Checks that need only this row: CIDR shape, gateway and DHCP address inside it."""
         errors: dict[str, list[str]] = {}
         if self.name:
             # Names reach the UI and event payloads: same rules as network names (blank allowed here).
-            try:
+            with validators.collect_errors(errors, "name"):
                 validators.validate_display_name(self.name)
-            except ValidationError as exc:
-                errors["name"] = exc.messages
         try:
             network = validators.validate_subnet_cidr(self.cidr)
             self.cidr = str(network)
@@ -142,20 +154,16 @@ class Subnet(models.Model):
             value = getattr(self, field)
             if value in (None, ""):
                 continue
-            try:
+            with validators.collect_errors(errors, field):
                 address = validators.parse_address(value, field=what)
                 validators.validate_host_address(address, network, what=what)
                 setattr(self, field, str(address))
-            except ValidationError as exc:
-                errors.setdefault(field, []).extend(exc.messages)
         if self.gateway and self.dhcp_address and self.gateway == self.dhcp_address:
             errors.setdefault("dhcp_address", []).append(
                 f"The DHCP server address {self.dhcp_address} is the gateway; pick another address."
             )
-        try:
+        with validators.collect_errors(errors, "dns_nameservers"):
             self.dns_nameservers = validators.validate_dns_servers(self.dns_nameservers or [])
-        except ValidationError as exc:
-            errors.setdefault("dns_nameservers", []).extend(exc.messages)
         if errors:
             raise ValidationError(errors)
 
@@ -210,16 +218,8 @@ class Instance(models.Model):
         if self.subnet_id and self.network_id and self.subnet.network_id != self.network_id:
             errors["subnet"] = ["The subnet belongs to another network."]
         if self.ip_address and self.subnet_id:
-            try:
-                address = validators.parse_address(self.ip_address, field="address")
-                validators.validate_host_address(address, self.subnet.ip_network, what="fixed IP")
-                reserved = (("gateway", self.subnet.gateway), ("DHCP server address", self.subnet.dhcp_address))
-                for label, other in reserved:
-                    if other and address == ipaddress.ip_address(other):
-                        raise ValidationError(f"{address} is the subnet's {label}; pick another address.")
-                self.ip_address = str(address)
-            except ValidationError as exc:
-                errors.setdefault("ip_address", []).extend(exc.messages)
+            with validators.collect_errors(errors, "ip_address"):
+                self.ip_address = str(self.subnet.instance_address(self.ip_address))
         if errors:
             raise ValidationError(errors)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Model, Q, QuerySet
 
 from .choices import LeaseState, Role
 from .models import Instance, Lease, LeaseEvent, Membership, Network, Subnet, Tenant
@@ -75,75 +75,36 @@ def quota_usage(tenant: Tenant) -> dict[str, dict[str, int]]:
 
 # --- plain-dict views (events, snapshots) ----------------------------------------------------------------
 
+def _plain(kind: str, obj: Model, *fields: str, **extra: Any) -> dict[str, Any]:
+    """``{"kind": kind, "id": pk, field: value, …, **extra}``; a foreign key is given as the id it holds."""
+    data: dict[str, Any] = {"kind": kind, "id": obj.pk}
+    for name in fields:
+        data[name] = getattr(obj, obj._meta.get_field(name).attname)
+    data.update(extra)
+    return data
+
+
 def network_data(network: Network) -> dict[str, Any]:
-    return {
-        "kind": "network",
-        "id": network.pk,
-        "tenant": network.tenant_id,
-        "name": network.name,
-        "kernel_id": network.kernel_id,
-        "node": network.node,
-        "status": network.status,
-        "status_reason": network.status_reason,
-    }
+    return _plain("network", network, "tenant", "name", "kernel_id", "node", "status", "status_reason")
 
 
 def subnet_data(subnet: Subnet) -> dict[str, Any]:
-    return {
-        "kind": "subnet",
-        "id": subnet.pk,
-        "network": subnet.network_id,
-        "name": subnet.name,
-        "cidr": subnet.cidr,
-        "gateway": subnet.gateway,
-        "dhcp_address": subnet.dhcp_address,
-        "pools": [[str(s), str(e)] for s, e in subnet.pools],
-        "dns_nameservers": list(subnet.dns_nameservers or []),
-        "domain_name": subnet.domain_name,
-        "lease_seconds": subnet.lease_seconds,
-        "enable_dhcp": subnet.enable_dhcp,
-    }
+    return _plain("subnet", subnet, "network", "name", "cidr", "gateway", "dhcp_address", "domain_name",
+                  "lease_seconds", "enable_dhcp", pools=[[str(s), str(e)] for s, e in subnet.pools],
+                  dns_nameservers=list(subnet.dns_nameservers or []))
 
 
 def instance_data(instance: Instance) -> dict[str, Any]:
-    return {
-        "kind": "instance",
-        "id": instance.pk,
-        "network": instance.network_id,
-        "subnet": instance.subnet_id,
-        "hostname": instance.hostname,
-        "kernel_id": instance.kernel_id,
-        "mac_address": instance.mac_address,
-        "ip_address": instance.ip_address,
-        "fixed_ip": instance.fixed_ip,
-        "status": instance.status,
-        "status_reason": instance.status_reason,
-    }
+    return _plain("instance", instance, "network", "subnet", "hostname", "kernel_id", "mac_address", "ip_address",
+                  "fixed_ip", "status", "status_reason")
 
 
 def lease_data(lease: Lease) -> dict[str, Any]:
-    return {
-        "kind": "lease",
-        "id": lease.pk,
-        "subnet": lease.subnet_id,
-        "network": lease.subnet.network_id,
-        "instance": lease.instance_id,
-        "ip_address": lease.ip_address,
-        "mac_address": lease.mac_address,
-        "hostname": lease.hostname,
-        "expires_at": lease.expires_at.isoformat() if lease.expires_at else None,
-        "state": lease.state,
-    }
+    return _plain("lease", lease, "subnet", "instance", "ip_address", "mac_address", "hostname", "state",
+                  network=lease.subnet.network_id,
+                  expires_at=lease.expires_at.isoformat() if lease.expires_at else None)
 
 
 def lease_event_data(event: LeaseEvent) -> dict[str, Any]:
-    return {
-        "kind": "lease_event",
-        "id": event.pk,
-        "subnet": event.subnet_id,
-        "event": event.kind,
-        "ip_address": event.ip_address,
-        "mac_address": event.mac_address,
-        "hostname": event.hostname,
-        "at": event.at.isoformat() if event.at else None,
-    }
+    return _plain("lease_event", event, "subnet", "ip_address", "mac_address", "hostname", event=event.kind,
+                  at=event.at.isoformat() if event.at else None)

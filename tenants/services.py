@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 
 from . import events, selectors, validators
+from .audit import audit_record
 from .choices import ObjectStatus, Role
-from .models import AllocationPool, AuditEntry, Instance, Membership, Network, Subnet, Tenant
+from .models import AllocationPool, Instance, Membership, Network, Subnet, Tenant
 from .queue import enqueue_on_commit
 from .scheduling import schedule_node
 
@@ -29,17 +31,6 @@ _ALLOCATION_ATTEMPTS = 8
 
 
 # --- helpers ------------------------------------------------------------------------------------------
-
-def _audit(*, actor: AbstractBaseUser | None, tenant: Tenant | None, action: str, obj: Any, detail: str = "") -> None:
-    AuditEntry.objects.create(
-        tenant=tenant,
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        action=action,
-        object_type=type(obj).__name__.lower(),
-        object_id=str(getattr(obj, "pk", "") or ""),
-        detail=detail[:500],
-    )
-
 
 def _lock_tenant(tenant: Tenant) -> Tenant:
     """Row-lock the tenant so quota checks and the insert they guard cannot interleave.
@@ -73,8 +64,55 @@ def tenant_create(*, name: str, slug: str, actor: AbstractBaseUser | None = None
     tenant.full_clean()
     with transaction.atomic():
         tenant.save()
-        _audit(actor=actor, tenant=tenant, action="tenant.create", obj=tenant, detail=name)
+        audit_record(actor=actor, tenant=tenant, action="tenant.create", obj=tenant, detail=name)
     return tenant
+
+
+TENANT_FIELDS = ("name", "slug", "quota_networks", "quota_subnets", "quota_instances")
+
+
+def tenant_update(*, tenant: Tenant, actor: AbstractBaseUser | None = None, **changes: Any) -> Tenant:
+    """Rename a tenant or change its quotas (admins); lowering a quota below use only blocks new objects."""
+    unknown = set(changes) - set(TENANT_FIELDS)
+    if unknown:
+        raise ValidationError({field: "This field cannot be changed." for field in sorted(unknown)})
+    for field, value in changes.items():
+        setattr(tenant, field, value)
+    tenant.full_clean()
+    with transaction.atomic():
+        tenant.save(update_fields=list(changes))
+        audit_record(actor=actor, tenant=tenant, action="tenant.update", obj=tenant, detail=", ".join(sorted(changes)))
+    return tenant
+
+
+def tenant_delete(*, tenant: Tenant, actor: AbstractBaseUser | None = None) -> None:
+    """Delete a tenant: its networks are torn down on their nodes first, then the row goes.
+
+    Deleting the row directly would cascade to its networks and leave their namespaces and dnsmasq running until
+    the next reconcile. Instead every network is marked ``deleting`` with its teardown job (as ``network_delete``),
+    and the agent's ``destroy_networks`` calls ``tenant_finish_deletion`` once the last one is gone.
+    """
+    with transaction.atomic():
+        locked = _lock_tenant(tenant)  # network_create checks ``deleting`` under this lock: no network slips in
+        Tenant.objects.filter(pk=locked.pk).update(deleting=True)
+        tenant.deleting = True
+        # tenant=None: the tenant's own audit entries go with it, this one must stay.
+        audit_record(actor=actor, tenant=None, action="tenant.delete", obj=tenant,
+                     detail=f"{tenant.name} ({tenant.slug})")
+        for network in Network.objects.filter(tenant=tenant).exclude(status=ObjectStatus.DELETING):
+            network_delete(network=network, actor=actor)
+        tenant_finish_deletion(tenant_ids=[tenant.pk])  # a tenant without networks goes at once
+
+
+def tenant_finish_deletion(*, tenant_ids: Iterable[int]) -> int:
+    """Delete the tenants among ``tenant_ids`` that are marked for deletion and have no network left.
+
+    Called by ``tenant_delete`` and by the agent after it deleted network rows; returns how many went.
+    """
+    done = Tenant.objects.filter(pk__in=list(tenant_ids), deleting=True).exclude(
+        Exists(Network.objects.filter(tenant=OuterRef("pk"))))
+    _, per_model = done.delete()
+    return per_model.get(Tenant._meta.label, 0)
 
 
 def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str = Role.MEMBER,
@@ -89,7 +127,7 @@ def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str = Role.M
             _check_not_last_admin(current, f"{user} is the last admin of {tenant}; make another member admin "
                                            "before changing this role.", field="role")
         membership, _ = Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
-        _audit(actor=actor, tenant=tenant, action="member.set", obj=membership, detail=f"{user} as {role}")
+        audit_record(actor=actor, tenant=tenant, action="member.set", obj=membership, detail=f"{user} as {role}")
     return membership
 
 
@@ -112,12 +150,28 @@ def membership_remove(*, membership: Membership, actor: AbstractBaseUser | None 
             return
         _check_not_last_admin(membership, f"{membership.user} is the last admin of {membership.tenant}; make "
                                           "another member admin first.")
-        _audit(actor=actor, tenant=membership.tenant, action="member.remove", obj=membership,
+        audit_record(actor=actor, tenant=membership.tenant, action="member.remove", obj=membership,
                detail=str(membership.user))
         membership.delete()
 
 
 # --- networks -----------------------------------------------------------------------------------------
+
+def _save_network_name(network: Network, update_fields: Sequence[str] | None = None) -> None:
+    """Save a new or renamed network whose name must be free in its tenant.
+
+    Checked first for the readable message; the unique constraint catches a concurrent create/rename that took
+    the name between the check and the save, and gets the same message.
+    """
+    taken = ValidationError({"name": f"This tenant already has a network named {network.name!r}."})
+    if Network.objects.filter(tenant=network.tenant, name=network.name).exclude(pk=network.pk).exists():
+        raise taken
+    try:
+        with transaction.atomic():
+            network.save(update_fields=update_fields)
+    except IntegrityError:
+        raise taken from None
+
 
 def network_create(*, tenant: Tenant, name: str, actor: AbstractBaseUser | None = None,
                    subnet: dict[str, Any] | None = None) -> Network:
@@ -126,17 +180,13 @@ def network_create(*, tenant: Tenant, name: str, actor: AbstractBaseUser | None 
     network.full_clean(exclude=["tenant"])
     with transaction.atomic():
         locked = _lock_tenant(tenant)
+        if locked.deleting:
+            raise ValidationError("This tenant is being deleted.", code="deleting")
         _check_quota(locked, "networks", Network.objects.filter(tenant=tenant).count())
-        if Network.objects.filter(tenant=tenant, name=name).exists():
-            raise ValidationError({"name": f"This tenant already has a network named {name!r}."})
-        try:
-            with transaction.atomic():
-                network.save()
-        except IntegrityError:
-            raise ValidationError({"name": f"This tenant already has a network named {name!r}."}) from None
+        _save_network_name(network)
         if subnet is not None:
             subnet_create(network=network, actor=actor, _enqueue=False, **subnet)
-        _audit(actor=actor, tenant=tenant, action="network.create", obj=network, detail=name)
+        audit_record(actor=actor, tenant=tenant, action="network.create", obj=network, detail=name)
         _enqueue_network(network)
         events.publish(tenant.pk, "network.created", selectors.network_data(network))
     return network
@@ -147,14 +197,8 @@ def network_update(*, network: Network, name: str, actor: AbstractBaseUser | Non
     network.name = name
     network.full_clean(exclude=["tenant"])
     with transaction.atomic():
-        if Network.objects.filter(tenant=network.tenant, name=name).exclude(pk=network.pk).exists():
-            raise ValidationError({"name": f"This tenant already has a network named {name!r}."})
-        try:
-            with transaction.atomic():
-                network.save(update_fields=["name", "updated_at"])
-        except IntegrityError:  # a concurrent rename/create took the name after the check (as in network_create)
-            raise ValidationError({"name": f"This tenant already has a network named {name!r}."}) from None
-        _audit(actor=actor, tenant=network.tenant, action="network.update", obj=network, detail=name)
+        _save_network_name(network, update_fields=["name", "updated_at"])
+        audit_record(actor=actor, tenant=network.tenant, action="network.update", obj=network, detail=name)
         events.publish(network.tenant_id, "network.updated", selectors.network_data(network))
     return network
 
@@ -165,7 +209,7 @@ def network_delete(*, network: Network, actor: AbstractBaseUser | None = None) -
         Network.objects.filter(pk=network.pk).update(status=ObjectStatus.DELETING, status_reason="")
         Instance.objects.filter(network=network).update(status=ObjectStatus.DELETING)
         network.status = ObjectStatus.DELETING
-        _audit(actor=actor, tenant=network.tenant, action="network.delete", obj=network, detail=network.name)
+        audit_record(actor=actor, tenant=network.tenant, action="network.delete", obj=network, detail=network.name)
         enqueue_on_commit("tenants.jobs.destroy_network", network.pk, node=network.node)
         events.publish(network.tenant_id, "network.updated", selectors.network_data(network))
         # Viewers see the instances go too, not "active" badges until the rows disappear.
@@ -180,7 +224,7 @@ def network_rerealise(*, networks: Sequence[Network], actor: AbstractBaseUser | 
         for network in networks:
             if network.status == ObjectStatus.DELETING:
                 continue
-            _audit(actor=actor, tenant=network.tenant, action="network.rerealise", obj=network)
+            audit_record(actor=actor, tenant=network.tenant, action="network.rerealise", obj=network)
             # force: walk the whole plan even if the network looks up (this follows manual tinkering)
             enqueue_on_commit("tenants.jobs.realise_network", network.pk, True, node=network.node)
             count += 1
@@ -283,7 +327,7 @@ def subnet_create(*, network: Network, cidr: str, gateway: str | None = AUTO, dh
         AllocationPool.objects.bulk_create(
             [AllocationPool(subnet=subnet, start=str(s), end=str(e)) for s, e in pools]
         )
-        _audit(actor=actor, tenant=network.tenant, action="subnet.create", obj=subnet, detail=str(net))
+        audit_record(actor=actor, tenant=network.tenant, action="subnet.create", obj=subnet, detail=str(net))
         if _enqueue:
             _enqueue_network(network)
         events.publish(network.tenant_id, "subnet.created", selectors.subnet_data(subnet))
@@ -327,7 +371,7 @@ def subnet_update(*, subnet: Subnet, actor: AbstractBaseUser | None = None, **ch
         AllocationPool.objects.bulk_create(
             [AllocationPool(subnet=subnet, start=str(s), end=str(e)) for s, e in pools]
         )
-        _audit(actor=actor, tenant=subnet.network.tenant, action="subnet.update", obj=subnet,
+        audit_record(actor=actor, tenant=subnet.network.tenant, action="subnet.update", obj=subnet,
                detail=", ".join(sorted(changes)))
         _enqueue_network(subnet.network)
         events.publish(subnet.network.tenant_id, "subnet.updated", selectors.subnet_data(subnet))
@@ -348,7 +392,7 @@ def subnet_delete(*, subnet: Subnet, actor: AbstractBaseUser | None = None) -> N
             raise ValidationError(
                 f"Subnet {subnet.cidr} still has {in_use} instance(s); delete them first.", code="in_use",
             )
-        _audit(actor=actor, tenant=network.tenant, action="subnet.delete", obj=subnet, detail=subnet.cidr)
+        audit_record(actor=actor, tenant=network.tenant, action="subnet.delete", obj=subnet, detail=subnet.cidr)
         data = selectors.subnet_data(subnet)
         subnet.delete()
         _enqueue_network(network)
@@ -378,14 +422,11 @@ def _next_free_address(subnet: Subnet) -> validators.IPAddress:
 
 
 def _check_fixed_ip(subnet: Subnet, ip: str, exclude_pk: int | None = None) -> str:
+    """A fixed IP the subnet allows (``Subnet.instance_address``) that no other instance holds."""
     try:
-        address = validators.parse_address(ip, field="fixed IP")
-        validators.validate_host_address(address, subnet.ip_network, what="fixed IP")
+        address = subnet.instance_address(ip)
     except ValidationError as exc:
         raise ValidationError({"ip_address": exc.messages}) from None
-    for label, other in (("gateway", subnet.gateway), ("DHCP server address", subnet.dhcp_address)):
-        if other and address == ipaddress.ip_address(other):
-            raise ValidationError({"ip_address": [f"{address} is the subnet's {label}; pick another address."]})
     holder = subnet.instances.filter(ip_address=str(address)).exclude(pk=exclude_pk).first()
     if holder is not None:
         raise ValidationError({"ip_address": [f"{address} is already reserved by instance {holder.hostname!r}."]})
@@ -428,7 +469,7 @@ def instance_create(*, network: Network, hostname: str, subnet: Subnet | None = 
                                     mac_address=generate_mac(), ip_address=address, fixed_ip=fixed)
                 instance.full_clean(exclude=["network", "subnet"])
                 instance.save()
-                _audit(actor=actor, tenant=network.tenant, action="instance.create", obj=instance,
+                audit_record(actor=actor, tenant=network.tenant, action="instance.create", obj=instance,
                        detail=f"{hostname} {address}")
                 # The network's dnsmasq must know the reservation before the client asks.
                 enqueue_on_commit("tenants.jobs.realise_instance", instance.pk, node=network.node)
@@ -457,7 +498,7 @@ def instance_update(*, instance: Instance, ip_address: str | None, actor: Abstra
                 instance.save(update_fields=["ip_address", "fixed_ip", "updated_at"])
         except IntegrityError:
             raise ValidationError({"ip_address": [f"{ip_address} was just taken by another instance."]}) from None
-        _audit(actor=actor, tenant=instance.network.tenant, action="instance.update", obj=instance,
+        audit_record(actor=actor, tenant=instance.network.tenant, action="instance.update", obj=instance,
                detail=str(instance.ip_address))
         enqueue_on_commit("tenants.jobs.realise_instance", instance.pk, node=instance.network.node)
         events.publish(instance.network.tenant_id, "instance.updated", selectors.instance_data(instance))
@@ -469,7 +510,7 @@ def instance_delete(*, instance: Instance, actor: AbstractBaseUser | None = None
     with transaction.atomic():
         Instance.objects.filter(pk=instance.pk).update(status=ObjectStatus.DELETING)
         instance.status = ObjectStatus.DELETING
-        _audit(actor=actor, tenant=instance.network.tenant, action="instance.delete", obj=instance,
+        audit_record(actor=actor, tenant=instance.network.tenant, action="instance.delete", obj=instance,
                detail=instance.hostname)
         enqueue_on_commit("tenants.jobs.destroy_instance", instance.pk, node=instance.network.node)
         events.publish(instance.network.tenant_id, "instance.updated", selectors.instance_data(instance))

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 from django.core.exceptions import ValidationError
+
+# One definition each, kept by the host layer (which imports nothing from Django): the shortest lease dnsmasq
+# honours, and the address types both sides pass around (models and services use them from here).
+from .host.specs import MIN_LEASE_SECONDS
+from .host.validate import IPAddress, IPNetwork
 
 IPv4_MIN_PREFIX = 16
 IPv4_MAX_PREFIX = 29
 MAX_NAME_LENGTH = 64
 MAX_HOSTNAME_LENGTH = 63
 MAX_DOMAIN_LENGTH = 253
-MIN_LEASE_SECONDS = 120
 MAX_LEASE_SECONDS = 30 * 24 * 3600
 MAX_DNS_SERVERS = 3
 
@@ -31,9 +36,6 @@ _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?\Z")
 # Tenant subnets live in RFC 1918 space only. ipaddress's is_private is broader: it also says True for
 # 0.0.0.0/8, TEST-NETs, 198.18.0.0/15 and 240.0.0.0/4, none of which a tenant should be handed.
 PRIVATE_IPV4 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def validate_display_name(value: str) -> None:
@@ -266,3 +268,12 @@ def validate_dns_servers(values: Sequence[object]) -> list[str]:
             raise ValidationError(f"{server} is not an IPv4 address; DHCP hands out IPv4 DNS servers only.",
                                   code="dns_version")
     return [str(server) for server in servers]
+
+
+@contextmanager
+def collect_errors(errors: dict[str, list[str]], field: str) -> Iterator[None]:
+    """Add a failed check's messages to ``errors[field]`` and go on, so ``clean()`` reports every field at once."""
+    try:
+        yield
+    except ValidationError as exc:
+        errors.setdefault(field, []).extend(exc.messages)

@@ -211,7 +211,7 @@
   }
 
   var STATUS_COLOURS = {
-    active: '#16a34a', building: '#d97706', pending: '#7c3aed', error: '#dc2626', deleting: '#6b7280'
+    active: '#16a34a', pending: '#7c3aed', error: '#dc2626', deleting: '#6b7280'
   };
 
   function readConfig(id) {

@@ -212,6 +212,36 @@ def test_instance_and_lease_filters(api, network, network_factory, tenant):
     assert api.get("/api/v1/leases/?status=expired").json()["count"] == 0
 
 
+@pytest.mark.parametrize(("resource", "param"), [
+    ("subnets", "network"), ("instances", "network"), ("instances", "subnet"), ("leases", "network"),
+    ("leases", "subnet"), ("leases", "instance"),
+])
+@pytest.mark.parametrize("value", ["abc", "99999999999999999999", "\u0663", "-1", "1.0"])
+def test_a_bad_id_in_a_filter_is_a_400_that_says_so(api, network, resource, param, value):
+    """Beyond the database's integer range overflowed into a 500; a non-ASCII digit passes str.isdigit()."""
+    response = api.get(f"/api/v1/{resource}/", {param: value})
+    assert response.status_code == 400
+    assert response.json() == {param: [f"{value!r} is not an id; give a number."]}
+
+
+@pytest.mark.parametrize(("resource", "param", "valid"), [
+    ("networks", "status", "pending, active, error, deleting"), ("instances", "status", "pending, active, error, "
+                                                                   "deleting"),
+    ("leases", "status", "active, released, expired"), ("leases", "state", "active, released, expired"),
+])
+def test_an_unknown_status_is_a_400_listing_the_valid_ones(api, resource, param, valid):
+    response = api.get(f"/api/v1/{resource}/", {param: "building"})
+    assert response.status_code == 400
+    assert response.json() == {param: [f"Unknown {param} 'building'; choose one of {valid}."]}
+
+
+def test_tenant_filter_takes_an_id_or_a_slug_and_big_numbers_are_slugs(api, network, tenant):
+    for value in (tenant.pk, tenant.slug):
+        assert api.get("/api/v1/instances/", {"tenant": value}).status_code == 200
+        assert api.get("/api/v1/subnets/", {"tenant": value}).json()["count"] == 1
+    assert api.get("/api/v1/subnets/", {"tenant": "99999999999999999999"}).json()["count"] == 0
+
+
 def test_leases_are_read_only(api, network):
     assert api.post("/api/v1/leases/", {}, format="json").status_code == 405
 

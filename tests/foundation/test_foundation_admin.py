@@ -1,13 +1,17 @@
 """The admin: every page loads, and adds/changes/deletes go through the services (IPAM, audit, jobs)."""
 
+import subprocess
+
 import pytest
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from tenants import services
-from tenants.choices import LeaseEventKind, ObjectStatus
-from tenants.models import AuditEntry, Instance, Lease, LeaseEvent, Network, Subnet
+from tenants.choices import LeaseEventKind, ObjectStatus, Role
+from tenants.models import AuditEntry, Instance, Lease, LeaseEvent, Membership, Network, Subnet, Tenant
 from tenants.queue import queue_available
+from tenants.testing import run_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +42,8 @@ def post_data(client, add_url, **fields):
         management = inline.formset.management_form
         data.update({f"{management.prefix}-{name}": value for name, value in management.initial.items()})
         for form in inline.formset.forms:  # existing rows of read-only inlines: just their ids
-            data.update({form.add_prefix(name): form[name].value() for name in form.fields})
+            data.update({form.add_prefix(name): form[name].value() for name in form.fields
+                         if form[name].value() is not None})
     data.update(fields)
     return data
 
@@ -215,3 +220,129 @@ def test_bulk_delete_goes_through_the_services(admin_client, network_factory, ou
             "action": "delete_selected", "_selected_action": [network.pk], "post": "yes"})
     assert Network.objects.get(pk=network.pk).status == ObjectStatus.DELETING
     assert ("tenants.jobs.destroy_network", (network.pk,)) in outbox["jobs"]
+
+
+# --- tenants and members: through the services (last-admin rule, audit, teardown through jobs) ------------
+
+def tenant_fields(tenant, **overrides):
+    fields = {"name": tenant.name, "slug": tenant.slug, "quota_networks": tenant.quota_networks,
+              "quota_subnets": tenant.quota_subnets, "quota_instances": tenant.quota_instances}
+    fields.update(overrides)
+    return fields
+
+
+def test_add_and_change_tenant_through_admin_are_audited(admin_client, admin_user, user_factory):
+    boss = user_factory()
+    add = url(Tenant, "add")
+    response = admin_client.post(add, post_data(admin_client, add, name="Initech", slug="initech",
+                                                quota_networks="3", quota_subnets="4", quota_instances="5",
+                                                **{"memberships-TOTAL_FORMS": "1", "memberships-0-user": boss.pk,
+                                                   "memberships-0-role": "admin"}))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    tenant = Tenant.objects.get(slug="initech")
+    assert AuditEntry.objects.get(action="tenant.create", tenant=tenant).actor == admin_user
+    # Its first member came in through membership_set, in the same save.
+    assert Membership.objects.get(tenant=tenant, user=boss).role == Role.ADMIN
+    assert AuditEntry.objects.get(action="member.set", tenant=tenant).detail == f"{boss} as admin"
+    change = url(Tenant, "change", tenant.pk)
+    response = admin_client.post(change, post_data(admin_client, change, **tenant_fields(tenant, quota_networks="7")))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    tenant.refresh_from_db()
+    assert tenant.quota_networks == 7
+    assert AuditEntry.objects.filter(action="tenant.update", tenant=tenant, actor=admin_user).exists()
+    # The service's own rules reach the form: a taken slug is a form error, not a 500.
+    other = Tenant.objects.create(name="Other", slug="other")
+    other_change = url(Tenant, "change", other.pk)
+    response = admin_client.post(other_change, post_data(admin_client, other_change,
+                                                         **tenant_fields(other, slug="initech")))
+    assert response.status_code == 200 and "slug" in response.context["adminform"].form.errors
+
+
+def test_the_admin_keeps_a_tenants_last_admin(admin_client, admin_user, tenant_factory, member_factory):
+    tenant = tenant_factory()
+    boss = member_factory(tenant, role=Role.ADMIN)
+    clerk = member_factory(tenant, role=Role.MEMBER)
+    rows = {m.user_id: i for i, m in enumerate(tenant.memberships.order_by("pk"))}
+    change = url(Tenant, "change", tenant.pk)
+    # Demote the only admin on the tenant page: refused with the service's message, nothing saved.
+    data = post_data(admin_client, change, **tenant_fields(tenant), **{f"memberships-{rows[boss.pk]}-role": "member"})
+    response = admin_client.post(change, data)
+    assert response.status_code == 200
+    assert "is the last admin of" in response.content.decode()
+    assert Membership.objects.get(user=boss).role == Role.ADMIN
+    # Remove the only admin from the membership admin: refused, and said why.
+    boss_row = Membership.objects.get(user=boss)
+    response = admin_client.post(url(Membership, "delete", boss_row.pk), {"post": "yes"}, follow=True)
+    assert "is the last admin of" in response.content.decode()
+    assert Membership.objects.filter(pk=boss_row.pk).exists()
+    # Promote the clerk and demote the boss in one save: the rule judges the final set of admins.
+    data = post_data(admin_client, change, **tenant_fields(tenant), **{
+        f"memberships-{rows[boss.pk]}-role": "member", f"memberships-{rows[clerk.pk]}-role": "admin"})
+    response = admin_client.post(change, data)
+    assert response.status_code == 302
+    assert dict(tenant.memberships.values_list("user_id", "role")) == {boss.pk: "member", clerk.pk: "admin"}
+    assert set(AuditEntry.objects.filter(action="member.set", actor=admin_user).values_list("detail", flat=True)) \
+        == {f"{boss} as member", f"{clerk} as admin"}
+    # Removing the (now plain) member through the membership admin goes through membership_remove: audited.
+    response = admin_client.post(url(Membership, "delete", boss_row.pk), {"post": "yes"})
+    assert response.status_code == 302 and not Membership.objects.filter(pk=boss_row.pk).exists()
+    assert AuditEntry.objects.filter(action="member.remove", actor=admin_user, detail=str(boss)).exists()
+
+
+def test_add_member_through_the_membership_admin_uses_the_service(admin_client, admin_user, tenant_factory,
+                                                                 user_factory):
+    tenant, user = tenant_factory(), user_factory()
+    add = url(Membership, "add")
+    response = admin_client.post(add, post_data(admin_client, add, user=user.pk, tenant=tenant.pk, role="admin"))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Membership.objects.get(user=user, tenant=tenant).role == Role.ADMIN
+    assert AuditEntry.objects.get(action="member.set", tenant=tenant).actor == admin_user
+
+
+def test_deleting_a_tenant_without_networks_removes_it_at_once(admin_client, admin_user, tenant_factory):
+    a, b = tenant_factory(), tenant_factory()
+    response = admin_client.post(url(Tenant, "changelist"), {
+        "action": "delete_selected", "_selected_action": [a.pk, b.pk], "post": "yes"})
+    assert response.status_code == 302
+    assert not Tenant.objects.filter(pk__in=[a.pk, b.pk]).exists()
+    # The tenant's own audit rows go with it; the deletion's entry stays (tenant=None).
+    assert set(AuditEntry.objects.filter(action="tenant.delete", actor=admin_user).values_list("detail", flat=True)) \
+        == {f"{a.name} ({a.slug})", f"{b.name} ({b.slug})"}
+
+
+def _netns_list() -> str:
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.host
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_tenant_in_the_admin_tears_its_namespaces_down_through_the_agent(
+        admin_client, host_clean, agent_queue):
+    d = host_clean
+    tenant = Tenant.objects.create(name="Doomed", slug="doomed")
+    keep = Tenant.objects.create(name="Kept", slug="kept")
+    networks = [services.network_create(tenant=tenant, name=f"net{i}", subnet={"cidr": f"10.{i}.0.0/24"})
+                for i in range(2)]
+    instance = services.instance_create(network=networks[0], hostname="vm1")
+    kept = services.network_create(tenant=keep, name="net", subnet={"cidr": "10.0.0.0/24"})
+    run_jobs()
+    doomed = [d.names.seg_ns(n.kernel_id) for n in networks] + [d.names.dhcp_ns(n.kernel_id) for n in networks] \
+        + [d.names.inst_ns(instance.kernel_id)]
+    listed = _netns_list()
+    assert all(name in listed for name in doomed), listed
+
+    response = admin_client.post(url(Tenant, "delete", tenant.pk), {"post": "yes"})
+    assert response.status_code == 302
+    tenant.refresh_from_db()  # still there: its networks are being torn down
+    assert tenant.deleting
+    assert set(Network.objects.filter(tenant=tenant).values_list("status", flat=True)) == {ObjectStatus.DELETING}
+    # No new network slips into a tenant being deleted.
+    with pytest.raises(ValidationError, match="being deleted"):
+        services.network_create(tenant=tenant, name="late")
+
+    run_jobs()  # the agent's worker: destroy_network for each, then the tenant row goes
+    assert not Tenant.objects.filter(pk=tenant.pk).exists()
+    listed = _netns_list()
+    assert not any(name in listed for name in doomed), listed
+    assert d.names.dhcp_ns(kept.kernel_id) in listed  # another tenant's network is untouched
+    assert Network.objects.filter(pk=kept.pk).exists()

@@ -25,7 +25,7 @@ from tenants.status import network_set_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-COLOURS = {"pending": "#7c3aed", "building": "#d97706", "active": "#16a34a", "error": "#dc2626"}
+COLOURS = {"pending": "#7c3aed", "active": "#16a34a", "error": "#dc2626"}
 WAIT_MS = 10_000
 
 
@@ -99,7 +99,7 @@ def test_topology_shows_a_new_network_and_its_status_changes_without_reload(
     page.wait_for_function(f"() => !window.netdashTopology.cy.getElementById('n{network.pk}').empty()",
                            timeout=WAIT_MS)
     assert node_colour(page, f"n{network.pk}") == COLOURS["pending"]
-    for status in ("building", "active", "error"):
+    for status in ("active", "error"):
         django_side(network_set_status, network_id=network.pk, status=status,
                     reason="test" if status == "error" else "")
         page.wait_for_function(

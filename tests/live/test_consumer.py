@@ -147,11 +147,11 @@ def test_snapshot_then_deltas_with_consecutive_sequence_numbers(two_tenants):
         comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
         snapshot = await connect_ok(comm)
         seq = snapshot["seq"]
-        for status in (ObjectStatus.BUILDING, ObjectStatus.ACTIVE, ObjectStatus.ERROR):
+        for status in (ObjectStatus.ERROR, ObjectStatus.ACTIVE, ObjectStatus.PENDING):
             await sync_to_async(network_set_status)(network_id=net_a.pk, status=status, reason="")
         seen = [await comm.receive_json_from(timeout=5) for _ in range(3)]
         assert [m["seq"] for m in seen] == [seq + 1, seq + 2, seq + 3]
-        assert [m["data"]["status"] for m in seen] == ["building", "active", "error"]
+        assert [m["data"]["status"] for m in seen] == ["error", "active", "pending"]
         assert {m["event"] for m in seen} == {"network.updated"}
         assert {m["group"] for m in seen} == {events.tenant_group(acme.pk)}
         await comm.disconnect()

@@ -149,7 +149,7 @@ class Command(BaseCommand):
         tenant = services.tenant_create(name="Bench", slug="bench", quota_networks=n_networks,
                                         quota_subnets=n_networks, quota_instances=n_instances)
         services.membership_set(tenant=tenant, user=user, role=Role.ADMIN)
-        statuses = [ObjectStatus.ACTIVE] * 8 + [ObjectStatus.BUILDING, ObjectStatus.ERROR]
+        statuses = [ObjectStatus.ACTIVE] * 8 + [ObjectStatus.PENDING, ObjectStatus.ERROR]
         networks = Network.objects.bulk_create([
             Network(tenant=tenant, name=f"net-{i:03d}", status=statuses[i % len(statuses)], node="bench")
             for i in range(n_networks)])
