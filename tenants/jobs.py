@@ -19,7 +19,7 @@ from django.db import transaction
 
 from . import events, lease_sync, locks, selectors, services
 from .choices import LeaseState, ObjectStatus
-from .host.driver import InstanceHost, NetworkHost
+from .host import InstanceFound, NetworkFound
 from .host.errors import HostError
 from .hostspecs import driver, instance_spec, network_spec
 from .models import Instance, Lease, Network
@@ -364,7 +364,7 @@ class ReconcileReport:
         return out or ["nothing to do: the host matches the database"]
 
 
-def network_healthy(found: NetworkHost | None, network: Network) -> bool:
+def network_healthy(found: NetworkFound | None, network: Network) -> bool:
     """Both namespaces present and, when a subnet serves DHCP, a dnsmasq alive in the right namespace."""
     if found is None or not found.seg_ns:
         return False
@@ -373,7 +373,7 @@ def network_healthy(found: NetworkHost | None, network: Network) -> bool:
     return found.dhcp_ns and found.dnsmasq_pid is not None
 
 
-def instance_healthy(found: InstanceHost | None) -> bool:
+def instance_healthy(found: InstanceFound | None) -> bool:
     return found is not None and found.ns and found.udhcpc_pid is not None
 
 

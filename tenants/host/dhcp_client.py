@@ -16,8 +16,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from . import validate as v
+from .process import c_env
 
 SCRIPT = Path(__file__).with_name("udhcpc.script")
 
@@ -26,6 +28,7 @@ SCRIPT = Path(__file__).with_name("udhcpc.script")
 class UdhcpcCommand:
     """A udhcpc run for one instance interface."""
 
+    program: ClassVar[str] = "udhcpc"
     busybox: str
     interface: str
     hostname: str
@@ -55,11 +58,9 @@ class UdhcpcCommand:
     @property
     def env(self) -> dict[str, str]:
         """Passed through udhcpc to the script: where to record the lease."""
-        env = {"LANG": "C", "LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-               "NETDASH_LEASE_FILE": str(self.lease_file)}
-        if self.resolv_file is not None:
-            env["NETDASH_RESOLV_FILE"] = str(self.resolv_file)
-        return env
+        if self.resolv_file is None:
+            return c_env(NETDASH_LEASE_FILE=str(self.lease_file))
+        return c_env(NETDASH_LEASE_FILE=str(self.lease_file), NETDASH_RESOLV_FILE=str(self.resolv_file))
 
     @property
     def first_exit_timeout(self) -> float:
@@ -71,11 +72,11 @@ class UdhcpcCommand:
 class InstanceLease:
     """What the instance holds, as written by our udhcpc script."""
 
-    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    ip: v.IPAddress
     prefixlen: int
-    router: ipaddress.IPv4Address | ipaddress.IPv6Address | None
-    dns_servers: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]
-    server_id: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    router: v.IPAddress | None
+    dns_servers: tuple[v.IPAddress, ...]
+    server_id: v.IPAddress | None
     lease_seconds: int | None
     domain: str | None
     obtained: int | None

@@ -9,13 +9,19 @@ Layout for a network ``N`` and an instance ``I`` (kernel ids: 1-8 lowercase hex 
     namespace {p}seg-N      L2 segment: bridge {p}bN, ports {p}qN (DHCP) and {p}vI (instances)
     namespace {p}qdhcp-N    DHCP side: veth {p}dN (peer {p}qN), dnsmasq bound to it
     namespace {p}inst-I     instance: veth {p}iI (peer {p}vI), udhcpc on it
-    namespace {p}qrouter-R  reserved for routers (device letters r, g reserved too)
+
+Reserved for the kinds to come (names only; nothing creates them yet)::
+
+    namespace {p}qrouter-R  router: nftables, ports {p}rX (Neutron's qr-, inside) and {p}gX (qg-, outside)
+    namespace {p}ul-N       a node's VXLAN underlay: VXLAN device {p}xN is created here, moved to the segment
+    namespace {p}fabric-N   the simulated fabric joining the nodes' underlays (TEST-NET addresses only)
 
     state_dir/{p}qdhcp-N/   dnsmasq.pid leases hosts opts dnsmasq.log
     state_dir/{p}inst-I/    udhcpc.pid lease network udhcpc.log
     /etc/netns/{p}inst-I/resolv.conf   so ``ip netns exec`` lookups use the network's DNS
 
-Device names are ``prefix + one letter + id``: at most 6 + 1 + 8 = 15 bytes = IFNAMSIZ - 1.
+Device names are ``prefix + one letter + id``: at most 6 + 1 + 8 = 15 bytes = IFNAMSIZ - 1. That is why a
+router's ports get one letter each, not Neutron's two-letter ``qr-``/``qg-``.
 
 Parsing is unambiguous across prefixes: a name ``A+kind1-id`` can equal ``B+kind2-id`` (with
 A a proper prefix of B) only if ``kind2`` is a suffix of ``kind1``; no kind below is a suffix
@@ -34,7 +40,8 @@ from .errors import HostInputError
 IFNAMSIZ = 16
 KERNEL_ID_RE = re.compile(r"[0-9a-f]{1,8}")
 
-NS_KINDS = ("seg", "qdhcp", "inst", "qrouter")
+NS_KINDS = ("seg", "qdhcp", "inst", "qrouter", "ul", "fabric")
+RESERVED_NS_KINDS = ("qrouter", "ul", "fabric")  # named here, created by nothing yet
 # One letter per device role; kept here so a new role cannot silently reuse a letter.
 DEV_LETTERS = {
     "bridge": "b",
@@ -42,8 +49,9 @@ DEV_LETTERS = {
     "dhcp_port": "q",
     "inst": "i",
     "inst_port": "v",
-    "router": "r",  # reserved
-    "gateway": "g",  # reserved
+    "router_port": "r",  # reserved: a router's port on a segment (Neutron's qr-)
+    "gateway_port": "g",  # reserved: a router's external port (Neutron's qg-)
+    "vxlan": "x",  # reserved: a segment's VXLAN tunnel device
 }
 RESOLV_ROOT = Path("/etc/netns")
 
@@ -91,6 +99,14 @@ class Names:
         """Reserved: namespace of a future router."""
         return self.ns("qrouter", router_id)
 
+    def underlay_ns(self, node_id: str) -> str:
+        """Reserved: a node's VXLAN underlay namespace."""
+        return self.ns("ul", node_id)
+
+    def fabric_ns(self, fabric_id: str) -> str:
+        """Reserved: the simulated fabric between the nodes' underlays."""
+        return self.ns("fabric", fabric_id)
+
     def parse_ns(self, name: str) -> tuple[str, str] | None:
         """``(kind, kernel_id)`` if ``name`` is one of our namespaces, else ``None``."""
         if not name.startswith(self.prefix):
@@ -127,6 +143,27 @@ class Names:
     def inst_port(self, inst_id: str) -> str:
         """Bridge-side peer of the instance NIC (in the seg namespace)."""
         return self.dev("inst_port", inst_id)
+
+    def router_port(self, port_id: str) -> str:
+        """Reserved: a router's port on a segment."""
+        return self.dev("router_port", port_id)
+
+    def gateway_port(self, router_id: str) -> str:
+        """Reserved: a router's external port."""
+        return self.dev("gateway_port", router_id)
+
+    def vxlan(self, net_id: str) -> str:
+        """Reserved: the segment's VXLAN device."""
+        return self.dev("vxlan", net_id)
+
+    def role(self, ifname: str | None) -> str | None:
+        """The role (a key of :data:`DEV_LETTERS`) of one of our device names, else None."""
+        if not ifname or not ifname.startswith(self.prefix):
+            return None
+        rest = ifname[len(self.prefix) :]
+        if not rest or not KERNEL_ID_RE.fullmatch(rest[1:]):
+            return None
+        return next((role for role, letter in DEV_LETTERS.items() if letter == rest[0]), None)
 
     # -- state paths --------------------------------------------------------------------
     def net_dir(self, net_id: str) -> Path:

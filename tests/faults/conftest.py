@@ -29,7 +29,7 @@ from faults_helpers import free_port, our_processes, wait_for
 from rq import Worker
 
 from tenants import events
-from tenants.host import dnsmasq as dm
+from tenants.host import process
 from tenants.hostspecs import driver
 from tenants.testing import require_root, reset_agent_queue
 
@@ -82,7 +82,7 @@ def _wipe_host() -> None:
     d.remove_orphans(set(), set())
     for pids in our_processes().values():  # processes whose namespace was deleted behind our back
         for pid in pids:
-            dm.kill(pid, signal.SIGKILL)
+            process.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture
