@@ -49,8 +49,9 @@ def link(ns, name):
 
 def test_two_tenants_same_subnet_are_isolated(driver):
     d = driver
-    d.ensure_network(network("a1"))
-    d.ensure_network(network("a2"))
+    # Static mode, as in production: dnsmasq answers only the MACs it holds a reservation for.
+    d.ensure_network(network("a1", ReservationSpec("02:00:00:00:01:01", "one", "192.168.1.10")))
+    d.ensure_network(network("a2", ReservationSpec("02:00:00:00:02:01", "two", "192.168.1.10")))
     i1 = d.ensure_instance(InstanceSpec("b1", "a1", "02:00:00:00:01:01", "one"))
     i2 = d.ensure_instance(InstanceSpec("b2", "a2", "02:00:00:00:02:01", "two"))
     for inst, nid in ((i1, "a1"), (i2, "a2")):
@@ -89,7 +90,8 @@ def test_reservation_change_reloads_with_sighup(driver):
 
 def test_dns_answers_instance_names_and_never_forwards(driver):
     d = driver
-    d.ensure_network(network("a4", domain="t4.internal"))
+    d.ensure_network(network("a4", ReservationSpec("02:00:00:00:04:01", "hosta", "192.168.1.41"),
+                             ReservationSpec("02:00:00:00:04:02", "hostb", "192.168.1.42"), domain="t4.internal"))
     a = d.ensure_instance(InstanceSpec("b4", "a4", "02:00:00:00:04:01", "hosta"))
     b = d.ensure_instance(InstanceSpec("b5", "a4", "02:00:00:00:04:02", "hostb"))
     out = ns_exec(a.ns, "busybox", "nslookup", "hostb.t4.internal", "192.168.1.2").stdout
@@ -102,7 +104,8 @@ def test_dns_answers_instance_names_and_never_forwards(driver):
 
 def test_remove_instance_releases_and_remove_network_leaves_nothing(driver):
     d = driver
-    d.ensure_network(network("a6"))
+    d.ensure_network(network("a6", ReservationSpec("02:00:00:00:06:01", "six", "192.168.1.61"),
+                             ReservationSpec("02:00:00:00:06:02", "seven", "192.168.1.62")))
     inst = d.ensure_instance(InstanceSpec("b6", "a6", "02:00:00:00:06:01", "six"))
     d.ensure_instance(InstanceSpec("b7", "a6", "02:00:00:00:06:02", "seven"))
     assert inst.lease.ip in [x.ip for x in d.network_leases("a6")]
@@ -122,7 +125,7 @@ def test_remove_instance_releases_and_remove_network_leaves_nothing(driver):
 
 def test_crash_recovery(driver):
     d = driver
-    spec = network("a8")
+    spec = network("a8", ReservationSpec("02:00:00:00:08:01", "eight", "192.168.1.80"))
     ispec = InstanceSpec("b8", "a8", "02:00:00:00:08:01", "eight")
     st = d.ensure_network(spec)
     ip = d.ensure_instance(ispec).lease.ip
@@ -167,7 +170,7 @@ def test_crash_recovery(driver):
 
 def test_lease_watcher_add_and_del(driver):
     d = driver
-    d.ensure_network(network("a9"))
+    d.ensure_network(network("a9", ReservationSpec("02:00:00:00:09:01", "nine", "192.168.1.90")))
     with LeaseWatcher() as w:
         w.add("a9", d.names.net_dir("a9"))
         received: list[tuple[float, object]] = []
@@ -212,7 +215,8 @@ def test_transcript_replayed_with_bash_leases(driver, host_config):
     assert r.returncode == 0, r.stderr
     lease = fresh.instance_lease("ba")
     assert lease is not None and str(lease.ip) == "192.168.1.77"
-    assert fresh.dnsmasq_pid("aa") is not None and fresh.udhcpc_pid("ba") is not None
+    # bash returns when udhcpc's first process exits; its daemon rewrites the pid file a moment later.
+    assert fresh.dnsmasq_pid("aa") is not None and wait_for(lambda: fresh.udhcpc_pid("ba"))
     assert "192.168.1.77/24" in ns_exec(fresh.names.inst_ns("ba"), "ip", "-4", "addr").stdout
     # The replayed host is what the driver would have built: ensure finds nothing to change.
     pid = fresh.dnsmasq_pid("aa")
