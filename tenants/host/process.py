@@ -287,6 +287,19 @@ class Supervisor:
         # Started by another process (the agent), it may be between its first exit and the pid file rewrite.
         return self.daemon_pid(daemon)
 
+    def running_as(self, daemon: Daemon, argv: list[str]) -> int | None:
+        """The daemon's pid if it runs with exactly ``argv``. A copy stranded outside its namespace is killed, one
+        with another argv is stopped: None then means "start it"."""
+        stale = daemon.stale_pid()
+        if stale is not None:
+            kill_and_wait([stale])
+        pid = daemon.pid()
+        if pid is None or cmdline(pid) == argv:
+            return pid
+        kill_and_wait([pid], signal.SIGTERM)
+        self.forget(daemon)
+        return None
+
     def forget(self, daemon: Daemon) -> None:
         """The daemon was stopped on purpose: a new one may start at once."""
         self._starting.pop(daemon.pid_file, None)

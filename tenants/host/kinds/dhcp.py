@@ -23,7 +23,7 @@ from ..errors import HostError
 from ..interface import HostScan, NetworkFound
 from ..naming import Names
 from ..ops import AddrAdd, LinkUp, MakeDir, NetnsAdd, Op, Session, VethAdd, WriteFile, shell_exec_in
-from ..process import Daemon, Supervisor, cmdline, kill, kill_all_in, kill_and_wait
+from ..process import Daemon, Supervisor, cmdline, kill, kill_all_in
 from ..specs import NetworkSpec
 
 NS_KIND = "qdhcp"
@@ -124,16 +124,11 @@ class RunDnsmasq(Op):
     def apply(self, s: Session) -> None:
         c = self.command
         d = Daemon(PROGRAM, self.ns, c.pid_file)
-        stale = d.stale_pid()
-        if stale is not None:
-            kill_and_wait([stale])
-        pid = d.pid()
+        pid = s.supervisor.running_as(d, c.argv())
         if pid is not None:
-            if cmdline(pid) == c.argv():
-                if c.pid_file.parent in s.changed_dirs:
-                    reload(pid, c)
-                return
-            kill_and_wait([pid], signal.SIGTERM)
+            if c.pid_file.parent in s.changed_dirs:
+                reload(pid, c)
+            return
         if not os.access(c.binary, os.X_OK):
             raise HostError(f"dnsmasq not installed at {c.binary}")
         try:

@@ -15,7 +15,7 @@ from ..errors import HostError
 from ..interface import HostScan, InstanceFound
 from ..naming import Names
 from ..ops import LinkUp, MakeDir, NetnsAdd, Op, Session, VethAdd, WriteFile, shell_exec_in
-from ..process import DAEMON_PID_WAIT, Daemon, Supervisor, cmdline, kill_all_in, kill_and_wait
+from ..process import DAEMON_PID_WAIT, Daemon, Supervisor, kill_all_in
 from ..specs import InstanceSpec
 
 NS_KIND = "inst"
@@ -72,15 +72,9 @@ class RunUdhcpc(Op):
     def apply(self, s: Session) -> None:
         c = self.command
         d = Daemon(PROGRAM, self.ns, c.pid_file)
-        stale = d.stale_pid()
-        if stale is not None:
-            kill_and_wait([stale])
-        pid = d.pid()
-        if pid is not None:
-            if cmdline(pid) == c.argv():
-                return  # it renews by itself
-            kill_and_wait([pid], signal.SIGTERM)
-        elif s.supervisor.starting(d):
+        if s.supervisor.running_as(d, c.argv()) is not None:
+            return  # it renews by itself
+        if s.supervisor.starting(d):
             return  # started moments ago, still leasing (or forking into the background)
         if not os.access(c.busybox, os.X_OK):
             raise HostError(f"busybox (for udhcpc) not installed at {c.busybox}")
