@@ -14,6 +14,7 @@ ever leaving a child of ours behind.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -22,6 +23,7 @@ from . import validate as v
 from .process import c_env
 
 SCRIPT = Path(__file__).with_name("udhcpc.script")
+_EPOCH_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class InstanceLease:
     server_id: v.IPAddress | None
     lease_seconds: int | None
     domain: str | None
-    obtained: int | None
+    obtained: float | None  # epoch seconds with nanoseconds: two leases within one second still differ
 
     @property
     def interface(self) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
@@ -88,6 +90,10 @@ class InstanceLease:
 
 def _int(s: str) -> int | None:
     return int(s) if s.isdigit() else None
+
+
+def _epoch(s: str) -> float | None:
+    return float(s) if _EPOCH_RE.fullmatch(s) else None
 
 
 def parse_lease(text: str) -> InstanceLease | None:
@@ -113,7 +119,7 @@ def parse_lease(text: str) -> InstanceLease | None:
         except ValueError:
             domain = None
     return InstanceLease(ip, prefixlen, router, dns, server, _int(kv.get("lease", "")), domain,
-                         _int(kv.get("obtained", "")))
+                         _epoch(kv.get("obtained", "")))
 
 
 def read_lease(path: Path) -> InstanceLease | None:

@@ -154,3 +154,12 @@ def test_lease_parse_and_diff():
     b = [dataclasses.replace(a[0], expiry=1700000100)]
     kinds = sorted((e.kind, str(e.ip)) for e in diff_leases("n", a, b))
     assert kinds == [("del", "192.168.1.6"), ("renew", "192.168.1.5")]
+
+
+def test_instance_lease_tells_two_leases_within_one_second_apart():
+    from tenants.host.dhcp_client import parse_lease
+
+    first = parse_lease("ip=192.168.1.5\nmask=24\nobtained=1700000000.100000000\n")
+    renewed = parse_lease("ip=192.168.1.5\nmask=24\nobtained=1700000000.900000000\n")
+    assert first.obtained < renewed.obtained and first.ip == renewed.ip
+    assert parse_lease("ip=192.168.1.5\nmask=24\nobtained=1e9\n").obtained is None
