@@ -79,13 +79,30 @@ def test_reservation_change_reloads_with_sighup(driver):
     st = d.ensure_network(network("a3", ReservationSpec(mac, "fixed", "192.168.1.50")))
     inst = d.ensure_instance(InstanceSpec("b3", "a3", mac, "fixed"))
     assert inst.lease is not None and str(inst.lease.ip) == "192.168.1.50"
+    log = d.names.dnsmasq_log("a3")
+    size = log.stat().st_size
     st2 = d.ensure_network(network("a3", ReservationSpec(mac, "fixed", "192.168.1.60")))
     assert st2.dnsmasq_pid == st.dnsmasq_pid  # reloaded, not restarted
+    # ...and only returned once dnsmasq had re-read its files: a renew sent now meets the new reservation.
+    assert f"read {d.names.opts('a3')}".encode() in log.read_bytes()[size:]
     assert d.names.hosts("a3").read_text() == f"{mac},192.168.1.60,fixed\n"
     d.renew_instance("b3")  # renew of .50 is NAKed ("static lease available"), then re-discovers
     lease = d.wait_instance_lease("b3", lambda x: str(x.ip) == "192.168.1.60")
     assert lease is not None and str(lease.ip) == "192.168.1.60"
     assert "192.168.1.60/24" in ns_exec(inst.ns, "ip", "-4", "addr").stdout
+    size = log.stat().st_size
+    assert d.refresh_network(network("a3", ReservationSpec(mac, "fixed", "192.168.1.70")))  # the jobs' fast path
+    assert f"read {d.names.opts('a3')}".encode() in log.read_bytes()[size:]
+    # Right after a first lease the pid file names udhcpc's exited first process until its daemon rewrites it:
+    # a renew in that window waits for the daemon instead of failing with "no running DHCP client".
+    pid_file = d.names.udhcpc_pid("b3")
+    daemon_pid = pid_file.read_text()
+    first = subprocess.Popen(["true"])
+    first.wait()
+    pid_file.write_text(f"{first.pid}\n")
+    threading.Timer(0.3, pid_file.write_text, [daemon_pid]).start()
+    d.renew_instance("b3")
+    assert d.wait_instance_lease("b3", lambda x: str(x.ip) == "192.168.1.70") is not None
 
 
 def test_dns_answers_instance_names_and_never_forwards(driver):
