@@ -36,6 +36,7 @@ PATH_ENV = "/usr/sbin:/usr/bin:/sbin:/bin"
 RESTART_BACKOFF = 5.0  # seconds before the restart of the same daemon is asked for again
 # A client started without waiting forks its daemon after its lease; the daemon then rewrites the pid file.
 DAEMON_PID_WAIT = 1.0
+FIRST_PROCESS_WAIT = 30.0  # longer than any first process lives (udhcpc: 3 discovers of 1 s, then its script)
 
 
 def c_env(**extra: str) -> dict[str, str]:
@@ -280,7 +281,7 @@ class Supervisor:
         p = self._starting.get(daemon.pid_file)
         if p is not None:
             try:
-                p.wait(timeout=30)
+                p.wait(timeout=FIRST_PROCESS_WAIT)
             except subprocess.TimeoutExpired:
                 return None
             self.starting(daemon)
