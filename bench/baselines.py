@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tenants.host.driver import HostDriver
+from tenants.host import HostDriver
 from tenants.host.specs import InstanceSpec
 
 from . import memory

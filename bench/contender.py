@@ -11,10 +11,8 @@ import os
 import signal
 from dataclasses import dataclass
 
-from tenants.host import dnsmasq as dm
-from tenants.host import netns
-from tenants.host.driver import HostDriver
-from tenants.host.ops import wait_gone
+from tenants.host import HostDriver, netns
+from tenants.host.process import kill, wait_gone
 from tenants.host.specs import InstanceSpec, NetworkSpec, ReservationSpec, SubnetSpec
 
 CIDR = "10.0.0.0/24"
@@ -68,7 +66,7 @@ def kill_everything(d: HostDriver, *, keep_state: bool) -> None:
     pids += [p for ps in st.stray_pids.values() for p in ps]
     for pid in pids:
         if pid is not None:
-            dm.kill(pid, signal.SIGKILL)
+            kill(pid, signal.SIGKILL)
     for pid in pids:
         if pid is not None:
             wait_gone(pid)

@@ -14,10 +14,9 @@ import time
 
 from pyroute2 import IPRoute
 
+from tenants.host import HostDriver, netns
 from tenants.host import dnsmasq as dm
-from tenants.host import netns
-from tenants.host.driver import HostDriver
-from tenants.host.ops import wait_gone
+from tenants.host.process import kill, wait_gone
 
 from .contender import Inst, network_spec
 
@@ -104,7 +103,7 @@ class Floor:
         dm.write_atomic(self.n.hosts(nid), dm.render_hosts(network_spec(nid, instances)))
         pid = self.d.dnsmasq_pid(nid)
         if pid is not None:
-            dm.kill(pid, signal.SIGHUP)
+            kill(pid, signal.SIGHUP)
             time.sleep(0.001)  # dnsmasq re-reads on its next loop turn
 
     def teardown(self) -> None:
@@ -117,7 +116,7 @@ class Floor:
                 continue
             kind, kid = parsed
             pid = self.d.dnsmasq_pid(kid) if kind == "qdhcp" else self.d.udhcpc_pid(kid) if kind == "inst" else None
-            if pid is not None and dm.kill(pid, signal.SIGKILL if kind == "inst" else signal.SIGTERM):
+            if pid is not None and kill(pid, signal.SIGKILL if kind == "inst" else signal.SIGTERM):
                 pids.append(pid)
         for pid in pids:
             wait_gone(pid)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from pyroute2 import IPRoute
 
+from tenants.host import HostDriver
 from tenants.host import dnsmasq as dm
-from tenants.host.driver import HostDriver
 
 from .contender import Inst, network_spec
 

@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tenants.host import HostDriver, LinuxHostDriver
 from tenants.host.config import HostConfig
-from tenants.host.driver import HostDriver
 from tenants.host.netns import list_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +41,8 @@ def state_dir(run_dir: Path, who: str) -> Path:
 
 def drivers(run_dir: Path) -> dict[str, HostDriver]:
     """The host driver of each contender (the pure driver: no settings needed)."""
-    return {who: HostDriver(HostConfig(prefix=p, state_dir=state_dir(run_dir, who))) for who, p in PREFIXES.items()}
+    return {who: LinuxHostDriver(HostConfig(prefix=p, state_dir=state_dir(run_dir, who)))
+            for who, p in PREFIXES.items()}
 
 
 def record_pid(run_dir: Path, pid: int) -> None:

@@ -35,7 +35,8 @@ from .targets import Target, load
 log = logging.getLogger(__name__)
 
 UDP_SERVICES = {67: "DHCP server (dnsmasq)", 68: "DHCP client", 53: "DNS (dnsmasq)", 547: "DHCPv6 server"}
-ROLE_LABELS = {"b": "bridge", "d": "DHCP interface", "q": "DHCP port", "i": "instance NIC", "v": "instance port"}
+ROLE_LABELS = {"bridge": "bridge", "dhcp": "DHCP interface", "dhcp_port": "DHCP port", "inst": "instance NIC",
+               "inst_port": "instance port"}  # keyed by naming.DEV_LETTERS roles
 
 
 # --- inspector ----------------------------------------------------------------------------------------------
@@ -44,10 +45,7 @@ def _role(ifname: str | None) -> str | None:
     """What a device is for, from its name (the naming module's letter after the prefix)."""
     if ifname == "lo":
         return "loopback"
-    prefix = names().prefix
-    if ifname and ifname.startswith(prefix) and len(ifname) > len(prefix):
-        return ROLE_LABELS.get(ifname[len(prefix)])
-    return None
+    return ROLE_LABELS.get(names().role(ifname) or "")
 
 
 def _peers(target: Target) -> dict[str, str]:

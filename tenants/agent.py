@@ -26,6 +26,7 @@ from rq import SimpleWorker
 from . import jobs
 from .choices import ObjectStatus
 from .host.leases import LeaseWatcher
+from .host.process import RESTART_BACKOFF, RestartBackoff
 from .hostspecs import driver, host_config
 from .models import Instance, Network
 from .queue import agent_queue, enqueue_now
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 MONITOR_INTERVAL = 1.0
 WORKER_RETRY_MIN = 0.5  # seconds before a new job worker is started after Redis went away; doubles up to MAX
 WORKER_RETRY_MAX = 10.0
-RESTART_BACKOFF = 5.0  # seconds before the monitor asks again for the same restart
 ERROR_RETRY_BACKOFF = 15.0
 WATCH_REFRESH = 1.0
 # How often the lease watcher looks for new networks' state directories (a listdir, no database query).
@@ -51,7 +51,7 @@ class Agent:
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
         self.driver = driver()
-        self._next_restart: dict[tuple[str, int], float] = {}
+        self.restarts = RestartBackoff()  # a dead daemon's restart is asked for once per backoff
 
     # -- loops -------------------------------------------------------------------------------------------
     def _loop(self, name: str, body, interval: float) -> None:
@@ -137,25 +137,23 @@ class Agent:
                    .distinct())
         for network in serving:
             if self.driver.dnsmasq_pid(network.kernel_id) is None:
-                self._restart("tenants.jobs.realise_network", network.pk, RESTART_BACKOFF,
+                self._restart("tenants.jobs.realise_network", network.pk,
                               f"dnsmasq of {network} is not running; restarting")
         for network in Network.objects.filter(node=self.node, status=ObjectStatus.ERROR):
             # A transient failure (e.g. an address still held by a dying dnsmasq) heals without waiting for the
             # periodic reconcile; a persistent one is retried at a slow pace, its reason staying visible.
-            self._restart("tenants.jobs.realise_network", network.pk, ERROR_RETRY_BACKOFF,
-                          f"{network} is in error ({network.status_reason}); retrying")
+            self._restart("tenants.jobs.realise_network", network.pk,
+                          f"{network} is in error ({network.status_reason}); retrying", backoff=ERROR_RETRY_BACKOFF)
         instances = Instance.objects.filter(network__node=self.node, network__status=ObjectStatus.ACTIVE,
                                             status=ObjectStatus.ACTIVE)
         for instance in instances:
             if self.driver.udhcpc_pid(instance.kernel_id) is None:
-                self._restart("tenants.jobs.realise_instance", instance.pk, RESTART_BACKOFF,
+                self._restart("tenants.jobs.realise_instance", instance.pk,
                               f"DHCP client of {instance} is not running; restarting")
 
-    def _restart(self, func: str, pk: int, backoff: float, why: str) -> None:
-        now = time.monotonic()
-        if self._next_restart.get((func, pk), 0.0) > now:
+    def _restart(self, func: str, pk: int, why: str, *, backoff: float = RESTART_BACKOFF) -> None:
+        if not self.restarts.due((func, pk), backoff):
             return
-        self._next_restart[(func, pk)] = now + backoff
         log.warning(why)
         enqueue_now(func, pk, node=self.node)
 

@@ -13,9 +13,7 @@ from functools import cache
 from django.conf import settings
 
 from .choices import ObjectStatus
-from .host.config import HostConfig
-from .host.driver import HostDriver
-from .host.naming import Names
+from .host import HostConfig, HostDriver, LinuxHostDriver, Names
 from .host.specs import InstanceSpec, NetworkSpec, ReservationSpec, SubnetSpec
 from .models import Instance, Network
 
@@ -34,12 +32,12 @@ def host_config() -> HostConfig:
 @cache
 def driver() -> HostDriver:
     """This process's host driver (it keeps no per-network state, so one instance serves every job)."""
-    return HostDriver(host_config())
+    return LinuxHostDriver(host_config())
 
 
 def names() -> Names:
-    """Kernel names for this node's prefix (the one naming module, bound to settings)."""
-    return Names(host_config())
+    """Kernel names for this node's prefix: the driver's own (the one naming module, bound to settings)."""
+    return driver().names
 
 
 def subnet_tag(subnet_id: int) -> str:
@@ -54,7 +52,6 @@ def network_spec(network: Network) -> NetworkSpec:
             cidr=s.cidr,
             gateway=s.gateway,
             dhcp_address=s.dhcp_address,
-            ranges=(),  # static mode: addresses come from IPAM reservations only
             dns_servers=tuple(s.dns_nameservers or ()),
             domain=s.domain_name or None,
             lease_seconds=s.lease_seconds,

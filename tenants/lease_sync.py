@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from . import events, selectors
 from .choices import LeaseEventKind, LeaseState, ObjectStatus
-from .host.leases import Lease as HostLease
+from .host import DnsmasqLease
 from .models import Instance, Lease, LeaseEvent, Network
 from .status import Outcome, record
 
@@ -39,11 +39,11 @@ class LeaseChange:
     hostname: str
 
 
-def _expiry(entry: HostLease) -> dt.datetime | None:
+def _expiry(entry: DnsmasqLease) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(entry.expiry, tz=dt.UTC) if entry.expiry else None
 
 
-def sync_network_leases(network: Network, entries: Iterable[HostLease]) -> list[LeaseChange]:
+def sync_network_leases(network: Network, entries: Iterable[DnsmasqLease]) -> list[LeaseChange]:
     """Apply the lease file's ``entries`` to the database for ``network``; return the changes made."""
     now = timezone.now()
     changes: list[LeaseChange] = []

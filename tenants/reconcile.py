@@ -22,7 +22,7 @@ from django.conf import settings
 
 from . import convergence
 from .choices import ObjectStatus
-from .host.driver import HostState, InstanceHost, NetworkHost
+from .host import HostScan, InstanceFound, NetworkFound
 from .hostspecs import driver
 from .locks import free_network_locks
 from .models import Instance, Network
@@ -57,7 +57,7 @@ class ReconcileReport:
         return out or ["nothing to do: the host matches the database"]
 
 
-def network_healthy(found: NetworkHost | None, network: Network) -> bool:
+def network_healthy(found: NetworkFound | None, network: Network) -> bool:
     """Both namespaces present and, when a subnet serves DHCP, a dnsmasq alive in the right namespace."""
     if found is None or not found.seg_ns:
         return False
@@ -66,7 +66,7 @@ def network_healthy(found: NetworkHost | None, network: Network) -> bool:
     return found.dhcp_ns and found.dnsmasq_pid is not None
 
 
-def instance_healthy(found: InstanceHost | None) -> bool:
+def instance_healthy(found: InstanceFound | None) -> bool:
     """The instance's namespace present and its DHCP client alive in it."""
     return found is not None and found.ns and found.udhcpc_pid is not None
 
@@ -109,7 +109,7 @@ def _finish_deletions(network: Network, report: ReconcileReport) -> bool:
     return False
 
 
-def _needs_realise(network: Network, scan: HostState, report: ReconcileReport) -> bool:
+def _needs_realise(network: Network, scan: HostScan, report: ReconcileReport) -> bool:
     """Step 2: whether the network or one of its live instances is not as the database wants it."""
     live = [i for i in network.instances.all() if i.status != ObjectStatus.DELETING]
     sick = [i for i in live if not instance_healthy(scan.instances.get(i.kernel_id))]

@@ -16,8 +16,7 @@ from django.core.exceptions import ValidationError
 
 # One definition each, kept by the host layer (which imports nothing from Django): the shortest lease dnsmasq
 # honours, and the address types both sides pass around (models and services use them from here).
-from .host.specs import MIN_LEASE_SECONDS
-from .host.validate import IPAddress, IPNetwork
+from .host.validate import MIN_LEASE_SECONDS, IPAddress, IPNetwork
 
 IPv4_MIN_PREFIX = 16
 IPv4_MAX_PREFIX = 29

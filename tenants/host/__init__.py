@@ -1,25 +1,34 @@
 """Host driver: the only code that touches the kernel or spawns dnsmasq / DHCP clients.
 
-Pure Python, no Django: the jobs layer builds specs from database rows and calls
-:class:`HostDriver`. Each tenant network becomes a segment namespace with a bridge plus a
-DHCP namespace running its own dnsmasq (like Neutron's DHCP agent); each instance is a
-namespace with a veth on that bridge running busybox udhcpc.
+Pure Python, no Django: the jobs layer builds specs from database rows and calls a
+:class:`HostDriver` (the interface; :class:`LinuxHostDriver` implements it). Each tenant network becomes a
+segment namespace with a bridge plus a DHCP namespace running its own dnsmasq (like Neutron's DHCP agent);
+each instance is a namespace with a veth on that bridge running busybox udhcpc.
+
+Map: :mod:`.interface` (what callers may ask), :mod:`.driver` (composes the kinds), :mod:`.kinds` (one module
+per kind of kernel object: plan, remove, scan), :mod:`.ops` (netlink operations with their shell equivalent),
+:mod:`.process` (the one daemon supervisor and /proc walk), :mod:`.naming` (every kernel name),
+:mod:`.specs` / :mod:`.validate` (what should exist, validated), :mod:`.dnsmasq` / :mod:`.dhcp_client` (the two
+daemons' argv and files), :mod:`.leases` (dnsmasq lease files and their watcher), :mod:`.netns`, :mod:`.inspect`.
 """
 
 from . import netns
 from .config import HostConfig
 from .dhcp_client import InstanceLease
-from .driver import HostDriver, HostState, InstanceHost, InstanceState, NetworkHost, NetworkState
+from .driver import LinuxHostDriver
 from .errors import HostError, HostInputError
 from .inspect import NamespaceInfo, inspect_namespace
-from .leases import Lease, LeaseEvent, LeaseWatcher, parse_leases, read_leases
+from .interface import HostDriver, HostScan, InstanceFound, InstanceRealised, NetworkFound, NetworkRealised
+from .leases import DnsmasqLease, LeaseFileChange, LeaseWatcher, parse_leases, read_leases
 from .naming import Names
 from .ops import Op, transcript
 from .specs import InstanceSpec, NetworkSpec, ReservationSpec, SubnetSpec
+from .validate import MIN_LEASE_SECONDS, IPAddress, IPNetwork
 
 __all__ = [
-    "HostConfig", "HostDriver", "HostError", "HostInputError", "HostState", "InstanceHost", "InstanceLease",
-    "InstanceSpec", "InstanceState", "Lease", "LeaseEvent", "LeaseWatcher", "NamespaceInfo", "Names",
-    "NetworkHost", "NetworkSpec", "NetworkState", "Op", "ReservationSpec", "SubnetSpec", "inspect_namespace",
-    "netns", "parse_leases", "read_leases", "transcript",
+    "MIN_LEASE_SECONDS", "DnsmasqLease", "HostConfig", "HostDriver", "HostError", "HostInputError", "HostScan",
+    "IPAddress", "IPNetwork", "InstanceFound", "InstanceLease", "InstanceRealised", "InstanceSpec",
+    "LeaseFileChange", "LeaseWatcher", "LinuxHostDriver", "NamespaceInfo", "Names", "NetworkFound",
+    "NetworkRealised", "NetworkSpec", "Op", "ReservationSpec", "SubnetSpec", "inspect_namespace", "netns",
+    "parse_leases", "read_leases", "transcript",
 ]

@@ -14,18 +14,23 @@ ever leaving a child of ours behind.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from . import validate as v
+from .process import c_env
 
 SCRIPT = Path(__file__).with_name("udhcpc.script")
+_EPOCH_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 @dataclass(frozen=True)
 class UdhcpcCommand:
     """A udhcpc run for one instance interface."""
 
+    program: ClassVar[str] = "udhcpc"
     busybox: str
     interface: str
     hostname: str
@@ -55,11 +60,9 @@ class UdhcpcCommand:
     @property
     def env(self) -> dict[str, str]:
         """Passed through udhcpc to the script: where to record the lease."""
-        env = {"LANG": "C", "LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-               "NETDASH_LEASE_FILE": str(self.lease_file)}
-        if self.resolv_file is not None:
-            env["NETDASH_RESOLV_FILE"] = str(self.resolv_file)
-        return env
+        if self.resolv_file is None:
+            return c_env(NETDASH_LEASE_FILE=str(self.lease_file))
+        return c_env(NETDASH_LEASE_FILE=str(self.lease_file), NETDASH_RESOLV_FILE=str(self.resolv_file))
 
     @property
     def first_exit_timeout(self) -> float:
@@ -71,14 +74,14 @@ class UdhcpcCommand:
 class InstanceLease:
     """What the instance holds, as written by our udhcpc script."""
 
-    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    ip: v.IPAddress
     prefixlen: int
-    router: ipaddress.IPv4Address | ipaddress.IPv6Address | None
-    dns_servers: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]
-    server_id: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    router: v.IPAddress | None
+    dns_servers: tuple[v.IPAddress, ...]
+    server_id: v.IPAddress | None
     lease_seconds: int | None
     domain: str | None
-    obtained: int | None
+    obtained: float | None  # epoch seconds with nanoseconds: two leases within one second still differ
 
     @property
     def interface(self) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
@@ -87,6 +90,10 @@ class InstanceLease:
 
 def _int(s: str) -> int | None:
     return int(s) if s.isdigit() else None
+
+
+def _epoch(s: str) -> float | None:
+    return float(s) if _EPOCH_RE.fullmatch(s) else None
 
 
 def parse_lease(text: str) -> InstanceLease | None:
@@ -112,7 +119,7 @@ def parse_lease(text: str) -> InstanceLease | None:
         except ValueError:
             domain = None
     return InstanceLease(ip, prefixlen, router, dns, server, _int(kv.get("lease", "")), domain,
-                         _int(kv.get("obtained", "")))
+                         _epoch(kv.get("obtained", "")))
 
 
 def read_lease(path: Path) -> InstanceLease | None:

@@ -1,4 +1,4 @@
-"""dnsmasq: argv as a frozen dataclass, the hosts/opts files it reads, liveness checks.
+"""dnsmasq: argv as a frozen dataclass and the hosts/opts files it reads (supervised by :mod:`.process`).
 
 Choices (see STYLE.md "dnsmasq lessons"):
 
@@ -18,30 +18,31 @@ Choices (see STYLE.md "dnsmasq lessons"):
 from __future__ import annotations
 
 import os
-import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from . import netns
 from . import validate as v
+from .process import c_env
 from .specs import NetworkSpec, SubnetSpec
 
 
 @dataclass(frozen=True)
 class DhcpRange:
-    """One ``--dhcp-range``: ``set:TAG,START,END,MASK,LEASE`` or ``TAG,NETWORK,static``."""
+    """One ``--dhcp-range=set:TAG,NETWORK,static,MASK,LEASE``: reservations only, like Neutron's static mode."""
 
     tag: str
-    start: str
-    end: str | None
+    network: str
     netmask: str
     lease_seconds: int
 
     def arg(self) -> str:
-        if self.end is None:  # reservations only
-            return f"--dhcp-range=set:{self.tag},{self.start},static,{self.netmask},{self.lease_seconds}"
-        return f"--dhcp-range=set:{self.tag},{self.start},{self.end},{self.netmask},{self.lease_seconds}"
+        return f"--dhcp-range=set:{self.tag},{self.network},static,{self.netmask},{self.lease_seconds}"
+
+    @classmethod
+    def for_subnet(cls, s: SubnetSpec) -> DhcpRange:
+        return cls(s.tag, str(s.cidr.network_address), str(s.cidr.netmask), s.lease_seconds)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class DnsmasqCommand:
     only when the argv changes (file contents are reloaded with SIGHUP instead).
     """
 
+    program: ClassVar[str] = "dnsmasq"
     binary: str
     interface: str
     pid_file: Path
@@ -99,23 +101,15 @@ class DnsmasqCommand:
     @property
     def env(self) -> dict[str, str]:
         """A minimal environment; LANG=C keeps its messages parseable."""
-        return {"LANG": "C", "LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-
-
-def _range_for(s: SubnetSpec) -> list[DhcpRange]:
-    mask = str(s.cidr.netmask)
-    if not s.ranges:
-        return [DhcpRange(s.tag, str(s.cidr.network_address), None, mask, s.lease_seconds)]
-    return [DhcpRange(s.tag, str(a), str(b), mask, s.lease_seconds) for a, b in s.ranges]
+        return c_env()
 
 
 def command_for(spec: NetworkSpec, *, binary: str, interface: str, pid_file: Path, lease_file: Path,
                 hosts_file: Path, opts_file: Path, log_file: Path) -> DnsmasqCommand:
     """Build the dnsmasq command serving ``spec``'s DHCP-enabled subnets."""
-    ranges: list[DhcpRange] = []
+    ranges = [DhcpRange.for_subnet(s) for s in spec.dhcp_subnets]
     domains: list[tuple[str, str]] = []
     for s in spec.dhcp_subnets:
-        ranges += _range_for(s)
         if s.domain:
             domains.append((v.domain(s.domain), str(v.network(s.cidr))))
     return DnsmasqCommand(binary, interface, pid_file, lease_file, hosts_file, opts_file, log_file,
@@ -178,70 +172,4 @@ def write_atomic(path: Path, content: str, mode: int = 0o644) -> bool:
         except FileNotFoundError:
             pass
         raise
-    return True
-
-
-def read_pid(pid_file: Path) -> int | None:
-    """The pid in ``pid_file``, or None if missing or garbled."""
-    try:
-        text = pid_file.read_text().strip()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return int(text) if text.isdigit() and int(text) > 0 else None
-
-
-def cmdline(pid: int) -> list[str] | None:
-    """argv of ``pid``; None if gone or a zombie (zombies have an empty cmdline)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    if not raw:
-        return None
-    return raw.rstrip(b"\0").decode(errors="replace").split("\0")
-
-
-def live_pid(pid_file: Path, ns_name: str, program: str) -> int | None:
-    """The pid from ``pid_file`` if it is alive, is ``program`` and runs in ``ns_name``.
-
-    All three checks guard against pid reuse: a recycled pid is almost never the same
-    program in the same namespace.
-    """
-    pid = read_pid(pid_file)
-    if pid is None:
-        return None
-    argv = cmdline(pid)
-    if not argv or os.path.basename(argv[0]) != program and not (len(argv) > 1 and argv[1] == program):
-        return None
-    if not netns.proc_in_ns(pid, netns.inode(ns_name)):
-        return None
-    return pid
-
-
-def stale_pid(pid_file: Path, ns_name: str, program: str) -> int | None:
-    """A process of ours (its argv names ``pid_file``) that is alive but NOT in ``ns_name``.
-
-    This happens when the namespace was deleted behind our back: the process keeps the old,
-    now nameless namespace alive and would linger forever. Its argv carries our unique pid
-    file path, which identifies it as ours even though the namespace check fails.
-    """
-    pid = read_pid(pid_file)
-    if pid is None:
-        return None
-    argv = cmdline(pid)
-    if not argv or program not in (os.path.basename(argv[0]), argv[1] if len(argv) > 1 else ""):
-        return None
-    if not any(str(pid_file) in a for a in argv):
-        return None
-    if netns.proc_in_ns(pid, netns.inode(ns_name)):
-        return None
-    return pid
-
-
-def kill(pid: int, sig: int = signal.SIGTERM) -> bool:
-    """Send ``sig``; a process that is already gone is fine."""
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        return False
     return True

@@ -20,28 +20,27 @@ import ipaddress
 import os
 import select
 import struct
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import HostError
+from .validate import IPAddress
 
 LEASE_FILE_NAME = "leases"
 
 
 @dataclass(frozen=True)
-class Lease:
+class DnsmasqLease:
     """One line of a dnsmasq lease file: ``expiry mac ip hostname clientid``."""
 
     expiry: int  # epoch seconds; 0 means infinite
     mac: str
-    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    ip: IPAddress
     hostname: str | None
     client_id: str | None
 
 
-def parse_leases(text: str) -> list[Lease]:
+def parse_leases(text: str) -> list[DnsmasqLease]:
     """Parse a dnsmasq lease file; malformed or IPv6 ``duid`` lines are skipped."""
     out = []
     for line in text.splitlines():
@@ -55,11 +54,11 @@ def parse_leases(text: str) -> list[Lease]:
             continue
         host = None if parts[3] == "*" else parts[3]
         cid = parts[4] if len(parts) > 4 and parts[4] != "*" else None
-        out.append(Lease(expiry, parts[1].lower(), ip, host, cid))
+        out.append(DnsmasqLease(expiry, parts[1].lower(), ip, host, cid))
     return out
 
 
-def read_leases(path: Path) -> list[Lease]:
+def read_leases(path: Path) -> list[DnsmasqLease]:
     """Leases currently in ``path`` (empty if the file does not exist yet)."""
     try:
         return parse_leases(path.read_text())
@@ -68,31 +67,31 @@ def read_leases(path: Path) -> list[Lease]:
 
 
 @dataclass(frozen=True)
-class LeaseEvent:
+class LeaseFileChange:
     """A change of one lease: ``add``, ``renew`` (expiry or hostname changed) or ``del``."""
 
     kind: str
     network: str
     mac: str
-    ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    ip: IPAddress
     hostname: str | None
     expiry: int
 
 
-def diff_leases(network: str, old: list[Lease], new: list[Lease]) -> list[LeaseEvent]:
+def diff_leases(network: str, old: list[DnsmasqLease], new: list[DnsmasqLease]) -> list[LeaseFileChange]:
     """Events turning ``old`` into ``new``; leases are keyed by (mac, ip)."""
     before = {(x.mac, x.ip): x for x in old}
     after = {(x.mac, x.ip): x for x in new}
     events = []
     for key, x in before.items():
         if key not in after:
-            events.append(LeaseEvent("del", network, x.mac, x.ip, x.hostname, x.expiry))
+            events.append(LeaseFileChange("del", network, x.mac, x.ip, x.hostname, x.expiry))
     for key, x in after.items():
         y = before.get(key)
         if y is None:
-            events.append(LeaseEvent("add", network, x.mac, x.ip, x.hostname, x.expiry))
+            events.append(LeaseFileChange("add", network, x.mac, x.ip, x.hostname, x.expiry))
         elif (y.expiry, y.hostname) != (x.expiry, x.hostname):
-            events.append(LeaseEvent("renew", network, x.mac, x.ip, x.hostname, x.expiry))
+            events.append(LeaseFileChange("renew", network, x.mac, x.ip, x.hostname, x.expiry))
     return events
 
 
@@ -119,7 +118,7 @@ class LeaseWatcher:
 
         with LeaseWatcher() as w:
             w.add("1a2b3c4d", names.net_dir("1a2b3c4d"))
-            for event in w.events(timeout=1.0):
+            for change in w.poll(timeout=1.0):
                 ...
 
     ``add`` takes a snapshot first, so only changes after it are reported. ``fileno()``
@@ -135,7 +134,7 @@ class LeaseWatcher:
         self._wd_net: dict[int, str] = {}
         self._net_wd: dict[str, int] = {}
         self._dirs: dict[str, Path] = {}
-        self._snap: dict[str, list[Lease]] = {}
+        self._snap: dict[str, list[DnsmasqLease]] = {}
 
     def fileno(self) -> int:
         return self._fd
@@ -160,10 +159,6 @@ class LeaseWatcher:
         if wd is not None:
             self._wd_net.pop(wd, None)
             _libc.inotify_rm_watch(self._fd, wd)
-
-    def snapshot(self, network: str) -> list[Lease]:
-        """The leases as of the last event processed."""
-        return list(self._snap.get(network, []))
 
     def _drain(self) -> set[str]:
         nets: set[str] = set()
@@ -191,7 +186,7 @@ class LeaseWatcher:
                 elif name == LEASE_FILE_NAME.encode():
                     nets.add(net)
 
-    def poll(self, timeout: float | None = 0.0) -> list[LeaseEvent]:
+    def poll(self, timeout: float | None = 0.0) -> list[LeaseFileChange]:
         """Wait up to ``timeout`` seconds for changes; return the resulting events."""
         r, _, _ = select.select([self._fd], [], [], timeout)
         if not r:
@@ -203,7 +198,7 @@ class LeaseWatcher:
             if not r:
                 break
             nets |= self._drain()
-        events: list[LeaseEvent] = []
+        events: list[LeaseFileChange] = []
         for net in sorted(nets):
             d = self._dirs.get(net)
             if d is None:
@@ -212,15 +207,6 @@ class LeaseWatcher:
             events += diff_leases(net, self._snap.get(net, []), new)
             self._snap[net] = new
         return events
-
-    def events(self, timeout: float | None = None) -> Iterator[LeaseEvent]:
-        """Yield events until ``timeout`` seconds pass without any (forever if None)."""
-        while True:
-            start = time.monotonic()
-            batch = self.poll(timeout)
-            if not batch and timeout is not None and time.monotonic() - start >= timeout:
-                return
-            yield from batch
 
     def close(self) -> None:
         if self._fd >= 0:

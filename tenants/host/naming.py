@@ -9,13 +9,19 @@ Layout for a network ``N`` and an instance ``I`` (kernel ids: 1-8 lowercase hex 
     namespace {p}seg-N      L2 segment: bridge {p}bN, ports {p}qN (DHCP) and {p}vI (instances)
     namespace {p}qdhcp-N    DHCP side: veth {p}dN (peer {p}qN), dnsmasq bound to it
     namespace {p}inst-I     instance: veth {p}iI (peer {p}vI), udhcpc on it
-    namespace {p}qrouter-R  reserved for routers (device letters r, g reserved too)
+
+Reserved for the kinds to come (names only; nothing creates them yet)::
+
+    namespace {p}qrouter-R  router: nftables, ports {p}rX (Neutron's qr-, inside) and {p}gX (qg-, outside)
+    namespace {p}ul-N       a node's VXLAN underlay: VXLAN device {p}xN is created here, moved to the segment
+    namespace {p}fabric-N   the simulated fabric joining the nodes' underlays (TEST-NET addresses only)
 
     state_dir/{p}qdhcp-N/   dnsmasq.pid leases hosts opts dnsmasq.log
     state_dir/{p}inst-I/    udhcpc.pid lease network udhcpc.log
     /etc/netns/{p}inst-I/resolv.conf   so ``ip netns exec`` lookups use the network's DNS
 
-Device names are ``prefix + one letter + id``: at most 6 + 1 + 8 = 15 bytes = IFNAMSIZ - 1.
+Device names are ``prefix + one letter + id``: at most 6 + 1 + 8 = 15 bytes = IFNAMSIZ - 1. That is why a
+router's ports get one letter each, not Neutron's two-letter ``qr-``/``qg-``.
 
 Parsing is unambiguous across prefixes: a name ``A+kind1-id`` can equal ``B+kind2-id`` (with
 A a proper prefix of B) only if ``kind2`` is a suffix of ``kind1``; no kind below is a suffix
@@ -25,6 +31,7 @@ of another, and a test asserts that.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +41,8 @@ from .errors import HostInputError
 IFNAMSIZ = 16
 KERNEL_ID_RE = re.compile(r"[0-9a-f]{1,8}")
 
-NS_KINDS = ("seg", "qdhcp", "inst", "qrouter")
+NS_KINDS = ("seg", "qdhcp", "inst", "qrouter", "ul", "fabric")
+RESERVED_NS_KINDS = ("qrouter", "ul", "fabric")  # named here, created by nothing yet
 # One letter per device role; kept here so a new role cannot silently reuse a letter.
 DEV_LETTERS = {
     "bridge": "b",
@@ -42,8 +50,9 @@ DEV_LETTERS = {
     "dhcp_port": "q",
     "inst": "i",
     "inst_port": "v",
-    "router": "r",  # reserved
-    "gateway": "g",  # reserved
+    "router_port": "r",  # reserved: a router's port on a segment (Neutron's qr-)
+    "gateway_port": "g",  # reserved: a router's external port (Neutron's qg-)
+    "vxlan": "x",  # reserved: a segment's VXLAN tunnel device
 }
 RESOLV_ROOT = Path("/etc/netns")
 
@@ -55,6 +64,26 @@ def check_kernel_id(kernel_id: str) -> str:
             f"kernel id {kernel_id!r} is invalid: use 1-8 lowercase hex characters (e.g. '1a2b3c4d')"
         )
     return kernel_id
+
+
+def _derived(factory: str, key: str, doc: str) -> Callable[[Names, str], str]:
+    """A :class:`Names` method: ``factory(key, kernel_id)``, e.g. the ``seg`` namespace or the ``bridge`` device."""
+
+    def name(self: Names, kernel_id: str) -> str:
+        return getattr(self, factory)(key, kernel_id)
+
+    name.__doc__ = doc
+    return name
+
+
+def _file(directory: str, name: str, doc: str) -> Callable[[Names, str], Path]:
+    """A :class:`Names` method: the file ``name`` inside the directory method ``directory`` returns."""
+
+    def path(self: Names, kernel_id: str) -> Path:
+        return getattr(self, directory)(kernel_id) / name
+
+    path.__doc__ = doc
+    return path
 
 
 @dataclass(frozen=True)
@@ -75,21 +104,12 @@ class Names:
             raise ValueError(f"unknown namespace kind {kind!r}")
         return f"{self.prefix}{kind}-{check_kernel_id(kernel_id)}"
 
-    def seg_ns(self, net_id: str) -> str:
-        """Namespace holding the network's bridge (the L2 segment)."""
-        return self.ns("seg", net_id)
-
-    def dhcp_ns(self, net_id: str) -> str:
-        """Namespace holding the network's dnsmasq."""
-        return self.ns("qdhcp", net_id)
-
-    def inst_ns(self, inst_id: str) -> str:
-        """Namespace standing in for an instance (VM)."""
-        return self.ns("inst", inst_id)
-
-    def router_ns(self, router_id: str) -> str:
-        """Reserved: namespace of a future router."""
-        return self.ns("qrouter", router_id)
+    seg_ns = _derived("ns", "seg", "Namespace holding the network's bridge (the L2 segment).")
+    dhcp_ns = _derived("ns", "qdhcp", "Namespace holding the network's dnsmasq.")
+    inst_ns = _derived("ns", "inst", "Namespace standing in for an instance (VM).")
+    router_ns = _derived("ns", "qrouter", "Reserved: namespace of a future router.")
+    underlay_ns = _derived("ns", "ul", "Reserved: a node's VXLAN underlay namespace.")
+    fabric_ns = _derived("ns", "fabric", "Reserved: the simulated fabric between the nodes' underlays.")
 
     def parse_ns(self, name: str) -> tuple[str, str] | None:
         """``(kind, kernel_id)`` if ``name`` is one of our namespaces, else ``None``."""
@@ -108,68 +128,45 @@ class Names:
         assert len(name.encode()) <= IFNAMSIZ - 1, name
         return name
 
-    def bridge(self, net_id: str) -> str:
-        """The segment's bridge (in the seg namespace)."""
-        return self.dev("bridge", net_id)
+    bridge = _derived("dev", "bridge", "The segment's bridge (in the seg namespace).")
+    dhcp_dev = _derived("dev", "dhcp", "dnsmasq's interface (in the qdhcp namespace).")
+    dhcp_port = _derived("dev", "dhcp_port", "Bridge-side peer of the DHCP interface (in the seg namespace).")
+    inst_dev = _derived("dev", "inst", "The instance's NIC (in the inst namespace).")
+    inst_port = _derived("dev", "inst_port", "Bridge-side peer of the instance NIC (in the seg namespace).")
+    router_port = _derived("dev", "router_port", "Reserved: a router's port on a segment.")
+    gateway_port = _derived("dev", "gateway_port", "Reserved: a router's external port.")
+    vxlan = _derived("dev", "vxlan", "Reserved: the segment's VXLAN device.")
 
-    def dhcp_dev(self, net_id: str) -> str:
-        """dnsmasq's interface (in the qdhcp namespace)."""
-        return self.dev("dhcp", net_id)
-
-    def dhcp_port(self, net_id: str) -> str:
-        """Bridge-side peer of the DHCP interface (in the seg namespace)."""
-        return self.dev("dhcp_port", net_id)
-
-    def inst_dev(self, inst_id: str) -> str:
-        """The instance's NIC (in the inst namespace)."""
-        return self.dev("inst", inst_id)
-
-    def inst_port(self, inst_id: str) -> str:
-        """Bridge-side peer of the instance NIC (in the seg namespace)."""
-        return self.dev("inst_port", inst_id)
+    def role(self, ifname: str | None) -> str | None:
+        """The role (a key of :data:`DEV_LETTERS`) of one of our device names, else None."""
+        if not ifname or not ifname.startswith(self.prefix):
+            return None
+        rest = ifname[len(self.prefix) :]
+        if not rest or not KERNEL_ID_RE.fullmatch(rest[1:]):
+            return None
+        return next((role for role, letter in DEV_LETTERS.items() if letter == rest[0]), None)
 
     # -- state paths --------------------------------------------------------------------
     def net_dir(self, net_id: str) -> Path:
         """State directory of a network's dnsmasq (named like its namespace)."""
         return self.config.state_dir / self.dhcp_ns(net_id)
 
-    def dnsmasq_pid(self, net_id: str) -> Path:
-        return self.net_dir(net_id) / "dnsmasq.pid"
-
-    def leases(self, net_id: str) -> Path:
-        """dnsmasq's lease file; survives namespace loss so instances keep their IPs."""
-        return self.net_dir(net_id) / "leases"
-
-    def hosts(self, net_id: str) -> Path:
-        return self.net_dir(net_id) / "hosts"
-
-    def opts(self, net_id: str) -> Path:
-        return self.net_dir(net_id) / "opts"
-
-    def dnsmasq_log(self, net_id: str) -> Path:
-        return self.net_dir(net_id) / "dnsmasq.log"
-
     def inst_dir(self, inst_id: str) -> Path:
         """State directory of an instance's DHCP client."""
         return self.config.state_dir / self.inst_ns(inst_id)
-
-    def udhcpc_pid(self, inst_id: str) -> Path:
-        return self.inst_dir(inst_id) / "udhcpc.pid"
-
-    def inst_lease(self, inst_id: str) -> Path:
-        """Lease as seen by the instance, written by our udhcpc script."""
-        return self.inst_dir(inst_id) / "lease"
-
-    def inst_network(self, inst_id: str) -> Path:
-        """Records which network the instance is plugged into (for cascading removal)."""
-        return self.inst_dir(inst_id) / "network"
-
-    def udhcpc_log(self, inst_id: str) -> Path:
-        return self.inst_dir(inst_id) / "udhcpc.log"
 
     def resolv_dir(self, inst_id: str) -> Path:
         """``ip netns exec`` bind-mounts files from here over /etc."""
         return RESOLV_ROOT / self.inst_ns(inst_id)
 
-    def resolv_conf(self, inst_id: str) -> Path:
-        return self.resolv_dir(inst_id) / "resolv.conf"
+    # One file each, inside the directory above it.
+    dnsmasq_pid = _file("net_dir", "dnsmasq.pid", "dnsmasq's pid file.")
+    leases = _file("net_dir", "leases", "dnsmasq's lease file; survives namespace loss so instances keep their IPs.")
+    hosts = _file("net_dir", "hosts", "Reservations (``--dhcp-hostsfile``).")
+    opts = _file("net_dir", "opts", "DHCP options per subnet tag (``--dhcp-optsfile``).")
+    dnsmasq_log = _file("net_dir", "dnsmasq.log", "dnsmasq's log (``--log-facility``).")
+    udhcpc_pid = _file("inst_dir", "udhcpc.pid", "udhcpc's pid file (its daemon rewrites it after forking).")
+    inst_lease = _file("inst_dir", "lease", "Lease as seen by the instance, written by our udhcpc script.")
+    inst_network = _file("inst_dir", "network", "Which network the instance is plugged into (cascading removal).")
+    udhcpc_log = _file("inst_dir", "udhcpc.log", "udhcpc's start-up output (script errors).")
+    resolv_conf = _file("resolv_dir", "resolv.conf", "The instance's resolver, used by ``ip netns exec``.")

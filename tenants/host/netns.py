@@ -18,7 +18,6 @@ import ctypes
 import errno
 import os
 import socket
-import stat
 import subprocess
 import threading
 from collections.abc import Callable
@@ -228,19 +227,14 @@ def spawn(name: str, argv: list[str], env: dict[str, str], log: Path | None = No
             out.close()  # the child holds its own copy
 
 
+def pid_inode(pid: int) -> int | None:
+    """Inode of the namespace process ``pid`` runs in (comparable with :func:`inode`); None if it is gone."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
 def proc_in_ns(pid: int, ns_inode: int | None) -> bool:
     """True if process ``pid`` runs in the namespace whose inode is ``ns_inode``."""
-    if ns_inode is None:
-        return False
-    try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino == ns_inode
-    except OSError:
-        return False
-
-
-def is_regular(p: Path) -> bool:
-    """True if ``p`` is a regular file (not a symlink planted by someone)."""
-    try:
-        return stat.S_ISREG(os.lstat(p).st_mode)
-    except FileNotFoundError:
-        return False
+    return ns_inode is not None and pid_inode(pid) == ns_inode

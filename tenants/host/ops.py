@@ -16,46 +16,47 @@ import contextlib
 import errno
 import os
 import shlex
-import signal
-import subprocess
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from . import dnsmasq as dm
 from . import netns
-from .dhcp_client import UdhcpcCommand
+from .dnsmasq import write_atomic
 from .errors import HostError
+from .process import Command, Supervisor
 
 q = shlex.quote
 
 
-def _cmd(argv: list[str]) -> str:
+def shell_command(argv: list[str]) -> str:
+    """``argv`` as one shlex-quoted shell line."""
     return " ".join(q(a) for a in argv)
 
 
-def _env_prefix(env: dict[str, str]) -> list[str]:
+def shell_exec_in(ns: str, command: Command) -> str:
+    """The shell line that starts ``command`` in ``ns``: ``ip netns exec NS env K=V… ARGV``."""
     # PATH is inherited from the person's shell; the rest are shown because they matter.
-    return ["env", *(f"{k}={v}" for k, v in env.items() if k != "PATH")]
+    env = [f"{k}={v}" for k, v in command.env.items() if k != "PATH"]
+    return shell_command(["ip", "netns", "exec", ns, "env", *env, *command.argv()])
 
 
 class Session:
-    """Per-``ensure`` resources: one pyroute2 handle per namespace touched, closed at the end.
+    """Per-``ensure`` resources: one pyroute2 handle per namespace touched, closed at the end, and the driver's
+    process supervisor.
 
     Handles are not cached across calls on purpose: an open netlink socket pins its
     namespace (and all its devices) in the kernel, which would defeat teardown and hide a
     namespace deleted behind our back. Creating one costs ~1.5 ms.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
         self._handles: dict[str, IPRoute] = {}
         self._index: dict[tuple[str, str], int] = {}
         self.changed_dirs: set[Path] = set()
-        self.started: list[int] = []
 
     def ipr(self, ns: str) -> IPRoute:
         h = self._handles.get(ns)
@@ -115,7 +116,7 @@ class MakeDir(Op):
     path: Path
 
     def shell(self) -> str:
-        return _cmd(["mkdir", "-p", "-m", "755", str(self.path)])
+        return shell_command(["mkdir", "-p", "-m", "755", str(self.path)])
 
     def apply(self, s: Session) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -136,7 +137,7 @@ class WriteFile(Op):
         return "printf '%s\\n' " + " ".join(q(x) for x in lines) + f" > {q(str(self.path))}"
 
     def apply(self, s: Session) -> None:
-        if dm.write_atomic(self.path, self.content):
+        if write_atomic(self.path, self.content):
             s.changed_dirs.add(self.path.parent)
 
 
@@ -147,7 +148,7 @@ class NetnsAdd(Op):
     name: str
 
     def shell(self) -> str:
-        return _cmd(["ip", "netns", "add", self.name])
+        return shell_command(["ip", "netns", "add", self.name])
 
     def apply(self, s: Session) -> None:
         netns.create(self.name)
@@ -161,7 +162,7 @@ class LinkAddBridge(Op):
     name: str
 
     def shell(self) -> str:
-        return _cmd(["ip", "-n", self.ns, "link", "add", self.name, "up", "type", "bridge"])
+        return shell_command(["ip", "-n", self.ns, "link", "add", self.name, "up", "type", "bridge"])
 
     def apply(self, s: Session) -> None:
         ipr = s.ipr(self.ns)
@@ -197,7 +198,7 @@ class VethAdd(Op):
         if self.peer_mac:
             argv += ["address", self.peer_mac]
         argv += ["netns", self.peer_ns]
-        return _cmd(argv)
+        return shell_command(argv)
 
     def _peer_ok(self, s: Session) -> bool:
         idx = s.index(self.peer_ns, self.peer)
@@ -264,7 +265,7 @@ class LinkUp(Op):
     dev: str
 
     def shell(self) -> str:
-        return _cmd(["ip", "-n", self.ns, "link", "set", self.dev, "up"])
+        return shell_command(["ip", "-n", self.ns, "link", "set", self.dev, "up"])
 
     def apply(self, s: Session) -> None:
         try:
@@ -283,7 +284,7 @@ class AddrAdd(Op):
     prefixlen: int
 
     def shell(self) -> str:
-        return _cmd(["ip", "-n", self.ns, "addr", "add", f"{self.address}/{self.prefixlen}", "dev", self.dev])
+        return shell_command(["ip", "-n", self.ns, "addr", "add", f"{self.address}/{self.prefixlen}", "dev", self.dev])
 
     def apply(self, s: Session) -> None:
         idx = s.index(self.ns, self.dev)
@@ -294,188 +295,6 @@ class AddrAdd(Op):
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise self.fail(exc) from exc
-
-
-def wait_gone(pid: int, timeout: float = 2.0) -> None:
-    """Wait until ``pid`` has exited (not our child, so poll /proc; zombies count as gone)."""
-    deadline = time.monotonic() + timeout
-    while dm.cmdline(pid) is not None:
-        if time.monotonic() > deadline:
-            dm.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + timeout
-        time.sleep(0.001)
-
-
-def _kill_in_ns(ns: str, program: str) -> bool:
-    """SIGKILL every ``program`` process running in namespace ``ns``; True if there was one."""
-    inode = netns.inode(ns)
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or not netns.proc_in_ns(int(entry), inode):
-            continue
-        argv = dm.cmdline(int(entry))
-        if argv and program in (os.path.basename(argv[0]), argv[1] if len(argv) > 1 else ""):
-            pids.append(int(entry))
-    for pid in pids:
-        dm.kill(pid, signal.SIGKILL)
-    for pid in pids:
-        wait_gone(pid)
-    return bool(pids)
-
-
-def _first_exit(p: subprocess.Popen[bytes], timeout: float, op: Op) -> str:
-    try:
-        out, _ = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.communicate()
-        raise op.fail(f"did not daemonise within {timeout:.0f} s") from None
-    text = out.decode(errors="replace").strip()
-    if p.returncode != 0:
-        raise op.fail(text or f"exit status {p.returncode}")
-    return text
-
-
-@dataclass(frozen=True)
-class RunDnsmasq(Op):
-    """dnsmasq for one network, inside its DHCP namespace.
-
-    Convergent: a live dnsmasq with the same argv is kept and sent SIGHUP if its hosts/opts
-    files changed in this session (reservations reload without a restart); a different argv
-    means a restart; a dead or foreign pid means a fresh start.
-    """
-
-    ns: str
-    command: dm.DnsmasqCommand = field(compare=True)
-
-    def shell(self) -> str:
-        return _cmd(["ip", "netns", "exec", self.ns, *_env_prefix(self.command.env), *self.command.argv()])
-
-    def apply(self, s: Session) -> None:
-        c = self.command
-        argv = c.argv()
-        stale = dm.stale_pid(c.pid_file, self.ns, "dnsmasq")
-        if stale is not None:
-            dm.kill(stale, signal.SIGKILL)
-            wait_gone(stale)
-        pid = dm.live_pid(c.pid_file, self.ns, "dnsmasq")
-        if pid is not None:
-            if dm.cmdline(pid) == argv:
-                if c.pid_file.parent in s.changed_dirs:
-                    dm.kill(pid, signal.SIGHUP)
-                return
-            dm.kill(pid)
-            wait_gone(pid)
-        if not os.access(c.binary, os.X_OK):
-            raise HostError(f"dnsmasq not installed at {c.binary}")
-        p = netns.spawn(self.ns, argv, c.env)
-        try:
-            _first_exit(p, 10.0, self)
-        except HostError as exc:
-            # A dnsmasq that no pid file names any more (the state dir was removed behind our back) still
-            # holds the DHCP port in this namespace: stop it, then start once more.
-            if "Address already in use" not in str(exc) or not _kill_in_ns(self.ns, "dnsmasq"):
-                raise
-            p = netns.spawn(self.ns, argv, c.env)
-            _first_exit(p, 10.0, self)
-        pid = dm.read_pid(c.pid_file)
-        if pid is not None:
-            s.started.append(pid)
-
-
-_unwaited: list[subprocess.Popen[bytes]] = []
-# pid file -> the first process of a DHCP client this process started without waiting. udhcpc forks into the
-# background after its lease (or after giving up) and the daemon then rewrites the pid file: in between, the
-# file names a process that has exited, and a second convergence in that window (a batch job, then the
-# instance's own job) started a second client for the same instance (tests/faults/test_load.py saw 51 for 50).
-_starting: dict[Path, subprocess.Popen[bytes]] = {}
-
-
-def client_starting(pid_file: Path) -> bool:
-    """True while the client this process started for ``pid_file`` is still in its first process; once that
-    has exited, wait (≤ 0.2 s) until the pid file names its daemon, so the caller's pid check sees it."""
-    p = _starting.get(pid_file)
-    if p is None:
-        return False
-    if p.poll() is None:
-        return True
-    deadline = time.monotonic() + 0.2
-    while time.monotonic() < deadline:
-        pid = dm.read_pid(pid_file)
-        if pid is not None and pid != p.pid and dm.cmdline(pid) is not None:
-            break
-        time.sleep(0.002)
-    _starting.pop(pid_file, None)
-    return False
-
-
-def forget_started(pid_file: Path) -> None:
-    """The client was stopped on purpose: a new one may start at once."""
-    _starting.pop(pid_file, None)
-
-
-def _reap() -> None:
-    """Collect the exit status of DHCP clients started without waiting (no zombies left behind)."""
-    _unwaited[:] = [p for p in _unwaited if p.poll() is None]
-
-
-@dataclass(frozen=True)
-class RunUdhcpc(Op):
-    """The instance's DHCP client; returns once it holds a lease or went to background.
-
-    With ``wait=False`` it returns as soon as the client is started (same argv, so a later convergent run keeps
-    it): the DHCP exchange (~110 ms with udhcpc, mostly kernel RCU grace periods) then overlaps the caller's
-    next work, and the lease reaches the database through the lease watcher. The agent's jobs use this, so a
-    burst of instances on one network is not serialised on each client's DHCP exchange.
-    """
-
-    ns: str
-    command: UdhcpcCommand
-    wait: bool = field(default=True, compare=False)
-
-    def shell(self) -> str:
-        return _cmd(["ip", "netns", "exec", self.ns, *_env_prefix(self.command.env), *self.command.argv()])
-
-    def apply(self, s: Session) -> None:
-        c = self.command
-        argv = c.argv()
-        stale = dm.stale_pid(c.pid_file, self.ns, "udhcpc")
-        if stale is not None:
-            dm.kill(stale, signal.SIGKILL)
-            wait_gone(stale)
-        pid = dm.live_pid(c.pid_file, self.ns, "udhcpc")
-        if pid is not None:
-            if dm.cmdline(pid) == argv:
-                return  # it renews by itself
-            dm.kill(pid)
-            wait_gone(pid)
-        elif client_starting(c.pid_file):
-            return  # started moments ago, still leasing (or forking into the background)
-        if not os.access(c.busybox, os.X_OK):
-            raise HostError(f"busybox (for udhcpc) not installed at {c.busybox}")
-        if not os.access(c.script, os.X_OK):
-            raise HostError(f"udhcpc script {c.script} is not executable (chmod 755 it)")
-        if not self.wait:
-            _reap()
-            p = netns.spawn(self.ns, argv, c.env, log=c.log_file or Path(os.devnull))
-            _unwaited.append(p)  # its first process exits once leased (or backgrounded); reaped later
-            _starting[c.pid_file] = p
-            s.started.append(p.pid)
-            return
-        p = netns.spawn(self.ns, argv, c.env)
-        text = _first_exit(p, c.first_exit_timeout, self)
-        if text and c.log_file is not None:
-            with open(c.log_file, "a") as f:
-                f.write(text + "\n")
-        # The daemon writes its own pid just after the first process exits.
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline:
-            pid = dm.live_pid(c.pid_file, self.ns, "udhcpc")
-            if pid is not None and pid != p.pid:
-                s.started.append(pid)
-                return
-            time.sleep(0.001)
-        raise self.fail("udhcpc did not keep running")
 
 
 def transcript(ops: list[Op]) -> list[str]:

@@ -15,8 +15,6 @@ from . import validate as v
 from .errors import HostInputError
 from .naming import check_kernel_id
 
-MIN_LEASE_SECONDS = 120  # dnsmasq silently raises shorter leases to 2 minutes
-
 
 def _sequence(value: Any, what: str, item_type: type | None = None) -> tuple:
     """``value`` as a tuple; anything but a list/tuple (of ``item_type``) is refused like any other bad input."""
@@ -33,14 +31,13 @@ class SubnetSpec:
     """One subnet served by the network's dnsmasq.
 
     ``dhcp_address`` is chosen by the caller (the DB layer takes the first usable address
-    that is not the gateway). ``ranges`` are inclusive (start, end) pools for dynamic leases;
-    reservations may lie outside them but inside ``cidr``.
+    that is not the gateway). There are no dynamic pools: dnsmasq runs in static mode and
+    answers only the MACs the network's reservations name (IPAM in the database decides).
     """
 
     cidr: Any
     gateway: Any
     dhcp_address: Any
-    ranges: tuple[tuple[Any, Any], ...] = ()
     dns_servers: tuple[Any, ...] = ()
     domain: str | None = None
     lease_seconds: int = 86400
@@ -58,16 +55,6 @@ class SubnetSpec:
         if dhcp == self.gateway:
             raise HostInputError(f"DHCP address {dhcp} must differ from the gateway")
         s(self, "dhcp_address", dhcp)
-        ranges = []
-        for pair in _sequence(self.ranges, "ranges"):
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise HostInputError(f"range {pair!r} must be a (start, end) pair")
-            start = v.in_subnet(v.ip(pair[0], "range start"), net, "range start")
-            end = v.in_subnet(v.ip(pair[1], "range end"), net, "range end")
-            if end < start:
-                raise HostInputError(f"range {start}-{end} ends before it starts")
-            ranges.append((start, end))
-        s(self, "ranges", tuple(ranges))
         dns = tuple(v.ip(x, "DNS server") for x in _sequence(self.dns_servers, "DNS servers"))
         for server in dns:
             if server.version != net.version:
@@ -76,11 +63,11 @@ class SubnetSpec:
         if self.domain is not None:
             v.domain(self.domain)
         if isinstance(self.lease_seconds, bool) or not isinstance(self.lease_seconds, int) or not (
-            MIN_LEASE_SECONDS <= self.lease_seconds <= 2**31 - 1
+            v.MIN_LEASE_SECONDS <= self.lease_seconds <= 2**31 - 1
         ):
             raise HostInputError(
                 f"lease time {self.lease_seconds!r} is invalid: use an integer number of seconds "
-                f">= {MIN_LEASE_SECONDS}"
+                f">= {v.MIN_LEASE_SECONDS}"
             )
         v.tag(self.tag)
 

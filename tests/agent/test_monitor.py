@@ -23,7 +23,7 @@ def test_network_in_error_is_retried_once_per_backoff(agent_queue):
     agent.monitor_processes()
     agent.monitor_processes()  # within the backoff: not asked again
     assert _queued(agent_queue) == [("tenants.jobs.realise_network", (network.pk,))]
-    agent._next_restart.clear()  # backoff over
+    agent.restarts.clear()  # backoff over
     agent.monitor_processes()
     assert len(_queued(agent_queue)) == 2
 

@@ -28,7 +28,7 @@ from faults_helpers import agent_database_url, free_port, our_processes, wait_fo
 from rq import Worker
 
 from tenants import events
-from tenants.host import dnsmasq as dm
+from tenants.host import process
 from tenants.hostspecs import driver
 from tenants.testing import require_root, reset_agent_queue
 
@@ -81,7 +81,7 @@ def _wipe_host() -> None:
     d.remove_orphans(set(), set())
     for pids in our_processes().values():  # processes whose namespace was deleted behind our back
         for pid in pids:
-            dm.kill(pid, signal.SIGKILL)
+            process.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ nothing fakes either side.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -19,8 +18,7 @@ from django.db import connection
 
 from tenants import services
 from tenants.choices import LeaseState, ObjectStatus
-from tenants.host import dnsmasq as dm
-from tenants.host import netns
+from tenants.host import netns, process
 from tenants.hostspecs import driver
 from tenants.models import Instance, Lease, Network, Tenant
 
@@ -60,17 +58,9 @@ def our_processes() -> dict[str, list[int]]:
     """dnsmasq/udhcpc processes started from this run's state dir, found via /proc (even in deleted netns)."""
     state = str(driver().config.state_dir)
     found: dict[str, list[int]] = {"dnsmasq": [], "udhcpc": []}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        argv = dm.cmdline(int(entry))
-        if not argv or not any(state in a for a in argv):
-            continue
-        prog = os.path.basename(argv[0])
-        if prog == "busybox" and len(argv) > 1:
-            prog = argv[1]
-        if prog in found:
-            found[prog].append(int(entry))
+    for p in process.processes():
+        if p.program in found and any(state in a for a in p.argv):
+            found[p.program].append(p.pid)
     return found
 
 
@@ -111,9 +101,9 @@ def simulate_reboot(*, state_dir_kept: bool = True) -> dict[str, int]:
     """What a host reboot does to us: every process and namespace gone; the state directory (disk) is kept
     unless ``state_dir_kept`` is false (a fresh boot of a machine whose state dir was on tmpfs, or was wiped)."""
     procs = [pid for pids in our_processes().values() for pid in pids]
-    killed = sum(1 for pid in procs if dm.kill(pid, signal.SIGKILL))
+    killed = sum(1 for pid in procs if process.kill(pid, signal.SIGKILL))
     for pid in procs:
-        wait_for(lambda pid=pid: dm.cmdline(pid) is None, 2.0, 0.005)
+        wait_for(lambda pid=pid: process.cmdline(pid) is None, 2.0, 0.005)
     names = our_namespaces()
     for name in names:
         netns.remove(name)

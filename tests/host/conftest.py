@@ -26,20 +26,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tenants.host import HostConfig, HostDriver  # noqa: E402
-
-RUN_NETNS = Path("/run/netns")
+from tenants.host import HostConfig, LinuxHostDriver, netns, process  # noqa: E402
 
 
 def _random_prefix() -> str:
     return "t" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(4)) + "-"
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode(errors="replace").split("\0")
-    except OSError:
-        return []
 
 
 def cleanup_prefix(prefix: str, state_dir: Path) -> list[str]:
@@ -52,27 +43,13 @@ def cleanup_prefix(prefix: str, state_dir: Path) -> list[str]:
                 pid = int(pid_file.read_text().strip())
             except (OSError, ValueError):
                 continue
-            if any(str(state_dir) in a for a in _cmdline(pid)):
+            if any(str(state_dir) in a for a in process.cmdline(pid) or []):
                 victims.add(pid)
-    ours = [n for n in (os.listdir(RUN_NETNS) if RUN_NETNS.exists() else []) if n.startswith(prefix)]
-    inodes = {}
-    for name in ours:
-        try:
-            inodes[os.stat(RUN_NETNS / name).st_ino] = name
-        except OSError:
-            pass
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            ino = os.stat(f"/proc/{entry}/ns/net").st_ino
-        except OSError:
-            continue
-        argv = _cmdline(int(entry))
-        if ino in inodes and argv and any(p in " ".join(argv[:2]) for p in ("dnsmasq", "udhcpc")):
-            victims.add(int(entry))
+    ours = [n for n in netns.list_names() if n.startswith(prefix)]
+    inodes = {ino for ino in (netns.inode(name) for name in ours) if ino is not None}
+    victims |= {p.pid for p in process.processes(inodes) if p.program in ("dnsmasq", "udhcpc")}
     for pid in victims:
-        found.append(f"pid {pid}: {' '.join(_cmdline(pid))}")
+        found.append(f"pid {pid}: {' '.join(process.cmdline(pid) or [])}")
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -106,7 +83,7 @@ def host_config() -> Iterator[Callable[[], HostConfig]]:
         shutil.rmtree(cfg.state_dir.parent, ignore_errors=True)
 
 
-class PatientDriver(HostDriver):
+class PatientDriver(LinuxHostDriver):
     """The driver, but ``ensure_instance`` waits for the lease however long a loaded machine needs.
 
     udhcpc goes to the background after its first ~3 s window and keeps trying (the product relies on that);
@@ -125,6 +102,6 @@ class PatientDriver(HostDriver):
 
 
 @pytest.fixture
-def driver(host_config: Callable[[], HostConfig]) -> HostDriver:
+def driver(host_config: Callable[[], HostConfig]) -> LinuxHostDriver:
     """A driver on its own prefix and state dir."""
     return PatientDriver(host_config())

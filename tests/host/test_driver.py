@@ -16,6 +16,7 @@ from tenants.host import (
     HostDriver,
     InstanceSpec,
     LeaseWatcher,
+    LinuxHostDriver,
     NetworkSpec,
     ReservationSpec,
     SubnetSpec,
@@ -28,12 +29,9 @@ pytestmark = pytest.mark.host
 if os.geteuid() != 0:  # CI runs as root, so these never silently skip there
     pytest.skip("host tests need root", allow_module_level=True)
 
-RANGE = ("192.168.1.100", "192.168.1.200")
-
-
 def subnet(domain="t1.internal", **kw):
-    base = dict(cidr="192.168.1.0/24", gateway="192.168.1.1", dhcp_address="192.168.1.2", ranges=(RANGE,),
-                domain=domain, lease_seconds=3600)
+    base = dict(cidr="192.168.1.0/24", gateway="192.168.1.1", dhcp_address="192.168.1.2", domain=domain,
+                lease_seconds=3600)
     return SubnetSpec(**{**base, **kw})
 
 
@@ -51,8 +49,9 @@ def link(ns, name):
 
 def test_two_tenants_same_subnet_are_isolated(driver):
     d = driver
-    d.ensure_network(network("a1"))
-    d.ensure_network(network("a2"))
+    # Static mode, as in production: dnsmasq answers only the MACs it holds a reservation for.
+    d.ensure_network(network("a1", ReservationSpec("02:00:00:00:01:01", "one", "192.168.1.10")))
+    d.ensure_network(network("a2", ReservationSpec("02:00:00:00:02:01", "two", "192.168.1.10")))
     i1 = d.ensure_instance(InstanceSpec("b1", "a1", "02:00:00:00:01:01", "one"))
     i2 = d.ensure_instance(InstanceSpec("b2", "a2", "02:00:00:00:02:01", "two"))
     for inst, nid in ((i1, "a1"), (i2, "a2")):
@@ -80,18 +79,36 @@ def test_reservation_change_reloads_with_sighup(driver):
     st = d.ensure_network(network("a3", ReservationSpec(mac, "fixed", "192.168.1.50")))
     inst = d.ensure_instance(InstanceSpec("b3", "a3", mac, "fixed"))
     assert inst.lease is not None and str(inst.lease.ip) == "192.168.1.50"
+    log = d.names.dnsmasq_log("a3")
+    size = log.stat().st_size
     st2 = d.ensure_network(network("a3", ReservationSpec(mac, "fixed", "192.168.1.60")))
     assert st2.dnsmasq_pid == st.dnsmasq_pid  # reloaded, not restarted
+    # ...and only returned once dnsmasq had re-read its files: a renew sent now meets the new reservation.
+    assert f"read {d.names.opts('a3')}".encode() in log.read_bytes()[size:]
     assert d.names.hosts("a3").read_text() == f"{mac},192.168.1.60,fixed\n"
     d.renew_instance("b3")  # renew of .50 is NAKed ("static lease available"), then re-discovers
     lease = d.wait_instance_lease("b3", lambda x: str(x.ip) == "192.168.1.60")
     assert lease is not None and str(lease.ip) == "192.168.1.60"
     assert "192.168.1.60/24" in ns_exec(inst.ns, "ip", "-4", "addr").stdout
+    size = log.stat().st_size
+    assert d.refresh_network(network("a3", ReservationSpec(mac, "fixed", "192.168.1.70")))  # the jobs' fast path
+    assert f"read {d.names.opts('a3')}".encode() in log.read_bytes()[size:]
+    # Right after a first lease the pid file names udhcpc's exited first process until its daemon rewrites it:
+    # a renew in that window waits for the daemon instead of failing with "no running DHCP client".
+    pid_file = d.names.udhcpc_pid("b3")
+    daemon_pid = pid_file.read_text()
+    first = subprocess.Popen(["true"])
+    first.wait()
+    pid_file.write_text(f"{first.pid}\n")
+    threading.Timer(0.3, pid_file.write_text, [daemon_pid]).start()
+    d.renew_instance("b3")
+    assert d.wait_instance_lease("b3", lambda x: str(x.ip) == "192.168.1.70") is not None
 
 
 def test_dns_answers_instance_names_and_never_forwards(driver):
     d = driver
-    d.ensure_network(network("a4", domain="t4.internal"))
+    d.ensure_network(network("a4", ReservationSpec("02:00:00:00:04:01", "hosta", "192.168.1.41"),
+                             ReservationSpec("02:00:00:00:04:02", "hostb", "192.168.1.42"), domain="t4.internal"))
     a = d.ensure_instance(InstanceSpec("b4", "a4", "02:00:00:00:04:01", "hosta"))
     b = d.ensure_instance(InstanceSpec("b5", "a4", "02:00:00:00:04:02", "hostb"))
     out = ns_exec(a.ns, "busybox", "nslookup", "hostb.t4.internal", "192.168.1.2").stdout
@@ -104,7 +121,8 @@ def test_dns_answers_instance_names_and_never_forwards(driver):
 
 def test_remove_instance_releases_and_remove_network_leaves_nothing(driver):
     d = driver
-    d.ensure_network(network("a6"))
+    d.ensure_network(network("a6", ReservationSpec("02:00:00:00:06:01", "six", "192.168.1.61"),
+                             ReservationSpec("02:00:00:00:06:02", "seven", "192.168.1.62")))
     inst = d.ensure_instance(InstanceSpec("b6", "a6", "02:00:00:00:06:01", "six"))
     d.ensure_instance(InstanceSpec("b7", "a6", "02:00:00:00:06:02", "seven"))
     assert inst.lease.ip in [x.ip for x in d.network_leases("a6")]
@@ -124,7 +142,7 @@ def test_remove_instance_releases_and_remove_network_leaves_nothing(driver):
 
 def test_crash_recovery(driver):
     d = driver
-    spec = network("a8")
+    spec = network("a8", ReservationSpec("02:00:00:00:08:01", "eight", "192.168.1.80"))
     ispec = InstanceSpec("b8", "a8", "02:00:00:00:08:01", "eight")
     st = d.ensure_network(spec)
     ip = d.ensure_instance(ispec).lease.ip
@@ -133,9 +151,10 @@ def test_crash_recovery(driver):
     wait_for(lambda: d.dnsmasq_pid("a8") is None)
     st2 = d.ensure_network(spec)
     assert st2.dnsmasq_pid not in (None, st.dnsmasq_pid)
-    obtained = d.instance_lease("b8").obtained
+    before = d.instance_lease("b8")
     d.renew_instance("b8")
-    lease = d.wait_instance_lease("b8", lambda x: x.obtained != obtained, timeout=5)
+    lease = d.wait_instance_lease("b8", lambda x: x.obtained > before.obtained)
+    assert lease is not None, "no new lease from the restarted dnsmasq"
     assert lease.ip == ip
     # All namespaces deleted behind our back -> ensure rebuilds, same IP from the surviving lease file.
     old_pids = [st2.dnsmasq_pid, d.udhcpc_pid("b8")]
@@ -167,7 +186,7 @@ def test_crash_recovery(driver):
 
 def test_lease_watcher_add_and_del(driver):
     d = driver
-    d.ensure_network(network("a9"))
+    d.ensure_network(network("a9", ReservationSpec("02:00:00:00:09:01", "nine", "192.168.1.90")))
     with LeaseWatcher() as w:
         w.add("a9", d.names.net_dir("a9"))
         received: list[tuple[float, object]] = []
@@ -205,14 +224,15 @@ def test_transcript_replayed_with_bash_leases(driver, host_config):
     ispec = InstanceSpec("ba", "aa", "02:00:00:00:0a:01", "replay")
     d.ensure_network(spec)
     assert d.ensure_instance(ispec).lease.ip == ipaddress.ip_address("192.168.1.77")
-    fresh = HostDriver(host_config())
+    fresh = LinuxHostDriver(host_config())
     script = "\n".join(["set -e", f"mkdir -p -m 755 {fresh.config.state_dir}",
                         *fresh.transcript_network(spec), *fresh.transcript_instance(ispec)])
     r = subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     lease = fresh.instance_lease("ba")
     assert lease is not None and str(lease.ip) == "192.168.1.77"
-    assert fresh.dnsmasq_pid("aa") is not None and fresh.udhcpc_pid("ba") is not None
+    # bash returns when udhcpc's first process exits; its daemon rewrites the pid file a moment later.
+    assert fresh.dnsmasq_pid("aa") is not None and wait_for(lambda: fresh.udhcpc_pid("ba"))
     assert "192.168.1.77/24" in ns_exec(fresh.names.inst_ns("ba"), "ip", "-4", "addr").stdout
     # The replayed host is what the driver would have built: ensure finds nothing to change.
     pid = fresh.dnsmasq_pid("aa")

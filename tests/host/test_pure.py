@@ -9,18 +9,27 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tenants.host import HostConfig, HostDriver, HostInputError, NetworkSpec, ReservationSpec, SubnetSpec
-from tenants.host.dnsmasq import render_hosts, render_opts
-from tenants.host.leases import Lease, diff_leases, parse_leases
-from tenants.host.naming import DEV_LETTERS, IFNAMSIZ, NS_KINDS, Names
+from tenants.host import (
+    DnsmasqLease,
+    HostConfig,
+    HostInputError,
+    LinuxHostDriver,
+    NetworkSpec,
+    ReservationSpec,
+    SubnetSpec,
+)
+from tenants.host.config import PREFIX_RE
+from tenants.host.dnsmasq import command_for, render_hosts, render_opts
+from tenants.host.leases import diff_leases, parse_leases
+from tenants.host.naming import DEV_LETTERS, IFNAMSIZ, NS_KINDS, RESERVED_NS_KINDS, Names
 
-prefixes = st.from_regex(r"[a-z][a-z0-9]{0,4}-?", fullmatch=True)
+prefixes = st.from_regex(PREFIX_RE, fullmatch=True)
 kernel_ids = st.from_regex(r"[0-9a-f]{1,8}", fullmatch=True)
 
 
 def subnet(**kw):
     base = dict(cidr="192.168.1.0/24", gateway="192.168.1.1", dhcp_address="192.168.1.2",
-                ranges=(("192.168.1.100", "192.168.1.200"),), domain="t1.internal", lease_seconds=3600)
+                domain="t1.internal", lease_seconds=3600)
     return SubnetSpec(**{**base, **kw})
 
 
@@ -41,6 +50,32 @@ def test_namespace_kinds_cannot_be_confused_across_prefixes():
             assert k1 == k2 or not k1.endswith(k2)
     a = Names(HostConfig("t", Path("/x")))
     assert a.parse_ns("t1seg-1") is None and a.parse_ns("tq-seg-1") is None
+
+
+@given(prefixes, kernel_ids)
+def test_no_two_names_collide_including_the_reserved_kinds(prefix, kid):
+    """Routers (qrouter, r/g ports), underlays (ul, VXLAN x) and the fabric get names that no kind in use has."""
+    assert set(RESERVED_NS_KINDS) <= set(NS_KINDS)
+    assert len(set(DEV_LETTERS.values())) == len(DEV_LETTERS)  # one letter per role
+    n = Names(HostConfig(prefix, Path("/x")))
+    names = [n.dev(role, kid) for role in DEV_LETTERS] + [n.ns(kind, kid) for kind in NS_KINDS]
+    assert len(set(names)) == len(names)
+    assert [n.router_ns(kid), n.underlay_ns(kid), n.fabric_ns(kid)] == [n.ns(k, kid) for k in RESERVED_NS_KINDS]
+    assert [n.router_port(kid), n.gateway_port(kid), n.vxlan(kid)] == [
+        n.dev(role, kid) for role in ("router_port", "gateway_port", "vxlan")]
+    for role in DEV_LETTERS:
+        assert n.role(n.dev(role, kid)) == role
+    assert n.role("lo") is None and n.role(f"{prefix}z{kid}") is None
+
+
+def test_dnsmasq_serves_reservations_only():
+    spec = NetworkSpec("a1", (subnet(), subnet(cidr="10.0.0.0/24", gateway=None, dhcp_address="10.0.0.2", tag="s1")))
+    cmd = command_for(spec, binary="dnsmasq", interface="d", pid_file=Path("/p"), lease_file=Path("/l"),
+                      hosts_file=Path("/h"), opts_file=Path("/o"), log_file=Path("/g"))
+    assert [a for a in cmd.argv() if a.startswith("--dhcp-range")] == [
+        "--dhcp-range=set:s0,192.168.1.0,static,255.255.255.0,3600",
+        "--dhcp-range=set:s1,10.0.0.0,static,255.255.255.0,3600",
+    ]
 
 
 @pytest.mark.parametrize("prefix", ["", "1ab", "abcdefg", "Ab", "ab_", "ab--", "a\n"])
@@ -80,7 +115,7 @@ def test_addresses_must_lie_in_subnet_and_cidr_suggests_fix():
 
 def test_rendered_files():
     spec = NetworkSpec("a1", (subnet(), subnet(cidr="10.0.0.0/24", gateway=None, dhcp_address="10.0.0.2",
-                                                ranges=(), domain=None, tag="s1")),
+                                                domain=None, tag="s1")),
                        (ReservationSpec("02:00:00:00:00:01", "fixed", "192.168.1.50"),
                         ReservationSpec("02:00:00:00:00:02", "named")))
     assert render_hosts(spec) == "02:00:00:00:00:01,192.168.1.50,fixed\n02:00:00:00:00:02,named\n"
@@ -95,7 +130,7 @@ def test_rendered_files():
 
 def test_mutated_spec_is_revalidated_and_nothing_written(tmp_path):
     """Defence in depth: even a spec mutated after validation cannot reach a file."""
-    d = HostDriver(HostConfig("tpure-", tmp_path / "state"))
+    d = LinuxHostDriver(HostConfig("tpure-", tmp_path / "state"))
     r = ReservationSpec("02:00:00:00:00:01", "ok")
     object.__setattr__(r, "hostname", "evil\ndhcp-range=1.2.3.4")
     spec = NetworkSpec("a1", (subnet(),))
@@ -114,8 +149,17 @@ def test_mutated_spec_is_revalidated_and_nothing_written(tmp_path):
 def test_lease_parse_and_diff():
     text = "1700000000 02:00:00:00:00:01 192.168.1.5 web 01:02:00:00:00:00:01\n0 02:00:00:00:00:02 192.168.1.6 * *\n"
     a = parse_leases(text)
-    assert a[0] == Lease(1700000000, "02:00:00:00:00:01", a[0].ip, "web", "01:02:00:00:00:00:01")
+    assert a[0] == DnsmasqLease(1700000000, "02:00:00:00:00:01", a[0].ip, "web", "01:02:00:00:00:00:01")
     assert a[1].hostname is None and a[1].client_id is None
     b = [dataclasses.replace(a[0], expiry=1700000100)]
     kinds = sorted((e.kind, str(e.ip)) for e in diff_leases("n", a, b))
     assert kinds == [("del", "192.168.1.6"), ("renew", "192.168.1.5")]
+
+
+def test_instance_lease_tells_two_leases_within_one_second_apart():
+    from tenants.host.dhcp_client import parse_lease
+
+    first = parse_lease("ip=192.168.1.5\nmask=24\nobtained=1700000000.100000000\n")
+    renewed = parse_lease("ip=192.168.1.5\nmask=24\nobtained=1700000000.900000000\n")
+    assert first.obtained < renewed.obtained and first.ip == renewed.ip
+    assert parse_lease("ip=192.168.1.5\nmask=24\nobtained=1e9\n").obtained is None

@@ -207,8 +207,6 @@ SPEC_FIELDS = {
     "cidr_bad": _usually(st.none(), _maybe(cidrs())),
     "gateway": _usually(st.one_of(st.none(), OFFSET), HOSTILE_ADDRESS),
     "dhcp": _usually(OFFSET, HOSTILE_ADDRESS),
-    "ranges": _usually(st.lists(st.tuples(OFFSET, OFFSET), max_size=2),
-                       _maybe(st.lists(st.tuples(addresses(), addresses()), max_size=2))),
     "dns": _usually(st.lists(st.ip_addresses(v=4), max_size=3), _maybe(dns_lists())),
     "domain": _usually(st.one_of(st.none(), st.lists(LABEL, min_size=1, max_size=3).map(".".join)),
                        _maybe(domains())),
@@ -237,8 +235,6 @@ def test_host_specs_refuse_with_host_input_error_and_render_exactly(cidr, f):
         subnet = SubnetSpec(
             cidr=cidr if f["cidr_bad"] is None else f["cidr_bad"], gateway=_in(net, f["gateway"]),
             dhcp_address=_in(net, f["dhcp"]),
-            ranges=tuple((_in(net, p[0]), _in(net, p[1])) if isinstance(p, tuple) else p for p in f["ranges"])
-            if isinstance(f["ranges"], list) else f["ranges"],
             dns_servers=tuple(str(x) for x in f["dns"]) if isinstance(f["dns"], list) else f["dns"],
             domain=f["domain"], lease_seconds=f["lease"], enable_dhcp=f["enable"], tag=f["tag"])
         built = [ReservationSpec(mac=m, hostname=h, ip=_in(net, i)) for m, h, i in f["reservations"]]
@@ -532,7 +528,7 @@ def test_a_trailing_dot_domain_is_refused_before_it_can_break_the_realise_job():
         validators.validate_domain_name("lab.internal.")
 
 
-@pytest.mark.parametrize("ranges,dns", [(None, ()), (5, ()), ((), None), ((), "9.9.9.9")])
-def test_specs_refuse_non_sequences_with_host_input_error(ranges, dns):
+@pytest.mark.parametrize("dns", [None, "9.9.9.9", 5])
+def test_specs_refuse_non_sequences_with_host_input_error(dns):
     with pytest.raises(HostInputError):
-        SubnetSpec(cidr="10.0.0.0/24", gateway=None, dhcp_address="10.0.0.2", ranges=ranges, dns_servers=dns)
+        SubnetSpec(cidr="10.0.0.0/24", gateway=None, dhcp_address="10.0.0.2", dns_servers=dns)

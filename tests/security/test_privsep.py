@@ -102,11 +102,11 @@ def unit_capabilities(unit: str = "netdash-agent.service") -> list[str]:
 AGENT_SCRIPT = r"""
 import json, re, sys
 from pathlib import Path
-from tenants.host import HostConfig, HostDriver
+from tenants.host import HostConfig, LinuxHostDriver
 from tenants.host.specs import InstanceSpec, NetworkSpec, ReservationSpec, SubnetSpec
 
 prefix, state = sys.argv[1], Path(sys.argv[2])
-driver = HostDriver(HostConfig(prefix=prefix, state_dir=state))
+driver = LinuxHostDriver(HostConfig(prefix=prefix, state_dir=state))
 mac = "02:00:00:00:66:01"
 net = NetworkSpec(kernel_id="5ec0", subnets=(SubnetSpec(cidr="10.66.1.0/24", gateway="10.66.1.1",
                   dhcp_address="10.66.1.2", lease_seconds=600, tag="s1"),),
@@ -143,9 +143,9 @@ def test_agent_works_with_exactly_the_units_capabilities():
         assert out["first"] and out["second"] == out["first"] == out["seen"], out  # not restarted, still ours
         assert out["lease"] == "10.66.1.10"
     finally:
-        from tenants.host import HostConfig, HostDriver
+        from tenants.host import HostConfig, LinuxHostDriver
 
-        driver = HostDriver(HostConfig(prefix=prefix, state_dir=state))
+        driver = LinuxHostDriver(HostConfig(prefix=prefix, state_dir=state))
         driver.remove_instance("5ec1", release=False)
         driver.remove_network("5ec0")
         shutil.rmtree(state, ignore_errors=True)

@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 
 from teach import selectors
-from tenants.host import HostConfig, HostDriver, netns
+from tenants.host import HostConfig, LinuxHostDriver, netns
 from tenants.hostspecs import host_config
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -23,7 +23,7 @@ def test_planning_is_pure(network_factory):
     network = network_factory(cidr="10.9.0.0/24")
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "never-created"
-        d = HostDriver(HostConfig(prefix="zq-", state_dir=state))
+        d = LinuxHostDriver(HostConfig(prefix="zq-", state_dir=state))
         before = netns.list_names()
         blocks = selectors.network_commands(network, host_driver=d)
         assert not state.exists()
@@ -66,7 +66,7 @@ def test_transcript_of_realised_network_replays_with_bash(overlap):
     prefix = "r" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(3)) + "-"
     with tempfile.TemporaryDirectory(prefix="teach-replay-") as tmp:
         Path(tmp).chmod(0o755)  # dnsmasq drops privileges and must reach its files
-        fresh = HostDriver(HostConfig(prefix=prefix, state_dir=Path(tmp) / "state", dnsmasq=host_config().dnsmasq,
+        fresh = LinuxHostDriver(HostConfig(prefix=prefix, state_dir=Path(tmp) / "state", dnsmasq=host_config().dnsmasq,
                                       busybox=host_config().busybox))
         try:
             script = selectors.as_script(selectors.network_commands(network, host_driver=fresh))

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from tenants.host.driver import InstanceHost, NetworkHost
+from tenants.host import InstanceFound, NetworkFound
 from tenants.hostspecs import driver
 from tenants.models import Network
 
@@ -17,12 +17,12 @@ class Command(BaseCommand):
         rows = [("TENANT", "OBJECT", "DB STATUS", "NAMESPACE", "NS", "PROCESS", "LEASE")]
         for network in Network.objects.select_related("tenant").prefetch_related("subnets", "instances"):
             cidrs = ",".join(s.cidr for s in network.subnets.all())
-            net = state.networks.get(network.kernel_id) or NetworkHost()
+            net = state.networks.get(network.kernel_id) or NetworkFound()
             rows.append((network.tenant.slug, f"network {network.name} {cidrs}", network.status,
                          n.dhcp_ns(network.kernel_id), _yes(net.seg_ns and net.dhcp_ns),
                          "dnsmasq " + _pid(net.dnsmasq_pid), f"{len(d.network_leases(network.kernel_id))} in file"))
             for instance in network.instances.all():
-                inst = state.instances.get(instance.kernel_id) or InstanceHost()
+                inst = state.instances.get(instance.kernel_id) or InstanceFound()
                 lease = d.instance_lease(instance.kernel_id)
                 rows.append(("", f"  instance {instance.hostname} (wants {instance.ip_address})", instance.status,
                              n.inst_ns(instance.kernel_id), _yes(inst.ns), "udhcpc " + _pid(inst.udhcpc_pid),

@@ -1,0 +1,114 @@
+"""The seam between the jobs, the agent and teach on one side and the kernel on the other.
+
+:class:`HostDriver` names everything callers may ask of a host; :class:`..driver.LinuxHostDriver` is the one
+implementation (namespaces, dnsmasq, udhcpc). The value types below are what its methods return:
+``*Realised`` is what an ``ensure_*`` left running, ``*Found`` / :class:`HostScan` is what a scan found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .config import HostConfig
+from .dhcp_client import InstanceLease, UdhcpcCommand
+from .dnsmasq import DnsmasqCommand
+from .leases import DnsmasqLease
+from .naming import Names
+from .ops import Op
+from .specs import InstanceSpec, NetworkSpec
+
+
+@dataclass(frozen=True)
+class NetworkRealised:
+    """What ``ensure_network`` left running."""
+
+    kernel_id: str
+    seg_ns: str
+    dhcp_ns: str | None
+    dhcp_interface: str | None
+    dnsmasq_pid: int | None
+
+
+@dataclass(frozen=True)
+class InstanceRealised:
+    """What ``ensure_instance`` left running and the lease the instance holds (None = still trying)."""
+
+    kernel_id: str
+    ns: str
+    udhcpc_pid: int | None
+    lease: InstanceLease | None
+
+
+@dataclass
+class NetworkFound:
+    """A network as :meth:`HostDriver.scan_host` found it."""
+
+    seg_ns: bool = False
+    dhcp_ns: bool = False
+    dnsmasq_pid: int | None = None
+    state_dir: bool = False
+
+
+@dataclass
+class InstanceFound:
+    """An instance as :meth:`HostDriver.scan_host` found it."""
+
+    ns: bool = False
+    udhcpc_pid: int | None = None
+    network: str | None = None
+    state_dir: bool = False
+
+
+@dataclass
+class HostScan:
+    """Everything with our prefix on the host; input for reconcile."""
+
+    networks: dict[str, NetworkFound] = field(default_factory=dict)
+    instances: dict[str, InstanceFound] = field(default_factory=dict)
+    # namespaces of kinds named in naming.py that nothing creates yet (routers, underlays): orphans by definition
+    reserved: set[str] = field(default_factory=set)
+    # dnsmasq/udhcpc processes in our namespaces that no pid file accounts for
+    stray_pids: dict[str, list[int]] = field(default_factory=dict)
+
+
+class HostDriver(Protocol):
+    """What jobs, the agent and teach may call on a host."""
+
+    config: HostConfig
+    names: Names
+
+    # planning (pure): the very operations ensure_* applies, and the commands a person would type for them
+    def dnsmasq_command(self, spec: NetworkSpec) -> DnsmasqCommand: ...
+    def udhcpc_command(self, spec: InstanceSpec) -> UdhcpcCommand: ...
+    def plan_network(self, spec: NetworkSpec) -> list[Op]: ...
+    def plan_instance(self, spec: InstanceSpec, *, wait: bool = True) -> list[Op]: ...
+    def transcript_network(self, spec: NetworkSpec) -> list[str]: ...
+    def transcript_instance(self, spec: InstanceSpec) -> list[str]: ...
+
+    # converge
+    def ensure_network(self, spec: NetworkSpec) -> NetworkRealised: ...
+    def refresh_network(self, spec: NetworkSpec) -> bool: ...
+    def ensure_instance(self, spec: InstanceSpec, *, wait: bool = True) -> InstanceRealised: ...
+    def instance_running(self, spec: InstanceSpec) -> bool: ...
+
+    # queries
+    def dnsmasq_pid(self, net_id: str) -> int | None: ...
+    def udhcpc_pid(self, inst_id: str) -> int | None: ...
+    def network_leases(self, net_id: str) -> list[DnsmasqLease]: ...
+    def instance_lease(self, inst_id: str) -> InstanceLease | None: ...
+    def renew_instance(self, inst_id: str) -> None: ...
+    def wait_instance_lease(self, inst_id: str, pred: Callable[[InstanceLease], bool] | None = None,
+                            timeout: float = 5.0) -> InstanceLease | None: ...
+
+    # remove
+    def remove_instance(self, inst_id: str, *, release: bool = True) -> None: ...
+    def remove_instances(self, inst_ids: Iterable[str], *, release: bool = True) -> None: ...
+    def remove_network(self, net_id: str) -> None: ...
+    def remove_networks(self, net_ids: Iterable[str]) -> None: ...
+    def instances_of(self, net_ids: Iterable[str]) -> list[str]: ...
+
+    # scan and reconcile
+    def scan_host(self) -> HostScan: ...
+    def remove_orphans(self, wanted_networks: Iterable[str], wanted_instances: Iterable[str]) -> HostScan: ...

@@ -1,0 +1,188 @@
+"""The network's DHCP side: namespace ``qdhcp-N`` with a veth into the segment's bridge and one dnsmasq bound to
+it, reading reservations and options from files in the network's state directory.
+
+Reservation changes reload dnsmasq with SIGHUP after an atomic file replace, and :func:`reload` waits until
+dnsmasq has re-read the files: a client renewed right after a bare SIGHUP could be answered from the old
+reservations (see :func:`reload`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import dnsmasq as dm
+from .. import netns
+from ..config import HostConfig
+from ..errors import HostError
+from ..interface import HostScan, NetworkFound
+from ..naming import Names
+from ..ops import AddrAdd, LinkUp, MakeDir, NetnsAdd, Op, Session, VethAdd, WriteFile, shell_exec_in
+from ..process import Daemon, Supervisor, cmdline, kill, kill_all_in
+from ..specs import NetworkSpec
+
+NS_KIND = "qdhcp"
+PROGRAM = dm.DnsmasqCommand.program
+START_TIMEOUT = 10.0  # dnsmasq's first process exits once its sockets are bound (~3-6 ms, MEASURED.md)
+RELOAD_TIMEOUT = 5.0
+
+
+def daemon(n: Names, net_id: str) -> Daemon:
+    """The network's dnsmasq as the supervisor recognises it."""
+    return Daemon(PROGRAM, n.dhcp_ns(net_id), n.dnsmasq_pid(net_id))
+
+
+def command(config: HostConfig, n: Names, spec: NetworkSpec) -> dm.DnsmasqCommand:
+    """The dnsmasq argv description for ``spec``."""
+    nid = spec.kernel_id
+    return dm.command_for(
+        spec, binary=config.dnsmasq, interface=n.dhcp_dev(nid), pid_file=n.dnsmasq_pid(nid),
+        lease_file=n.leases(nid), hosts_file=n.hosts(nid), opts_file=n.opts(nid), log_file=n.dnsmasq_log(nid),
+    )
+
+
+def plan(config: HostConfig, n: Names, spec: NetworkSpec) -> list[Op]:
+    """Files, DHCP namespace, veth into the segment's bridge, addresses, dnsmasq (nothing without DHCP)."""
+    nid = spec.kernel_id
+    if not spec.dhcp_subnets:
+        return []
+    dhcp, dev = n.dhcp_ns(nid), n.dhcp_dev(nid)
+    ops: list[Op] = [
+        MakeDir(n.net_dir(nid)),
+        WriteFile(n.hosts(nid), dm.render_hosts(spec)),
+        WriteFile(n.opts(nid), dm.render_opts(spec)),
+        NetnsAdd(dhcp),
+        VethAdd(n.seg_ns(nid), n.dhcp_port(nid), dhcp, dev, master=n.bridge(nid)),
+        LinkUp(dhcp, "lo"),
+        LinkUp(dhcp, dev),
+    ]
+    ops += [AddrAdd(dhcp, dev, str(s.dhcp_address), s.cidr.prefixlen) for s in spec.dhcp_subnets]
+    ops.append(RunDnsmasq(dhcp, command(config, n, spec)))
+    return ops
+
+
+def _log_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _logged_since(path: Path, offset: int, needle: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return needle in f.read()
+    except FileNotFoundError:
+        return False
+
+
+def reload(pid: int, c: dm.DnsmasqCommand) -> None:
+    """SIGHUP dnsmasq and return once it has re-read its hosts and opts files.
+
+    Why wait: the signal is only a request, handled in dnsmasq's main loop. A reservation change is followed at
+    once by the client's renew (``realise_instance``); when dnsmasq was still busy with that client's first
+    exchange, it handled the renew's DHCPREQUEST before the SIGHUP, ACKed the old address from the reservations
+    it still held, and the client kept it until its next renewal (half the lease time). Seen in dnsmasq's log:
+    ``DHCPREQUEST .50`` / ``DHCPACK .50`` and only then ``read …/hosts``. dnsmasq logs ``read <file>`` for each
+    file it re-reads, the opts file last, into our own log file: that line after the log's size at the signal
+    is the acknowledgement (< 1 ms on an idle machine).
+    """
+    offset = _log_size(c.log_file)
+    kill(pid, signal.SIGHUP)
+    needle = f" {c.opts_file}".encode()  # "read FILE", or the reason it could not
+    deadline = time.monotonic() + RELOAD_TIMEOUT
+    while not _logged_since(c.log_file, offset, needle):
+        if cmdline(pid) is None:
+            raise HostError(f"dnsmasq {pid} exited while reloading {c.hosts_file}; see {c.log_file}")
+        if time.monotonic() > deadline:
+            raise HostError(f"dnsmasq {pid} did not reload {c.hosts_file} within {RELOAD_TIMEOUT:.0f} s; "
+                            f"see {c.log_file}")
+        time.sleep(0.001)
+
+
+@dataclass(frozen=True)
+class RunDnsmasq(Op):
+    """dnsmasq for one network, inside its DHCP namespace.
+
+    Convergent: a live dnsmasq with the same argv is kept and reloaded if its hosts/opts files changed in this
+    session (reservations reload without a restart); a different argv means a restart; a dead or foreign pid
+    means a fresh start.
+    """
+
+    ns: str
+    command: dm.DnsmasqCommand
+
+    def shell(self) -> str:
+        return shell_exec_in(self.ns, self.command)
+
+    def apply(self, s: Session) -> None:
+        c = self.command
+        d = Daemon(PROGRAM, self.ns, c.pid_file)
+        pid = s.supervisor.running_as(d, c.argv())
+        if pid is not None:
+            if c.pid_file.parent in s.changed_dirs:
+                reload(pid, c)
+            return
+        if not os.access(c.binary, os.X_OK):
+            raise HostError(f"dnsmasq not installed at {c.binary}")
+        try:
+            s.supervisor.start(d, c, wait=True, timeout=START_TIMEOUT, fail=self.fail)
+        except HostError as exc:
+            # A dnsmasq that no pid file names any more (the state dir was removed behind our back) still
+            # holds the DHCP port in this namespace: stop it, then start once more.
+            if "Address already in use" not in str(exc) or not d.kill_strays():
+                raise
+            s.supervisor.start(d, c, wait=True, timeout=START_TIMEOUT, fail=self.fail)
+
+
+def refresh(config: HostConfig, n: Names, spec: NetworkSpec) -> bool:
+    """Replace the reservation/option files of a network that is up and reload dnsmasq if one changed; False
+    when it is not up with exactly this spec's argv (then a full ensure is needed)."""
+    nid = spec.kernel_id
+    if not spec.dhcp_subnets or not netns.exists(n.seg_ns(nid)) or not netns.exists(n.dhcp_ns(nid)):
+        return False
+    c = command(config, n, spec)
+    pid = daemon(n, nid).pid()
+    if pid is None or cmdline(pid) != c.argv():
+        return False
+    hosts, opts = dm.render_hosts(spec), dm.render_opts(spec)  # validates before any write
+    changed = dm.write_atomic(n.hosts(nid), hosts)
+    changed = dm.write_atomic(n.opts(nid), opts) or changed
+    if changed:
+        reload(pid, c)
+    return True
+
+
+def stop(supervisor: Supervisor, n: Names, net_ids: Iterable[str]) -> None:
+    """Stop the networks' dnsmasqs and wait: a recreated network never races an exiting dnsmasq (< 1 ms each)."""
+    supervisor.stop([daemon(n, nid) for nid in net_ids])
+
+
+def remove(supervisor: Supervisor, n: Names, net_ids: list[str]) -> None:
+    """Stop dnsmasq (and anything else left in the namespace), delete the namespace, then the state."""
+    stop(supervisor, n, net_ids)
+    kill_all_in([n.dhcp_ns(nid) for nid in net_ids])
+    for nid in net_ids:
+        netns.remove(n.dhcp_ns(nid))
+
+
+def remove_state(n: Names, net_ids: Iterable[str]) -> None:
+    """The network's state directory (leases, reservations, log)."""
+    for nid in net_ids:
+        shutil.rmtree(n.net_dir(nid), ignore_errors=True)
+
+
+def scan(n: Names, scan: HostScan, namespaces: set[str], state_dirs: set[str]) -> None:
+    """Record the DHCP namespaces and state directories found, and each network's verified dnsmasq pid."""
+    for nid in namespaces:
+        scan.networks.setdefault(nid, NetworkFound()).dhcp_ns = True
+    for nid in state_dirs:
+        scan.networks.setdefault(nid, NetworkFound()).state_dir = True
+    for nid, found in scan.networks.items():
+        found.dnsmasq_pid = daemon(n, nid).pid()
