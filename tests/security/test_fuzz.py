@@ -38,10 +38,10 @@ from fuzz_strategies import (
     pools,
     private_cidrs,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, is_hypothesis_test, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
-from security_helpers import record, size
+from security_helpers import FIGURES, SCALE, record, size
 
 from tenants import hostspecs, services, validators
 from tenants.choices import ObjectStatus, Role
@@ -55,8 +55,40 @@ FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, Health
                                                      HealthCheck.filter_too_much, HealthCheck.data_too_large]}
 
 
+# The headline figure of issue 8 ("well over 10,000 fuzz cases") is asserted, not only printed.
+MIN_EXAMPLES = 10_000
+# record() names this module uses; test_schemathesis and test_websocket count their own.
+FIGURE_GROUPS = ("validators.", "hostspecs", "services.", "forms.", "api.", "jobs.")
+
+
 def pure(base: int):
     return settings(max_examples=size(base), **FUZZ)
+
+
+def _module_figures() -> dict[str, int]:
+    mine = [c for name, c in FIGURES.items() if name.startswith(FIGURE_GROUPS)]
+    return {key: sum(c.get(key, 0) for c in mine) for key in ("examples", "errors")}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fuzz_budget(request):
+    """After the module: at least ``MIN_EXAMPLES`` examples ran in total and none saw an error (a 5xx).
+
+    Checked only when every fuzz test of the module was selected, so ``-k`` runs of one property still work.
+    Hypothesis can run fewer examples than ``max_examples`` (a strategy that filters too much, a small search
+    space), which is exactly how the printed figure used to fall short unnoticed.
+    """
+    before = _module_figures()
+    yield
+    fuzz_tests = {name for name, fn in vars(request.module).items() if name.startswith("test_")
+                  and is_hypothesis_test(fn)}
+    selected = {item.originalname for item in request.session.items if item.module is request.module}
+    if not fuzz_tests <= selected or request.session.testsfailed:
+        return
+    after = _module_figures()
+    examples, errors = after["examples"] - before["examples"], after["errors"] - before["errors"]
+    assert examples >= MIN_EXAMPLES * SCALE, f"only {examples} fuzz examples ran (expected >= {MIN_EXAMPLES})"
+    assert errors == 0, f"{errors} fuzz examples answered with an error"
 
 
 # --- the dnsmasq files, parsed back ---------------------------------------------------------------------
@@ -136,10 +168,17 @@ def test_hostname_and_name_validators(value):
 @pure(1500)
 @given(value=domains())
 def test_domain_validator(value):
-    ok = _accepts(validators.validate_domain_name, value.lower())
+    """As typed, capitals included: ``validate_domain_name`` documents lowercase labels, so a domain with capitals
+    is refused with a message saying so (the services lowercase first: see the services fuzz and
+    ``test_services_lowercase_a_mixed_case_domain``)."""
+    ok = _accepts(validators.validate_domain_name, value)
     if ok and value:
-        assert hv.domain(value.lower()) == value.lower()
-    record("validators.domain", examples=1, accepted=int(ok))
+        assert value.isascii() and value == value.lower(), repr(value)
+        assert hv.domain(value) == value
+    if value != value.lower() and _accepts(validators.validate_domain_name, value.lower()):
+        with pytest.raises(ValidationError, match="lowercase"):
+            validators.validate_domain_name(value)
+    record("validators.domain", examples=1, accepted=int(ok), mixed_case=int(value != value.lower()))
 
 
 @pure(1000)
@@ -323,6 +362,18 @@ def _op_args(data, world):
     return op, {"network": world["network"], "name": data.draw(nasty_text(), label="name")}
 
 
+def assert_domain_lowercased(op: str, kwargs: dict, result: object) -> None:
+    """The services' documented normalisation: the domain as typed, lowercased — and only ASCII gets that far
+    (``"\u212a".lower()`` is ``"k"``: a Kelvin sign must be refused, not turned into a letter)."""
+    given = (kwargs.get("subnet") or {}).get("domain_name") if op == "network_create" else kwargs.get("domain_name")
+    if given is None or op not in ("network_create", "subnet_create", "subnet_update"):
+        return
+    subnet = result.subnets.get() if isinstance(result, Network) else result
+    subnet.refresh_from_db()
+    assert given.isascii(), f"accepted a non-ASCII domain {given!r} as {subnet.domain_name!r}"
+    assert subnet.domain_name == given.lower(), (given, subnet.domain_name)
+
+
 @settings(max_examples=size(1000), **FUZZ)
 @given(data=st.data())
 def test_services_refuse_with_validation_error_and_files_stay_exact(fuzz_world, data):
@@ -334,6 +385,7 @@ def test_services_refuse_with_validation_error_and_files_stay_exact(fuzz_world, 
             record(f"services.{op}", examples=1, refused=1)
             transaction.set_rollback(True)
             return
+        assert_domain_lowercased(op, kwargs, result)
         network = result if isinstance(result, Network) else Network.objects.get(
             pk=getattr(result, "network_id", fuzz_world["network"].pk))
         lines = sum(assert_network_files_exact(n) for n in {network, fuzz_world["network"]})
@@ -525,6 +577,22 @@ def test_dns_servers_with_zones_or_ipv6_are_refused(value, message):
         validators.validate_dns_servers(value)
     with pytest.raises(HostInputError):
         SubnetSpec(cidr="10.0.0.0/24", gateway=None, dhcp_address="10.0.0.2", dns_servers=tuple(value))
+
+
+@pytest.mark.parametrize("typed,stored", [("Lab.Internal", "lab.internal"), ("LAB.INTERNAL", "lab.internal"),
+                                          ("lab.internal", "lab.internal")])
+def test_services_lowercase_a_mixed_case_domain(fuzz_world, typed, stored):
+    subnet = services.subnet_update(subnet=fuzz_world["subnet"], domain_name=typed)
+    subnet.refresh_from_db()
+    assert subnet.domain_name == stored
+
+
+@pytest.mark.parametrize("typed", ["\u212a.internal", "lab.\u0130nternal", "lab.internal\u200b"])
+def test_services_refuse_a_domain_that_lowercases_into_ascii(fuzz_world, typed):
+    """str.lower() maps the Kelvin sign to "k" (and İ to "i" + a combining dot): lowercasing must not launder
+    a look-alike into a valid name."""
+    with pytest.raises(ValidationError):
+        services.subnet_update(subnet=fuzz_world["subnet"], domain_name=typed)
 
 
 def test_a_trailing_dot_domain_is_refused_before_it_can_break_the_realise_job():
