@@ -187,3 +187,21 @@ def test_a_gap_in_the_numbering_costs_exactly_one_resync(page, two_tenants, rest
     stats = settled(page)
     assert (stats["gaps"], stats["resyncs"], stats["snapshots"]) == (1, 1, 2), stats
     assert stats["reconnects"] == 0 and page.errors == []
+
+
+@pytest.mark.browser
+def test_a_counter_lost_under_an_open_page_loses_no_change(page, two_tenants, restartable_redis, settings):
+    """The counter can go without the socket noticing (evicted, an operator's FLUSHDB, a restart quicker than the
+    consumer's next read): the next event is numbered 1 of a new epoch and must be applied, with one resync."""
+    network = two_tenants["net_a"]
+    for n in range(3):  # lastSeq well above 1
+        in_thread(services.network_update, network=network, name=f"old-life-{n}")
+    wait_name(page, network.pk, "old-life-2")
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    Redis.from_url(restartable_redis.url).delete(f"{prefix}:stream:{events.tenant_group(two_tenants['acme'].pk)}")
+    in_thread(services.network_update, network=network, name="new-life")
+    wait_name(page, network.pk, "new-life")
+    stats = settled(page)
+    assert (stats["gaps"], stats["resyncs"], stats["snapshots"]) == (1, 1, 2), stats
+    assert page.evaluate("() => window.netdashTopology.socket.lastSeq") == 1
+    assert page.errors == []
