@@ -102,9 +102,10 @@ def url_conf_operations() -> set[str]:
         if not route.startswith("api/") or pattern.name in NOT_OPERATIONS or suffixed:
             continue
         assert isinstance(cls, type) and issubclass(cls, APIView), f"{route}: not a DRF view; NOT_OPERATIONS?"
+        # DRF adds "head" to a viewset's shared action map at its first GET; HEAD and OPTIONS are not operations.
         actions = getattr(pattern.callback, "actions", None)
-        methods = actions.keys() if actions else [m for m in cls.http_method_names
-                                                   if m not in ("head", "options") and hasattr(cls, m)]
+        methods = [m for m in (actions or {m: m for m in cls.http_method_names if hasattr(cls, m)})
+                   if m not in ("head", "options")]
         path = "/" + _REGEX_KWARG.sub(r"{\1}", route)
         found |= {f"{m.upper()} {path}" for m in methods}
     return found
