@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from redis.exceptions import RedisError
 
 from tenants.websocket import CLOSE_FORBIDDEN, JsonFramesConsumer
 
@@ -20,6 +22,9 @@ from .snapshot import View, build_snapshot, resolve_view
 
 # A resync costs a full snapshot (hundreds of KB at 1,000 instances): at most one per interval per socket.
 RESYNC_INTERVAL = 1.0
+# Waiting out a Redis outage: first retry, then doubling up to the cap (a restart takes well under a second).
+REJOIN_FIRST_DELAY = 0.2
+REJOIN_MAX_DELAY = 5.0
 
 
 class LiveConsumer(JsonFramesConsumer):
@@ -28,6 +33,37 @@ class LiveConsumer(JsonFramesConsumer):
     client_types = protocol.CLIENT_TYPES
     view: View | None = None
     last_snapshot = 0.0
+
+    # channels' AsyncConsumer.__call__ stores the layer's receive here and then waits on it; a Redis outage makes
+    # that receive raise, which would kill the consumer and close the socket. The property hands the dispatch
+    # loop a receive that waits the outage out instead (see ``_receive_through_outages``).
+    @property
+    def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
+        return self._receive_through_outages
+
+    @channel_receive.setter
+    def channel_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self._layer_receive = receive
+
+    async def _receive_through_outages(self) -> dict[str, Any]:
+        """The next channel-layer message; after a Redis outage, a ``netdash.rejoined`` message once back.
+
+        Redis keeps nothing across a restart, group memberships included, so the socket must join its group
+        again, and every event published meanwhile is lost: the rejoin is followed by a fresh snapshot.
+        """
+        try:
+            return await self._layer_receive()
+        except (RedisError, OSError):
+            pass
+        delay = REJOIN_FIRST_DELAY
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                if self.view is not None:
+                    await self.channel_layer.group_add(self.view.group, self.channel_name)
+                return {"type": "netdash.rejoined"}
+            except (RedisError, OSError):
+                delay = min(delay * 2, REJOIN_MAX_DELAY)
 
     async def connect(self) -> None:
         kwargs = self.scope["url_route"]["kwargs"]
@@ -45,7 +81,10 @@ class LiveConsumer(JsonFramesConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.view is not None:
-            await self.channel_layer.group_discard(self.view.group, self.channel_name)
+            try:
+                await self.channel_layer.group_discard(self.view.group, self.channel_name)
+            except (RedisError, OSError):
+                pass  # Redis down or restarted: the membership is gone already or expires with the group
 
     async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
         if content["type"] == "resync":
@@ -62,6 +101,11 @@ class LiveConsumer(JsonFramesConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         await self.send_json(snapshot)
+
+    async def netdash_rejoined(self, message: dict[str, Any]) -> None:
+        """Back in the group after a Redis outage: whatever was published meanwhile is in this snapshot."""
+        if self.view is not None:
+            await self.send_snapshot()
 
     async def netdash_event(self, message: dict[str, Any]) -> None:
         """Relay one ``tenants.events`` message (channel-layer type ``netdash.event``)."""

@@ -2,9 +2,10 @@
 
 Server → client (JSON text frames):
 
-* ``{"type": "snapshot", "seq": N, "group": ..., "networks": [...], ...}`` — see ``live.snapshot``.
-* ``{"type": "event", "event": "network.updated", "seq": N, "group": ..., "tenant": T, "ts": ..., "data": {...}}``
-  — one per ``tenants.events.send_now``; ``seq`` grows by one per message per group.
+* ``{"type": "snapshot", "epoch": E, "seq": N, "group": ..., "networks": [...], ...}`` — see ``live.snapshot``.
+* ``{"type": "event", "event": "network.updated", "epoch": E, "seq": N, "group": ..., "tenant": T, "ts": ...,
+  "data": {...}}`` — one per ``tenants.events.send_now``; ``seq`` grows by one per message per group within one
+  ``epoch`` (a new epoch: the counter restarted at 1, see ``tenants.events``).
 * ``{"type": "error", "code": "...", "message": "..."}`` — a client frame was refused; the socket stays open.
 * ``{"type": "pong"}`` — reply to ``ping``.
 
@@ -24,6 +25,7 @@ def event_frame(message: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "event",
         "event": message.get("event"),
+        "epoch": message.get("epoch"),
         "seq": message.get("seq"),
         "group": message.get("group"),
         "tenant": message.get("tenant"),

@@ -4,9 +4,10 @@ Everything goes through ``tenants.selectors`` (``*_for_user``), so a snapshot ca
 rows, and the dicts are the same ``*_data`` views the events carry: the browser applies a snapshot and a delta
 with the same code.
 
-Ordering matters for correctness: the group's sequence number is read BEFORE the database. Events are sent
+Ordering matters for correctness: the group's stream position is read BEFORE the database. Events are sent
 after their transaction commits, so every event numbered <= that sequence is already visible to the queries
-that follow; the client drops deltas <= snapshot.seq and applies later ones (idempotent upserts).
+that follow; the client drops deltas <= snapshot.seq of the same epoch and applies later ones (idempotent
+upserts). A delta of another epoch means the counter restarted (Redis restarted): the client resyncs.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def build_snapshot(user: AbstractBaseUser, view: View) -> dict[str, Any] | None:
     # Re-check on every snapshot: a resync after a membership was removed must not leak fresh data.
     if resolve_view(user, tenant_id=view.tenant_id, subnet_id=view.subnet_id) != view:
         return None
-    seq = events.current_sequence(view.group)  # before the queries: see the module docstring
+    position = events.stream_position(view.group)  # before the queries: see the module docstring
     tenants = selectors.tenants_for_user(user)
     tenant = None
     if view.tenant_id is not None:
@@ -102,7 +103,8 @@ def build_snapshot(user: AbstractBaseUser, view: View) -> dict[str, Any] | None:
         "type": "snapshot",
         "scope": view.scope,
         "group": view.group,
-        "seq": seq,
+        "epoch": position.epoch,
+        "seq": position.seq,
         "ts": time.time(),
         "tenant": view.tenant_id,
         "subnet": view.subnet_id,

@@ -1,8 +1,14 @@
 """One way out for events: ``publish()`` sends to the channel layer after the transaction commits.
 
 Groups are dotted names: ``tenant.<id>`` for a tenant's viewers and ``tenants.all`` for superusers' isolation
-view. Every message carries a per-group sequence number (a Redis counter) so a client can detect a gap and ask
-for a fresh snapshot. Consumers only relay; they never build events themselves.
+view. Every message carries a per-group sequence number so a client can detect a gap and ask for a fresh
+snapshot. Consumers only relay; they never build events themselves.
+
+The sequence lives in Redis, which keeps nothing across a restart (no persistence), so it starts again at 1. A
+client that only compared numbers would drop every later event as "already seen" (``seq <= lastSeq``). So each
+group's stream also has an *epoch*: a random token stored in the same Redis hash as the counter, created with
+it and lost with it. Events and snapshots carry ``(epoch, seq)``; a client seeing a new epoch knows the
+numbering restarted and resyncs once.
 """
 
 from __future__ import annotations
@@ -10,14 +16,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from redis import Redis
+from redis.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -41,18 +50,56 @@ def _counter() -> Redis:
     return _redis
 
 
-def next_sequence(group: str) -> int:
-    """Monotonic per-group sequence shared by every publishing process (web, workers, lease watcher)."""
-    return int(_counter().incr(f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:seq:{group}"))
+class StreamPosition(NamedTuple):
+    """Where a group's stream is: which life of the counter (``epoch``) and the last number sent (``seq``)."""
+
+    epoch: str
+    seq: int
+
+
+def _stream_key(group: str) -> str:
+    return f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:stream:{group}"
+
+
+def _queue_advance(pipe: Pipeline, group: str, by: int) -> None:
+    """Queue on ``pipe``: create the epoch if the hash is new, add ``by`` to the counter, read both back.
+
+    One hash for both fields, so the counter can never outlive its epoch (a lost key loses them together).
+    """
+    key = _stream_key(group)
+    pipe.hsetnx(key, "epoch", secrets.token_hex(6))
+    pipe.hincrby(key, "seq", by)
+    pipe.hget(key, "epoch")
+
+
+def _advance(groups: list[str], by: int = 1) -> list[StreamPosition]:
+    """Advance each group's stream by ``by`` in one MULTI/EXEC round trip; the positions after it."""
+    pipe = _counter().pipeline(transaction=True)
+    for group in groups:
+        _queue_advance(pipe, group, by)
+    replies = pipe.execute()
+    return [StreamPosition(replies[i + 2].decode(), int(replies[i + 1])) for i in range(0, len(replies), 3)]
+
+
+def next_sequence(group: str) -> StreamPosition:
+    """The next position of ``group``'s stream, shared by every publishing process (web, workers, watcher)."""
+    return _advance([group])[0]
+
+
+def stream_position(group: str) -> StreamPosition:
+    """The last position sent to ``group`` (snapshots carry it so deltas continue from it).
+
+    Redis down: epoch ``""``, which no event carries, so the first event after the outage makes the client resync.
+    """
+    try:
+        return _advance([group], by=0)[0]
+    except RedisError:
+        return StreamPosition("", 0)
 
 
 def current_sequence(group: str) -> int:
-    """The last sequence number sent to ``group`` (snapshots carry it so deltas continue from it)."""
-    try:
-        value = _counter().get(f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:seq:{group}")
-    except RedisError:
-        return 0
-    return int(value or 0)
+    """The last sequence number sent to ``group``."""
+    return stream_position(group).seq
 
 
 def _sender_loop() -> asyncio.AbstractEventLoop:
@@ -73,47 +120,35 @@ def _sender_loop() -> asyncio.AbstractEventLoop:
 
 def send_now(tenant_id: int, event_type: str, data: dict[str, Any]) -> None:
     """Send to the tenant's group and the all-tenants group; a Redis outage is logged, never raised."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    loop = _sender_loop()
-    for group in (tenant_group(tenant_id), ALL_TENANTS_GROUP):
-        try:
-            message = {
-                "type": "netdash.event",
-                "event": event_type,
-                "seq": next_sequence(group),
-                "group": group,
-                "tenant": tenant_id,
-                "ts": time.time(),
-                "data": data,
-            }
-            future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
-            try:
-                future.result(SEND_TIMEOUT)
-            except TimeoutError:
-                future.cancel()
-                raise
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("event %s for tenant %s not published: %s", event_type, tenant_id, exc)
+    send_many([(tenant_id, event_type, data)])
+
+
+async def _group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
+    """``layer.group_send``, once more on a fresh connection if the pooled one died with a Redis restart.
+
+    The pool keeps the connections it had before the restart; the first send on each fails with "Connection
+    closed by server" and the pool drops it. Without the retry, the first event after every restart was lost
+    (tests/live/test_stream_continuity.py). A send that reached Redis before failing may arrive twice: the
+    client drops the repeated sequence number.
+    """
+    try:
+        await layer.group_send(group, message)
+    except RedisConnectionError:
+        await layer.group_send(group, message)
 
 
 def send_many(items: list[tuple[int, str, dict[str, Any]]]) -> None:
-    """:func:`send_now` for many events: their sequence numbers in one Redis round trip, their sends in one
-    coroutine (in order), so a batch job does not pay a cross-thread hand-off and two counters per event."""
+    """Send many events: their sequence numbers in one Redis round trip, their sends in one coroutine (in
+    order), so a batch job does not pay a cross-thread hand-off and two counters per event."""
     layer = get_channel_layer()
     if layer is None or not items:
         return
     groups = [(tenant_id, group) for tenant_id, _, _ in items for group in (tenant_group(tenant_id), ALL_TENANTS_GROUP)]
-    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
     try:
-        pipe = _counter().pipeline(transaction=False)
-        for _, group in groups:
-            pipe.incr(f"{prefix}:seq:{group}")
-        seqs = iter(pipe.execute())
+        positions = iter(_advance([group for _, group in groups]))
         now = time.time()
         messages = [
-            (group, {"type": "netdash.event", "event": event_type, "seq": int(next(seqs)), "group": group,
+            (group, {"type": "netdash.event", "event": event_type, **next(positions)._asdict(), "group": group,
                      "tenant": tenant_id, "ts": now, "data": data})
             for tenant_id, event_type, data in items
             for group in (tenant_group(tenant_id), ALL_TENANTS_GROUP)
@@ -121,7 +156,7 @@ def send_many(items: list[tuple[int, str, dict[str, Any]]]) -> None:
 
         async def send_all() -> None:
             for group, message in messages:
-                await layer.group_send(group, message)
+                await _group_send(layer, group, message)
 
         future = asyncio.run_coroutine_threadsafe(send_all(), _sender_loop())
         try:
@@ -130,7 +165,7 @@ def send_many(items: list[tuple[int, str, dict[str, Any]]]) -> None:
             future.cancel()
             raise
     except (RedisError, OSError, TimeoutError) as exc:
-        log.warning("%d events not published: %s", len(items), exc)
+        log.warning("%d events (%s, ...) not published: %s", len(items), items[0][1], exc)
 
 
 def publish_many(items: list[tuple[int, str, dict[str, Any]]]) -> None:

@@ -314,7 +314,7 @@ def subnet_create(*, network: Network, cidr: str, gateway: str | None = AUTO, dh
     gw, dhcp, pools = _resolve_subnet_addresses(net, gateway, dhcp_address, allocation_pools)
     subnet = Subnet(
         network=network, name=name, cidr=str(net), gateway=str(gw) if gw else None, dhcp_address=str(dhcp),
-        dns_nameservers=dns_nameservers or [], domain_name=(domain_name or "").lower(),
+        dns_nameservers=dns_nameservers or [], domain_name=validators.lowercase_domain(domain_name or ""),
         lease_seconds=lease_seconds, enable_dhcp=enable_dhcp,
     )
     subnet.full_clean(exclude=["network"])
@@ -354,7 +354,7 @@ def subnet_update(*, subnet: Subnet, actor: AbstractBaseUser | None = None, **ch
     for field in ("dns_nameservers", "domain_name", "lease_seconds", "enable_dhcp", "name"):
         if field in changes:
             setattr(subnet, field, changes[field])
-    subnet.domain_name = (subnet.domain_name or "").lower()
+    subnet.domain_name = validators.lowercase_domain(subnet.domain_name or "")
     subnet.full_clean(exclude=["network"])
     with transaction.atomic():
         # Under the subnet row lock instance_create takes, so no instance can grab the new gateway/DHCP address

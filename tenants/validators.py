@@ -100,6 +100,18 @@ def validate_domain_name(value: str) -> None:
             )
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def lowercase_domain(value: str) -> str:
+    """``value`` with its ASCII capitals lowercased, for the services to store what people type ("Lab.Internal").
+
+    Not ``str.lower()``: that maps the Kelvin sign to "k" and "İ" to "i" plus a combining dot, turning a look-alike
+    into a name that passes :func:`validate_domain_name`; left as typed, those are refused there.
+    """
+    return value.translate(_ASCII_LOWER)
+
+
 def validate_mac(value: str) -> None:
     """A unicast, lowercase, colon-separated MAC address."""
     if not _MAC.match(value or ""):

@@ -20,9 +20,10 @@
       this.ws = null;
       this.attempt = 0;
       this.lastSeq = null;   // null until the first snapshot
+      this.epoch = null;     // which life of the server's counter lastSeq belongs to (tenants/events.py)
       this.resyncTimer = null;
       this.stopped = false;
-      this.stats = { snapshots: 0, events: 0, gaps: 0, reconnects: 0 };
+      this.stats = { snapshots: 0, events: 0, gaps: 0, resyncs: 0, reconnects: 0 };
     }
 
     url() {
@@ -73,24 +74,31 @@
       if (self.resyncTimer) { return; }
       self.resyncTimer = window.setTimeout(function () {
         self.resyncTimer = null;
+        self.stats.resyncs += 1;
         self.send({ type: 'resync' });
       }, GAP_RESYNC_DELAY_MS);
     }
 
     handle(msg) {
       if (msg.type === 'snapshot') {
+        this.epoch = msg.epoch;
         this.lastSeq = msg.seq;
         this.stats.snapshots += 1;
         this.handlers.snapshot(msg);
         this.status('live', 'live · seq ' + this.lastSeq);
       } else if (msg.type === 'event') {
-        if (this.lastSeq === null || msg.seq <= this.lastSeq) { return; } // already in the snapshot
+        if (this.lastSeq === null) { return; }
+        var restarted = msg.epoch !== this.epoch;
+        // Within one epoch a number we hold is already in the snapshot. A new epoch means the counter started
+        // again at 1 (Redis restarted): its numbers say nothing about ours, so nothing may be dropped for them.
+        if (!restarted && msg.seq <= this.lastSeq) { return; }
         this.stats.events += 1;
-        if (msg.seq !== this.lastSeq + 1) {
-          // Missed something (a dropped message, or two publishers racing): apply, then re-read everything.
+        if (restarted || msg.seq !== this.lastSeq + 1) {
+          // Missed something (a dropped message, publishers racing, an outage): apply, then re-read everything.
           this.stats.gaps += 1;
           this.resync();
         }
+        this.epoch = msg.epoch;
         this.lastSeq = msg.seq;
         this.handlers.event(msg);
         this.status('live', 'live · seq ' + this.lastSeq);

@@ -42,3 +42,59 @@ def daphne_server(django_db_setup, django_db_blocker):
     log = Path(os.environ.get("ARTIFACTS_DIR", "artifacts")) / "live-daphne.log"
     with serve_daphne(db_name, log, probe="/static/live/live.js") as (base, _proc):
         yield {"url": base, "log": log}
+
+
+class RestartableRedis:
+    """A redis-server of this test's own (``scripts/redis.sh``, stopped by its pid file), as the fault drills
+    run it: no persistence, so a restart loses every counter, group membership and queued message."""
+
+    def __init__(self, directory, port: int) -> None:
+        self.dir = directory
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def _script(self, *args: str) -> None:
+        import subprocess
+
+        from django.conf import settings
+
+        subprocess.run(["bash", "scripts/redis.sh", *args], cwd=settings.BASE_DIR, check=True, capture_output=True)
+
+    def start(self) -> None:
+        self._script("start", str(self.port), str(self.dir))
+
+    def stop(self) -> None:
+        self._script("stop", str(self.dir))
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def restartable_redis(tmp_path, settings, monkeypatch):
+    """Point this process's events and channel layer at a private Redis the test may restart."""
+    import socket
+
+    from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
+
+    from tenants import events
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    redis = RestartableRedis(tmp_path / "redis", port)
+    redis.start()
+    settings.REDIS_URL = redis.url
+    settings.CHANNEL_LAYERS = {
+        alias: {**conf, "CONFIG": {**conf["CONFIG"], "hosts": [{**conf["CONFIG"]["hosts"][0], "address": redis.url}]}}
+        for alias, conf in settings.CHANNEL_LAYERS.items()
+    }
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
+    monkeypatch.setattr(events, "_redis", None)
+    try:
+        yield redis
+    finally:
+        redis.stop()
+        events._redis = None
+        channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)

@@ -14,6 +14,7 @@ Adding a route with a new URL kwarg makes ``test_every_route_kwarg_is_covered`` 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -26,6 +27,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.views import APIView
 
 from api import services as token_services
+from live import naming
+from tenants import services
 from tenants.models import Instance, Lease, Membership, Network, Subnet
 
 pytestmark = pytest.mark.django_db
@@ -100,9 +103,15 @@ def tenant_routes() -> list[Route]:
 
 @pytest.fixture
 def world(isolation_world):
-    """Tenant B additionally owns an API token (of B's user)."""
-    isolation_world.b_token, _ = token_services.api_token_create(user=isolation_world.beta, name="beta-secret-token")
-    return isolation_world
+    """Tenant B additionally owns an API token (of B's user); A owns a subnet and an instance of its own, so A's
+    pages can be asked about B's ids. B's markers also name B's user, kernel ids and namespaces."""
+    w = isolation_world
+    w.b_token, _ = token_services.api_token_create(user=w.beta, name="beta-secret-token")
+    w.a_subnet = w.a_network.subnets.get()
+    w.a_instance = services.instance_create(network=w.a_network, hostname="alpha-vm")
+    w.markers = [*w.markers, w.beta.username, w.b_network.kernel_id, w.b_instance.kernel_id,
+                 naming.dhcp_namespace(w.b_network.kernel_id), naming.instance_namespace(w.b_instance.kernel_id)]
+    return w
 
 
 def url_for(route: Route, world: SimpleNamespace) -> str:
@@ -189,6 +198,113 @@ def test_outsider_never_sees_or_changes_another_tenants_objects(client, world):
                 failures.append(f"{where}: {response.status_code} shows tenant B's data {found}")
     assert snapshot(world) == before, "an outsider's request changed tenant B's data"
     assert not failures, "\n".join(failures)
+
+
+# Query parameters that select objects, anywhere: the API's filters, the teaching compare's two sides. Each is
+# sent alone with one of tenant B's values; an outsider must get nothing of B back for any of them.
+OTHER_TENANT_FILTERS: dict[str, Callable[[SimpleNamespace], list[Any]]] = {
+    "network": lambda w: [w.b_network.pk],
+    "subnet": lambda w: [w.b_subnet.pk],
+    "instance": lambda w: [w.b_instance.pk],
+    "lease": lambda w: [w.b_lease.pk],
+    "tenant": lambda w: [w.b.pk, w.b.slug],
+    "a": lambda w: [f"inst-{w.b_instance.pk}", f"dhcp-{w.b_network.pk}", f"seg-{w.b_network.pk}"],
+    "b": lambda w: [f"inst-{w.b_instance.pk}", f"dhcp-{w.b_network.pk}"],
+}
+# URL kwarg → tenant A's own object, so A's pages can be asked about B's ids too ("A's network, B's subnet").
+OWN_KWARGS: dict[str, Callable[[SimpleNamespace], Any]] = {
+    "tenant_id": lambda w: w.a.pk,
+    "tenant_slug": lambda w: w.a.slug,
+    "network_id": lambda w: w.a_network.pk,
+    "subnet_id": lambda w: w.a_subnet.pk,
+    "instance_id": lambda w: w.a_instance.pk,
+    **NEUTRAL_KWARGS,
+}
+
+
+def asks_the_agent(route: Route) -> bool:
+    """The namespace inspectors of A's own objects wait up to 5 s for an agent (none runs here) and read no
+    filter; with B's objects they are in the outsider walk above."""
+    return (route.name or "").startswith("teach:") and (route.name or "").endswith("-inspect")
+
+
+def filtered_urls(world: SimpleNamespace) -> Iterator[tuple[Route, str]]:
+    """Every GET-able route of A's (no kwargs, or kwargs naming A's objects), once per filter value of B's."""
+    for route in tenant_routes():
+        if route.name is None or route.kwargs - set(OWN_KWARGS) or (route.kwargs and asks_the_agent(route)):
+            continue
+        base = reverse(route.name, kwargs={k: OWN_KWARGS[k](world) for k in route.kwargs})
+        for param, values in OTHER_TENANT_FILTERS.items():
+            for value in values(world):
+                yield route, f"{base}?{param}={quote(str(value))}"
+        if "compare" in (route.name or ""):
+            yield route, f"{base}?a=inst-{world.a_instance.pk}&b=inst-{world.b_instance.pk}"
+
+
+def rows(response) -> list[Any] | None:
+    """The rows of a JSON list answer (paginated or not); None for anything else."""
+    if "json" not in response.get("Content-Type", ""):
+        return None
+    body = response.json()
+    if isinstance(body, dict) and isinstance(body.get("results"), list):
+        return body["results"]
+    return body if isinstance(body, list) else None
+
+
+def declared_filters(client: Client) -> dict[str, set[str]]:
+    """API path → the query parameters its OpenAPI operation declares (whatever implements them)."""
+    schema = client.get(reverse("api:schema")).json()
+    return {path: {p["name"] for p in op.get("get", {}).get("parameters", []) if p.get("in") == "query"}
+            for path, op in schema["paths"].items()}
+
+
+def test_filters_naming_another_tenants_objects_return_nothing_of_it(client, world):
+    """A declared filter given one of B's ids lists zero rows; any other parameter is ignored or refused, and
+    nothing anywhere shows B's markers."""
+    before = snapshot(world)
+    failures = []
+    checked = filtered = 0
+    client.force_login(world.alpha)
+    declared = declared_filters(client)
+    for route, url in filtered_urls(world):
+        response = request(client, "get", url, route.is_api)
+        where = f"GET {url} ({route.name})"
+        if isinstance(response, Exception):
+            failures.append(f"{where}: raised {type(response).__name__}: {response}")
+            continue
+        checked += 1
+        if response.status_code >= 500:
+            failures.append(f"{where}: {response.status_code}")
+        if found := leaks(response, world.markers, url):
+            failures.append(f"{where}: {response.status_code} shows tenant B's data {found}")
+        path, _, query = url.partition("?")
+        if query.partition("=")[0] not in declared.get(re.sub(r"\.json$", "/", path), set()):
+            continue
+        filtered += 1
+        if response.status_code == 200 and rows(response):  # A's own rows filtered by one of B's ids: none
+            failures.append(f"{where}: {len(rows(response))} rows, expected 0")
+    assert snapshot(world) == before
+    assert checked > 100 and filtered > 20, (checked, filtered)  # guard against a walk that tests nothing
+    assert not failures, "\n".join(failures)
+
+
+def test_the_filter_walk_reaches_the_filtered_lists_and_compare(world):
+    """Guard the walk: the API lists and the compare page are asked with every filter."""
+    urls = {url for _, url in filtered_urls(world)}
+    for expected in (f"/api/v1/instances/?subnet={world.b_subnet.pk}",
+                     f"/api/v1/leases/?instance={world.b_instance.pk}",
+                     f"/api/v1/networks/?tenant={world.b.slug}", f"/api/v1/subnets/?network={world.b_network.pk}"):
+        assert expected in urls, expected
+    assert any("?a=inst-" in u and "compare" in u for u in urls)
+
+
+def test_filters_select_the_callers_own_rows(client, world):
+    """The same filters with A's own ids do return A's rows: the zero rows above are the tenant scoping, not a
+    filter that never matches."""
+    client.force_login(world.alpha)
+    for url in (f"/api/v1/instances/?network={world.a_network.pk}", f"/api/v1/instances/?subnet={world.a_subnet.pk}",
+                f"/api/v1/subnets/?network={world.a_network.pk}", f"/api/v1/networks/?tenant={world.a.slug}"):
+        assert rows(client.get(url)), url
 
 
 def test_anonymous_gets_login_or_401(client, world):
@@ -281,6 +397,40 @@ def test_staff_routes_send_anonymous_users_to_login(client):
                 failures.append(f"GET {url}: redirected to {response['Location']}, not a login page")
         elif status not in (401, 403, 404, 405):
             failures.append(f"GET {url} ({route.name}): {status}")
+    assert checked > 10
+    assert not failures, "\n".join(failures)
+
+
+def test_staff_routes_refuse_a_signed_in_tenant_admin(client, world):
+    """A tenant admin is no staff member: every admin/ page (and django-rq's) redirects to a login page or
+    refuses — never its content."""
+    client.force_login(world.alpha)
+    failures = []
+    checked = 0
+    for route in all_routes():
+        if not route.is_staff or route.name is None or route.name in ("admin:login", "admin:logout"):
+            continue
+        url = None
+        for candidate in ("1", "tenants", "x"):
+            try:
+                url = reverse(route.name, kwargs=dict.fromkeys(route.kwargs, candidate))
+                break
+            except Exception:  # noqa: BLE001, S112 - try the next candidate value
+                continue
+        if url is None:
+            continue
+        checked += 1
+        response = request(client, "get", url, api=False)
+        if isinstance(response, Exception):
+            failures.append(f"GET {url}: raised {response!r}")
+            continue
+        status = response.status_code
+        if status == 302 and "login" not in response["Location"]:
+            failures.append(f"GET {url}: redirected to {response['Location']}, not a login page")
+        elif status not in (302, 401, 403, 404, 405):
+            failures.append(f"GET {url} ({route.name}): {status}")
+        if found := leaks(response, world.markers, url):
+            failures.append(f"GET {url}: shows tenant B's data {found}")
     assert checked > 10
     assert not failures, "\n".join(failures)
 

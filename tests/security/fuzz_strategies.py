@@ -45,13 +45,22 @@ def nasty_text(*, surrogates: bool = True, max_size: int = 80) -> st.SearchStrat
     )
 
 
+def _mixed_case(text_and_mask: tuple[str, list[bool]]) -> str:
+    text, mask = text_and_mask
+    return "".join(ch.upper() if up else ch for ch, up in zip(text, mask + [False] * len(text), strict=False))
+
+
 def domains(*, surrogates: bool = True) -> st.SearchStrategy[str]:
-    """Domain-like strings: dotted labels, sometimes with a nasty fragment, a trailing dot or capitals."""
+    """Domain-like strings: dotted labels, sometimes with a nasty fragment, a trailing dot or capitals.
+
+    Capitals come all-upper and mixed ("Lab.Internal", "lAB.iNTERNAL"): what a person types.
+    """
     dotted = st.lists(LABEL, min_size=1, max_size=4).map(".".join)
     return st.one_of(
         dotted,
         dotted.map(lambda d: d + "."),
         dotted.map(str.upper),
+        st.tuples(dotted, st.lists(st.booleans(), min_size=1, max_size=40)).map(_mixed_case),
         st.tuples(dotted, st.sampled_from(NASTY), dotted).map("".join),
         st.lists(LABEL, min_size=5, max_size=60).map(".".join),  # longer than 253 characters
         nasty_text(surrogates=surrogates, max_size=40),

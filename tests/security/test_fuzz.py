@@ -19,6 +19,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -59,6 +65,46 @@ def pure(base: int):
     return settings(max_examples=size(base), **FUZZ)
 
 
+# --- cases for the real dnsmasq ---------------------------------------------------------------------------
+
+# What breaks a line- or comma-separated file or an argv: every accepted case whose input held one of these
+# before validation goes to the real dnsmasq, plus a sample of the others.
+DANGEROUS = frozenset("\n\r\x00,;#=\"'\\/ \t\x0b\x0c\x1c\x85\u2028\u2029")
+ORDINARY_SAMPLE = 40
+# (hosts file, opts file, argv) → (spec, dangerous): one entry per distinct configuration dnsmasq would read.
+REAL_DNSMASQ_CASES: dict[tuple[str, str, tuple[str, ...]], tuple[NetworkSpec, bool]] = {}
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def offer_to_dnsmasq(spec: NetworkSpec, raw: object) -> None:
+    """Keep ``spec`` for ``test_the_real_dnsmasq_reads_exactly_the_rendered_entries`` if its input was
+    dangerous (always) or while the ordinary sample is not full."""
+    if not spec.dhcp_subnets:
+        return  # no dnsmasq runs for it
+    real = replace(spec, kernel_id=REAL_KERNEL_ID)
+    key = (dnsmasq.render_hosts(real), dnsmasq.render_opts(real), tuple(real_argv(real)))
+    dangerous = any(ch in DANGEROUS for text in _strings(raw) for ch in text)
+    ordinary = sum(1 for _, d in REAL_DNSMASQ_CASES.values() if not d)
+    if key not in REAL_DNSMASQ_CASES and (dangerous or ordinary < ORDINARY_SAMPLE):
+        REAL_DNSMASQ_CASES[key] = (real, dangerous)
+
+
+REAL_KERNEL_ID = "f022dead"  # the one network the real-dnsmasq test realises (under this run's prefix)
+
+
+def real_argv(spec: NetworkSpec) -> list[str]:
+    return hostspecs.driver().dnsmasq_command(spec).argv()
+
+
 # --- the dnsmasq files, parsed back ---------------------------------------------------------------------
 
 def file_lines(text: str) -> list[list[str]]:
@@ -84,9 +130,13 @@ def expected_opts(subnets) -> list[list[str]]:
     return out
 
 
-def assert_network_files_exact(network: Network) -> int:
-    """Render ``network``'s dnsmasq files and argv the way the agent does; compare with the DB. Returns #lines."""
+def assert_network_files_exact(network: Network, raw: object = None) -> int:
+    """Render ``network``'s dnsmasq files and argv the way the agent does; compare with the DB. Returns #lines.
+
+    ``raw`` is the input that led here: the spec is also offered to the real dnsmasq (see ``offer_to_dnsmasq``).
+    """
     spec = hostspecs.network_spec(network)  # what the realise job builds: must not raise for DB-valid rows
+    offer_to_dnsmasq(spec, raw)
     subnets = list(Subnet.objects.filter(network=network).order_by("id"))
     dhcp = [s for s in subnets if s.enable_dhcp]
     dhcp_nets = [ipaddress.ip_network(s.cidr) for s in dhcp]
@@ -136,10 +186,17 @@ def test_hostname_and_name_validators(value):
 @pure(1500)
 @given(value=domains())
 def test_domain_validator(value):
-    ok = _accepts(validators.validate_domain_name, value.lower())
+    """As typed, capitals included: ``validate_domain_name`` documents lowercase labels, so a domain with capitals
+    is refused with a message saying so (the services lowercase first: see the services fuzz and
+    ``test_services_lowercase_a_mixed_case_domain``)."""
+    ok = _accepts(validators.validate_domain_name, value)
     if ok and value:
-        assert hv.domain(value.lower()) == value.lower()
-    record("validators.domain", examples=1, accepted=int(ok))
+        assert value.isascii() and value == value.lower(), repr(value)
+        assert hv.domain(value) == value
+    if value != value.lower() and _accepts(validators.validate_domain_name, value.lower()):
+        with pytest.raises(ValidationError, match="lowercase"):
+            validators.validate_domain_name(value)
+    record("validators.domain", examples=1, accepted=int(ok), mixed_case=int(value != value.lower()))
 
 
 @pure(1000)
@@ -242,6 +299,7 @@ def test_host_specs_refuse_with_host_input_error_and_render_exactly(cidr, f):
     except HostInputError:
         record("hostspecs", examples=1, refused=1)
         return
+    offer_to_dnsmasq(spec, f)
     hosts = file_lines(dnsmasq.render_hosts(spec))
     assert hosts == [[r.mac, *([str(r.ip)] if r.ip is not None else []), *([r.hostname] if r.hostname else [])]
                      for r in spec.reservations]
@@ -319,6 +377,18 @@ def _op_args(data, world):
     return op, {"network": world["network"], "name": data.draw(nasty_text(), label="name")}
 
 
+def assert_domain_lowercased(op: str, kwargs: dict, result: object) -> None:
+    """The services' documented normalisation: the domain as typed, lowercased — and only ASCII gets that far
+    (``"\u212a".lower()`` is ``"k"``: a Kelvin sign must be refused, not turned into a letter)."""
+    given = (kwargs.get("subnet") or {}).get("domain_name") if op == "network_create" else kwargs.get("domain_name")
+    if given is None or op not in ("network_create", "subnet_create", "subnet_update"):
+        return
+    subnet = result.subnets.get() if isinstance(result, Network) else result
+    subnet.refresh_from_db()
+    assert given.isascii(), f"accepted a non-ASCII domain {given!r} as {subnet.domain_name!r}"
+    assert subnet.domain_name == given.lower(), (given, subnet.domain_name)
+
+
 @settings(max_examples=size(1000), **FUZZ)
 @given(data=st.data())
 def test_services_refuse_with_validation_error_and_files_stay_exact(fuzz_world, data):
@@ -330,9 +400,10 @@ def test_services_refuse_with_validation_error_and_files_stay_exact(fuzz_world, 
             record(f"services.{op}", examples=1, refused=1)
             transaction.set_rollback(True)
             return
+        assert_domain_lowercased(op, kwargs, result)
         network = result if isinstance(result, Network) else Network.objects.get(
             pk=getattr(result, "network_id", fuzz_world["network"].pk))
-        lines = sum(assert_network_files_exact(n) for n in {network, fuzz_world["network"]})
+        lines = sum(assert_network_files_exact(n, kwargs) for n in {network, fuzz_world["network"]})
         record(f"services.{op}", examples=1, accepted=1, dnsmasq_lines=lines)
         transaction.set_rollback(True)
     # Rolled back: the shared objects must be reloaded so the next example starts from the saved state.
@@ -404,7 +475,7 @@ def test_portal_forms_never_500_and_files_stay_exact(fuzz_world, data):
                                                      and b"nd_" in response.content)
         if accepted:
             for network in Network.objects.filter(tenant=world["tenant"]):
-                assert_network_files_exact(network)
+                assert_network_files_exact(network, payload)
         transaction.set_rollback(True)
     record(f"forms.{form}", examples=1, accepted=int(accepted), errors=int(response.status_code >= 500))
     for key in ("network", "subnet", "instance"):
@@ -479,7 +550,7 @@ def test_api_payloads_never_500_and_files_stay_exact(fuzz_world, data):
         accepted = response.status_code in (200, 201, 202)
         if accepted:
             for network in Network.objects.filter(tenant=world["tenant"]):
-                assert_network_files_exact(network)
+                assert_network_files_exact(network, payload)
         transaction.set_rollback(True)
     record(f"api.{call}", examples=1, accepted=int(accepted), errors=int(response.status_code >= 500))
     for key in ("network", "subnet", "instance"):
@@ -523,6 +594,22 @@ def test_dns_servers_with_zones_or_ipv6_are_refused(value, message):
         SubnetSpec(cidr="10.0.0.0/24", gateway=None, dhcp_address="10.0.0.2", dns_servers=tuple(value))
 
 
+@pytest.mark.parametrize("typed,stored", [("Lab.Internal", "lab.internal"), ("LAB.INTERNAL", "lab.internal"),
+                                          ("lab.internal", "lab.internal")])
+def test_services_lowercase_a_mixed_case_domain(fuzz_world, typed, stored):
+    subnet = services.subnet_update(subnet=fuzz_world["subnet"], domain_name=typed)
+    subnet.refresh_from_db()
+    assert subnet.domain_name == stored
+
+
+@pytest.mark.parametrize("typed", ["\u212a.internal", "lab.\u0130nternal", "lab.internal\u200b"])
+def test_services_refuse_a_domain_that_lowercases_into_ascii(fuzz_world, typed):
+    """str.lower() maps the Kelvin sign to "k" (and İ to "i" + a combining dot): lowercasing must not launder
+    a look-alike into a valid name."""
+    with pytest.raises(ValidationError):
+        services.subnet_update(subnet=fuzz_world["subnet"], domain_name=typed)
+
+
 def test_a_trailing_dot_domain_is_refused_before_it_can_break_the_realise_job():
     with pytest.raises(ValidationError, match="Remove the trailing dot: 'lab.internal'"):
         validators.validate_domain_name("lab.internal.")
@@ -532,3 +619,94 @@ def test_a_trailing_dot_domain_is_refused_before_it_can_break_the_realise_job():
 def test_specs_refuse_non_sequences_with_host_input_error(dns):
     with pytest.raises(HostInputError):
         SubnetSpec(cidr="10.0.0.0/24", gateway=None, dhcp_address="10.0.0.2", dns_servers=dns)
+
+
+# --- the real dnsmasq ------------------------------------------------------------------------------------
+
+DNSMASQ_COMPLAINT = re.compile(r"\b(bad|error|failed|illegal|unknown|cannot|invalid)\b", re.IGNORECASE)
+# --log-dhcp lines of a DHCP exchange ("dnsmasq-dhcp[7]: 1234 client provides name: bad") quote client input.
+DHCP_TRANSACTION = re.compile(r"dnsmasq-dhcp\[\d+\]: \d+ ")
+LEASE_CHECKS = 3  # cases whose first reservation is also asked for by a real DHCP client (slow: ~0.2 s each)
+
+
+def _log_since(path: Path, offset: int) -> str:
+    with open(path, errors="replace") as f:
+        f.seek(offset)
+        return f.read()
+
+
+def _wait_reread(path: Path, offset: int, *files: Path) -> str:
+    """dnsmasq's log after ``offset`` once it says it read every one of ``files`` (on start-up or SIGHUP)."""
+    deadline = time.monotonic() + 30
+    while True:
+        text = _log_since(path, offset)
+        if all(f"read {f}" in text for f in files) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.02)
+
+
+@pytest.mark.host
+def test_the_real_dnsmasq_reads_exactly_the_rendered_entries(host_clean, fuzz_world):
+    """The model above (``file_lines``) is checked against dnsmasq 2.90 itself, on the configurations the fuzz
+    accepted: every one whose input held a dangerous character, and a sample of the rest.
+
+    ``dnsmasq --test`` parses the argv only (it never opens --dhcp-hostsfile/--dhcp-optsfile: a file of garbage
+    passes), so it checks the argv, and a real dnsmasq in this run's namespace reads the files: realised by the
+    driver as a job would (a changed argv restarts it, changed files are SIGHUPed), its log must show both files
+    read with no complaint, one "using only locally-known addresses for D" per ``--local=/D/`` and nothing
+    else; for a few cases a real DHCP client with a reserved MAC must get exactly the reserved address.
+    """
+    d = host_clean
+    offer_to_dnsmasq(hostspecs.network_spec(fuzz_world["network"]), "fuzz.internal/")  # a run of this test alone
+    cases = list(REAL_DNSMASQ_CASES.values())
+    n = d.names
+    hosts, opts, log = n.hosts(REAL_KERNEL_ID), n.opts(REAL_KERNEL_ID), n.dnsmasq_log(REAL_KERNEL_ID)
+    failures: list[str] = []
+    leased = 0
+    try:
+        for spec, dangerous in cases:
+            argv = real_argv(spec)
+            checked = subprocess.run([argv[0], "--test", *argv[1:]], capture_output=True, text=True,
+                                     env={"LANG": "C", "PATH": "/usr/sbin:/usr/bin"}, check=False)
+            if checked.returncode != 0:
+                failures.append(f"dnsmasq --test refused {argv}: {checked.stderr.strip()}")
+                continue
+            offset = log.stat().st_size if log.exists() else 0
+            same_files = all(f.exists() and f.read_text() == text for f, text in (
+                (hosts, dnsmasq.render_hosts(spec)), (opts, dnsmasq.render_opts(spec))))
+            if not d.refresh_network(spec):
+                d.ensure_network(spec)  # a new argv: dnsmasq restarted
+            elif same_files:
+                os.kill(d.dnsmasq_pid(REAL_KERNEL_ID), signal.SIGHUP)  # nothing changed: make it read them anyway
+            text = _wait_reread(log, offset, hosts, opts)
+            where = f"{'dangerous' if dangerous else 'ordinary'} case {hosts.read_text()!r} {opts.read_text()!r}"
+            if not all(f"read {f}" in text for f in (hosts, opts)):
+                failures.append(f"{where}: dnsmasq did not read its files:\n{text}")
+            if complaints := [line for line in text.splitlines()
+                              if DNSMASQ_COMPLAINT.search(line) and not DHCP_TRANSACTION.search(line)]:
+                failures.append(f"{where}: dnsmasq complained: {complaints}")
+            started = "started, version" in text
+            local = re.findall(r"using only locally-known addresses for (\S+)", text)
+            wanted = sorted({s.domain for s in spec.dhcp_subnets if s.domain})
+            if started and sorted(local) != wanted:
+                failures.append(f"{where}: --local domains {sorted(local)} != {wanted}")
+            unusable = {a for s in spec.dhcp_subnets
+                        for a in (s.cidr.network_address, s.cidr.broadcast_address, s.gateway, s.dhcp_address)}
+            reserved = [r for r in spec.reservations if r.ip is not None and r.ip not in unusable]
+            if reserved and leased < LEASE_CHECKS:
+                leased += 1
+                r = reserved[0]
+                instance = InstanceSpec(kernel_id=f"f022{leased:04x}", network_kernel_id=REAL_KERNEL_ID, mac=r.mac,
+                                        hostname=r.hostname or "probe")
+                try:
+                    got = d.ensure_instance(instance).lease
+                    if got is None or str(got.ip) != str(r.ip):
+                        failures.append(f"{where}: {r.mac} was given {got}, reserved {r.ip}")
+                finally:
+                    d.remove_instance(instance.kernel_id)
+    finally:
+        d.remove_networks([REAL_KERNEL_ID])
+    dangerous = sum(1 for _, bad in cases if bad)
+    record("dnsmasq.real", examples=len(cases), dangerous=dangerous, leases=leased)
+    assert not failures, "\n".join(failures[:20])
+    assert leased, "no case had a reservation to lease"
