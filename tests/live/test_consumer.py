@@ -96,13 +96,26 @@ def test_subnet_of_another_tenant_is_refused(two_tenants):
 
 # --- snapshot, deltas, sequence -------------------------------------------------------------------------
 
+def on_acme_socket(two_tenants, check, *, query: str = "") -> None:
+    """Run ``await check(comm, snapshot)`` on alice's live socket of tenant acme — the shape most tests here share —
+    and end the socket afterwards, even when the consumer closed it (a closed consumer waits for the disconnect)."""
+
+    async def body():
+        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{two_tenants['acme'].pk}/{query}")
+        snapshot = await connect_ok(comm)
+        try:
+            await check(comm, snapshot)
+        finally:
+            await comm.disconnect()
+
+    run(body)
+
+
 def test_snapshot_contains_only_own_tenant_with_kernel_names(two_tenants, settings):
     net_a = two_tenants["net_a"]
     instance = services.instance_create(network=net_a, hostname="vm1")
 
-    async def body():
-        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{two_tenants['acme'].pk}/")
-        snapshot = await connect_ok(comm)
+    async def check(comm, snapshot):
         assert [n["name"] for n in snapshot["networks"]] == ["acme-net"]
         assert [t["slug"] for t in snapshot["tenants"]] == ["acme"]
         assert snapshot["networks"][0]["dhcp_namespace"] == f"{settings.NETDASH_PREFIX}qdhcp-{net_a.kernel_id}"
@@ -110,9 +123,8 @@ def test_snapshot_contains_only_own_tenant_with_kernel_names(two_tenants, settin
         assert inst["hostname"] == "vm1" and inst["namespace"] == f"{settings.NETDASH_PREFIX}inst-{instance.kernel_id}"
         assert snapshot["naming"]["instance"] == settings.NETDASH_PREFIX + "inst-{kernel_id}"
         assert snapshot["seq"] == await sync_to_async(events.current_sequence)(events.tenant_group(net_a.tenant_id))
-        await comm.disconnect()
 
-    run(body)
+    on_acme_socket(two_tenants, check)
 
 
 def test_tenant_receives_own_event_and_never_another_tenants(two_tenants):
@@ -143,9 +155,7 @@ def test_tenant_receives_own_event_and_never_another_tenants(two_tenants):
 def test_snapshot_then_deltas_with_consecutive_sequence_numbers(two_tenants):
     acme, net_a = two_tenants["acme"], two_tenants["net_a"]
 
-    async def body():
-        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
-        snapshot = await connect_ok(comm)
+    async def check(comm, snapshot):
         seq = snapshot["seq"]
         for status in (ObjectStatus.ERROR, ObjectStatus.ACTIVE, ObjectStatus.PENDING):
             await sync_to_async(network_set_status)(network_id=net_a.pk, status=status, reason="")
@@ -154,35 +164,28 @@ def test_snapshot_then_deltas_with_consecutive_sequence_numbers(two_tenants):
         assert [m["data"]["status"] for m in seen] == ["error", "active", "pending"]
         assert {m["event"] for m in seen} == {"network.updated"}
         assert {m["group"] for m in seen} == {events.tenant_group(acme.pk)}
-        await comm.disconnect()
 
-    run(body)
+    on_acme_socket(two_tenants, check)
 
 
 def test_an_idle_socket_still_receives_events(two_tenants):
     """Regression: redis-py 8's 5 s default read timeout killed consumers idle as long as BZPOPMIN blocks."""
-    acme, net_a = two_tenants["acme"], two_tenants["net_a"]
+    net_a = two_tenants["net_a"]
 
-    async def body():
+    async def check(comm, snapshot):
         import asyncio
 
-        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
-        await connect_ok(comm)
         await asyncio.sleep(7)
         await sync_to_async(network_set_status)(network_id=net_a.pk, status=ObjectStatus.ACTIVE)
-        got = await comm.receive_json_from(timeout=5)
-        assert got["event"] == "network.updated"
-        await comm.disconnect()
+        assert (await comm.receive_json_from(timeout=5))["event"] == "network.updated"
 
-    run(body)
+    on_acme_socket(two_tenants, check)
 
 
 def test_resync_returns_a_fresh_snapshot_with_the_current_sequence(two_tenants):
-    acme, net_a = two_tenants["acme"], two_tenants["net_a"]
+    net_a = two_tenants["net_a"]
 
-    async def body():
-        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
-        first = await connect_ok(comm)
+    async def check(comm, first):
         await sync_to_async(network_set_status)(network_id=net_a.pk, status=ObjectStatus.ACTIVE)
         delta = await comm.receive_json_from(timeout=5)
         await comm.send_json_to({"type": "resync"})
@@ -191,9 +194,8 @@ def test_resync_returns_a_fresh_snapshot_with_the_current_sequence(two_tenants):
         assert again["networks"][0]["status"] == "active"
         await comm.send_json_to({"type": "ping"})
         assert await comm.receive_json_from(timeout=5) == {"type": "pong"}
-        await comm.disconnect()
 
-    run(body)
+    on_acme_socket(two_tenants, check)
 
 
 def test_lease_panel_snapshot_has_leases_and_history_and_lease_events_relay(two_tenants):
@@ -201,9 +203,7 @@ def test_lease_panel_snapshot_has_leases_and_history_and_lease_events_relay(two_
     subnet = net_a.subnets.get()
     instance = services.instance_create(network=net_a, hostname="vm1")
 
-    async def body():
-        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/?subnet={subnet.pk}")
-        snapshot = await connect_ok(comm)
+    async def check(comm, snapshot):
         assert snapshot["subnet"] == subnet.pk and snapshot["leases"] == [] and snapshot["lease_events"] == []
         lease = await sync_to_async(Lease.objects.create)(
             subnet=subnet, instance=instance, ip_address=instance.ip_address, mac_address=instance.mac_address,
@@ -216,24 +216,21 @@ def test_lease_panel_snapshot_has_leases_and_history_and_lease_events_relay(two_
         await comm.send_json_to({"type": "resync"})
         again = await comm.receive_json_from(timeout=5)
         assert [le["ip_address"] for le in again["leases"]] == [instance.ip_address]
-        await comm.disconnect()
 
-    run(body)
+    on_acme_socket(two_tenants, check, query=f"?subnet={subnet.pk}")
 
 
 def test_membership_removed_then_resync_closes(two_tenants):
     acme = two_tenants["acme"]
 
-    async def body():
-        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
-        await connect_ok(comm)
+    async def check(comm, snapshot):
         membership = await sync_to_async(lambda: two_tenants["alice"].memberships.get(tenant=acme))()
         await sync_to_async(services.membership_remove)(membership=membership)
         await comm.send_json_to({"type": "resync"})
         out = await comm.receive_output(timeout=5)
         assert out == {"type": "websocket.close", "code": websocket.CLOSE_FORBIDDEN}
 
-    run(body)
+    on_acme_socket(two_tenants, check)
 
 
 # --- bad client frames -----------------------------------------------------------------------------------
@@ -248,11 +245,7 @@ def test_membership_removed_then_resync_closes(two_tenants):
     ("[" * 2000, "malformed"),  # deep nesting within the size limit: still only an error
 ])
 def test_malformed_frames_get_an_error_and_the_socket_stays_usable(two_tenants, frame, code):
-    acme = two_tenants["acme"]
-
-    async def body():
-        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
-        await connect_ok(comm)
+    async def check(comm, snapshot):
         await comm.send_to(text_data=frame)
         if code == "too_big":
             out = await comm.receive_output(timeout=5)
@@ -262,38 +255,29 @@ def test_malformed_frames_get_an_error_and_the_socket_stays_usable(two_tenants, 
         assert reply["type"] == "error" and reply["code"] == code and reply["message"]
         await comm.send_json_to({"type": "ping"})
         assert await comm.receive_json_from(timeout=5) == {"type": "pong"}
-        await comm.disconnect()
 
-    run(body)
+    on_acme_socket(two_tenants, check)
 
 
 def test_binary_and_oversized_binary_frames(two_tenants):
-    acme = two_tenants["acme"]
-
-    async def body():
-        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
-        await connect_ok(comm)
+    async def check(comm, snapshot):
         await comm.send_to(bytes_data=b"\x00\x01")
         assert (await comm.receive_json_from(timeout=5))["code"] == "binary"
         await comm.send_to(bytes_data=b"x" * (websocket.MAX_CLIENT_FRAME + 1))
         assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": websocket.CLOSE_TOO_BIG}
 
-    run(body)
+    on_acme_socket(two_tenants, check)
 
 
 def test_a_client_that_keeps_sending_garbage_is_cut_off(two_tenants):
-    acme = two_tenants["acme"]
-
-    async def body():
-        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
-        await connect_ok(comm)
+    async def check(comm, snapshot):
         for _ in range(websocket.MAX_ERRORS):
             await comm.send_to(text_data="{")
         for _ in range(websocket.MAX_ERRORS):
             assert (await comm.receive_json_from(timeout=5))["type"] == "error"
         assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": websocket.CLOSE_POLICY}
 
-    run(body)
+    on_acme_socket(two_tenants, check)
 
 
 # --- the real stack: session cookie through AuthMiddlewareStack, origin check --------------------------

@@ -368,12 +368,10 @@ def test_outsider_with_a_token_gets_404_for_another_tenants_objects(bearer_clien
     assert response.status_code == 400
 
 
-def test_staff_routes_send_anonymous_users_to_login(client):
-    """admin/ and django-rq (admin/django-rq/) are staff-only: anonymous users are sent to a login page."""
-    failures = []
-    checked = 0
+def _staff_pages(client, *, skip: tuple[str, ...] = ()):
+    """``(route, url, response or exception)`` for every staff-only page (admin/, django-rq) a URL can be built for."""
     for route in all_routes():
-        if not route.is_staff or route.name is None:
+        if not route.is_staff or route.name is None or route.name in skip:
             continue
         url = None
         for candidate in ("1", "tenants", "x"):
@@ -382,21 +380,30 @@ def test_staff_routes_send_anonymous_users_to_login(client):
                 break
             except Exception:  # noqa: BLE001, S112 - try the next candidate value
                 continue
-        if url is None:
-            continue
+        if url is not None:
+            yield route, url, request(client, "get", url, api=False)
+
+
+def _not_a_login_redirect(url: str, response) -> str | None:
+    if response.status_code == 302 and "login" not in response["Location"]:
+        return f"GET {url}: redirected to {response['Location']}, not a login page"
+    return None
+
+
+def test_staff_routes_send_anonymous_users_to_login(client):
+    """admin/ and django-rq (admin/django-rq/) are staff-only: anonymous users are sent to a login page."""
+    failures = []
+    checked = 0
+    for route, url, response in _staff_pages(client):
         checked += 1
-        response = request(client, "get", url, api=False)
         if isinstance(response, Exception):
             failures.append(f"GET {url}: raised {response!r}")
-            continue
-        status = response.status_code
-        if route.name in ("admin:login", "admin:logout"):
-            assert status in (200, 302, 405)
-        elif status == 302:
-            if "login" not in response["Location"]:
-                failures.append(f"GET {url}: redirected to {response['Location']}, not a login page")
-        elif status not in (401, 403, 404, 405):
-            failures.append(f"GET {url} ({route.name}): {status}")
+        elif route.name in ("admin:login", "admin:logout"):
+            assert response.status_code in (200, 302, 405)
+        elif wrong := _not_a_login_redirect(url, response):
+            failures.append(wrong)
+        elif response.status_code not in (302, 401, 403, 404, 405):
+            failures.append(f"GET {url} ({route.name}): {response.status_code}")
     assert checked > 10
     assert not failures, "\n".join(failures)
 
@@ -407,28 +414,15 @@ def test_staff_routes_refuse_a_signed_in_tenant_admin(client, world):
     client.force_login(world.alpha)
     failures = []
     checked = 0
-    for route in all_routes():
-        if not route.is_staff or route.name is None or route.name in ("admin:login", "admin:logout"):
-            continue
-        url = None
-        for candidate in ("1", "tenants", "x"):
-            try:
-                url = reverse(route.name, kwargs=dict.fromkeys(route.kwargs, candidate))
-                break
-            except Exception:  # noqa: BLE001, S112 - try the next candidate value
-                continue
-        if url is None:
-            continue
+    for route, url, response in _staff_pages(client, skip=("admin:login", "admin:logout")):
         checked += 1
-        response = request(client, "get", url, api=False)
         if isinstance(response, Exception):
             failures.append(f"GET {url}: raised {response!r}")
             continue
-        status = response.status_code
-        if status == 302 and "login" not in response["Location"]:
-            failures.append(f"GET {url}: redirected to {response['Location']}, not a login page")
-        elif status not in (302, 401, 403, 404, 405):
-            failures.append(f"GET {url} ({route.name}): {status}")
+        if wrong := _not_a_login_redirect(url, response):
+            failures.append(wrong)
+        elif response.status_code not in (302, 401, 403, 404, 405):
+            failures.append(f"GET {url} ({route.name}): {response.status_code}")
         if found := leaks(response, world.markers, url):
             failures.append(f"GET {url}: shows tenant B's data {found}")
     assert checked > 10
