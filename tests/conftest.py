@@ -187,3 +187,19 @@ def agent_queue():
     except Exception:  # noqa: BLE001 - a test that stopped its Redis must still tear down
         pass
 
+
+@pytest.fixture
+def bearer_client():
+    """``bearer_client(user)`` → an APIClient sending ``Authorization: Bearer <new token of user>``."""
+    from rest_framework.test import APIClient
+
+    from api import services
+
+    def make(user):
+        _, secret = services.api_token_create(user=user, name="tests")
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        client.secret = secret
+        return client
+
+    return make

@@ -343,9 +343,9 @@ def test_api_anonymous_gets_a_bearer_challenge(client, world):
     assert response["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_outsider_with_a_token_gets_404_for_another_tenants_objects(bearer_client_for_isolation, world):
+def test_outsider_with_a_token_gets_404_for_another_tenants_objects(bearer_client, world):
     """The same rule through Bearer auth (the walk above uses the session)."""
-    api = bearer_client_for_isolation(world.alpha)
+    api = bearer_client(world.alpha)
     for name, kwarg, value in (("api:network-detail", "network_id", world.b_network.pk),
                                ("api:subnet-detail", "subnet_id", world.b_subnet.pk),
                                ("api:instance-detail", "instance_id", world.b_instance.pk),
@@ -427,16 +427,3 @@ def test_staff_routes_refuse_a_signed_in_tenant_admin(client, world):
             failures.append(f"GET {url}: shows tenant B's data {found}")
     assert checked > 10
     assert not failures, "\n".join(failures)
-
-
-@pytest.fixture
-def bearer_client_for_isolation():
-    from rest_framework.test import APIClient
-
-    def make(user):
-        _, secret = token_services.api_token_create(user=user, name="isolation")
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-        return client
-
-    return make
