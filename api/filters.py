@@ -32,7 +32,10 @@ class IdField(forms.Field):
         if value in self.empty_values:
             return None
         if not _is_id(str(value)):
-            raise ValidationError(f"{str(value)!r} is not an id; give a number.", code="invalid_id")
+            # The value goes in as a parameter, never into the message itself: django-filter %-formats the message
+            # with the params, and a '%' in the query string made that a TypeError (a 500, found by schemathesis).
+            raise ValidationError("%(value)r is not an id; give a number.", code="invalid_id",
+                                  params={"value": str(value)})
         return int(value)
 
 
