@@ -268,5 +268,11 @@ def destroy_instance(instance_id: int) -> str:
 # --- leases -------------------------------------------------------------------------------------------
 
 def sync_leases(network: Network) -> list[lease_sync.LeaseChange]:
-    """Read the network's dnsmasq lease file and record the differences."""
-    return lease_sync.sync_network_leases(network, driver().network_leases(network.kernel_id))
+    """Read the network's dnsmasq lease file and record the differences (and, for the latency histogram, when
+    dnsmasq last wrote the file: read before the file, so a write in between only makes the figure larger)."""
+    try:
+        changed_at = driver().names.leases(network.kernel_id).stat().st_mtime
+    except FileNotFoundError:
+        changed_at = None
+    return lease_sync.sync_network_leases(network, driver().network_leases(network.kernel_id),
+                                          changed_at=changed_at)
