@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
-from rq import SimpleWorker
+from rq import SimpleWorker, worker_registration
 
 from . import jobs, metrics
 from .choices import ObjectStatus
@@ -243,4 +243,22 @@ class AgentWorker(SimpleWorker):
     def request_stop(self, signum, frame) -> None:
         self._on_stop()
         super().request_stop(signum, frame)
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
+        """Heartbeat, and register again if Redis lost the registration.
+
+        Why: Redis keeps nothing across a restart, and RQ's worker survives it (it retries the dequeue) but
+        only refreshes ``last_heartbeat`` on a key that no longer lists its queues, in no workers set. Such an
+        agent served jobs yet looked dead to readiness, metrics and scheduling until it was restarted
+        (tests/faults/test_ops_probes.py).
+        """
+        super().heartbeat(timeout, pipeline)
+        if pipeline is None and not self.connection.hexists(self.key, "birth"):
+            log.warning("worker registration lost (Redis restarted?); registering again")
+            self.birth_date = self.last_heartbeat
+            with self.connection.pipeline() as again:
+                again.hset(self.key, mapping=self.serialize())
+                worker_registration.register(self, again)
+                again.expire(self.key, timeout or self.worker_ttl + 60)
+                again.execute()
 
