@@ -214,6 +214,8 @@ if _env_bool("NETDASH_PRODUCTION", False):
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Load balancers, systemd and Prometheus ask 127.0.0.1:8000 directly, over plain HTTP (netdash/ops_views.py).
+    SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)$"]
 
 LOGGING = {
     "version": 1,

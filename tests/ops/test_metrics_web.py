@@ -148,3 +148,19 @@ def test_healthz_asks_nothing_and_readyz_names_the_missing_agent():
     body = response.json()
     assert body["failed"] == ["agents"]
     assert body["checks"]["database"] == {"ok": True} and body["checks"]["redis"] == {"ok": True}
+
+
+def test_the_example_dashboard_graphs_only_metrics_that_exist():
+    """deploy/monitoring/grafana-dashboard.json names metrics by hand; a renamed metric must fail here."""
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "deploy/monitoring/grafana-dashboard.json")
+                           .read_text())
+    used = {re.sub(r"_(total|bucket|count|sum)$", "", name)
+            for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"netdash_\w+", target["expr"])}
+    response = Client().get("/metrics")
+    exposed = {family.name for family in text_string_to_metric_families(response.content.decode())}
+    assert used and used <= exposed, sorted(used - exposed)
