@@ -181,6 +181,10 @@ NETDASH_RECONCILE_SECONDS = int(os.environ.get("NETDASH_RECONCILE_SECONDS", "60"
 NETDASH_SHELL_ENABLED = _env_bool("NETDASH_SHELL_ENABLED", False)
 # Such a shell is killed by the agent after this many seconds.
 NETDASH_SHELL_SECONDS = int(os.environ.get("NETDASH_SHELL_SECONDS", "600"))
+# Operators' endpoints (netdash/ops_views.py): a token for /metrics scraped from another host (empty: loopback
+# only), and the loopback port of each agent's own /metrics (0: not served).
+NETDASH_METRICS_TOKEN = os.environ.get("NETDASH_METRICS_TOKEN", "")
+NETDASH_AGENT_METRICS_PORT = int(os.environ.get("NETDASH_AGENT_METRICS_PORT", "0"))
 
 # --- Rate limits (tenants.ratelimit: DRF throttles on the Redis cache; not enforced while Redis is down) -----
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -210,6 +214,8 @@ if _env_bool("NETDASH_PRODUCTION", False):
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Load balancers, systemd and Prometheus ask 127.0.0.1:8000 directly, over plain HTTP (netdash/ops_views.py).
+    SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)$"]
 
 LOGGING = {
     "version": 1,

@@ -20,10 +20,11 @@ import time
 
 from django.conf import settings
 from django.db import close_old_connections
+from prometheus_client import start_http_server
 from redis.exceptions import RedisError
-from rq import SimpleWorker
+from rq import SimpleWorker, worker_registration
 
-from . import jobs
+from . import jobs, metrics
 from .choices import ObjectStatus
 from .host.leases import LeaseWatcher
 from .host.process import RESTART_BACKOFF, RestartBackoff
@@ -136,9 +137,9 @@ class Agent:
         serving = (Network.objects.filter(node=self.node, status=ObjectStatus.ACTIVE, subnets__enable_dhcp=True)
                    .distinct())
         for network in serving:
-            if self.driver.dnsmasq_pid(network.kernel_id) is None:
-                self._restart("tenants.jobs.realise_network", network.pk,
-                              f"dnsmasq of {network} is not running; restarting")
+            if self.driver.dnsmasq_pid(network.kernel_id) is None and self._restart(
+                    "tenants.jobs.realise_network", network.pk, f"dnsmasq of {network} is not running; restarting"):
+                metrics.daemon_restarted(self.node, "dnsmasq")
         for network in Network.objects.filter(node=self.node, status=ObjectStatus.ERROR):
             # A transient failure (e.g. an address still held by a dying dnsmasq) heals without waiting for the
             # periodic reconcile; a persistent one is retried at a slow pace, its reason staying visible.
@@ -147,15 +148,18 @@ class Agent:
         instances = Instance.objects.filter(network__node=self.node, network__status=ObjectStatus.ACTIVE,
                                             status=ObjectStatus.ACTIVE)
         for instance in instances:
-            if self.driver.udhcpc_pid(instance.kernel_id) is None:
-                self._restart("tenants.jobs.realise_instance", instance.pk,
-                              f"DHCP client of {instance} is not running; restarting")
+            if self.driver.udhcpc_pid(instance.kernel_id) is None and self._restart(
+                    "tenants.jobs.realise_instance", instance.pk,
+                    f"DHCP client of {instance} is not running; restarting"):
+                metrics.daemon_restarted(self.node, "dhcp_client")
 
-    def _restart(self, func: str, pk: int, why: str, *, backoff: float = RESTART_BACKOFF) -> None:
+    def _restart(self, func: str, pk: int, why: str, *, backoff: float = RESTART_BACKOFF) -> bool:
+        """Ask for ``func(pk)`` unless asked within ``backoff``; True when it was asked for now."""
         if not self.restarts.due((func, pk), backoff):
-            return
+            return False
         log.warning(why)
         enqueue_now(func, pk, node=self.node)
+        return True
 
     def schedule_reconcile(self) -> None:
         enqueue_now("tenants.jobs.reconcile", self.node, node=self.node)
@@ -175,6 +179,7 @@ class Agent:
     def run(self, *, burst: bool = False) -> None:
         """Reconcile once, then serve jobs until stopped (or until the queue is empty with ``burst``)."""
         host_config().state_dir.mkdir(parents=True, exist_ok=True)
+        server = self.serve_metrics()
         report = jobs.reconcile(self.node)
         for line in report.lines():
             log.info("start-up reconcile: %s", line)
@@ -185,6 +190,18 @@ class Agent:
             self.stop.set()
             for thread in self.threads:
                 thread.join(timeout=3)
+            if server is not None:
+                server.shutdown()
+
+    def serve_metrics(self):
+        """Serve this agent's own ``/metrics`` (restarts, reconcile, lease latency) on 127.0.0.1 only, when
+        ``NETDASH_AGENT_METRICS_PORT`` is set; the figures in the database are the web ``/metrics``'s."""
+        port = settings.NETDASH_AGENT_METRICS_PORT
+        if not port:
+            return None
+        server, _ = start_http_server(port, addr="127.0.0.1")
+        log.info("agent metrics on http://127.0.0.1:%d/metrics", port)
+        return server
 
     def serve_jobs(self, *, burst: bool = False) -> None:
         """Run the RQ worker; when Redis goes away, start a new worker once it is back.
@@ -226,4 +243,22 @@ class AgentWorker(SimpleWorker):
     def request_stop(self, signum, frame) -> None:
         self._on_stop()
         super().request_stop(signum, frame)
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
+        """Heartbeat, and register again if Redis lost the registration.
+
+        Why: Redis keeps nothing across a restart, and RQ's worker survives it (it retries the dequeue) but
+        only refreshes ``last_heartbeat`` on a key that no longer lists its queues, in no workers set. Such an
+        agent served jobs yet looked dead to readiness, metrics and scheduling until it was restarted
+        (tests/faults/test_ops_probes.py).
+        """
+        super().heartbeat(timeout, pipeline)
+        if pipeline is None and not self.connection.hexists(self.key, "birth"):
+            log.warning("worker registration lost (Redis restarted?); registering again")
+            self.birth_date = self.last_heartbeat
+            with self.connection.pipeline() as again:
+                again.hset(self.key, mapping=self.serialize())
+                worker_registration.register(self, again)
+                again.expire(self.key, timeout or self.worker_ttl + 60)
+                again.execute()
 

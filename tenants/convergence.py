@@ -16,6 +16,7 @@ from django.db import transaction
 
 from . import events, lease_sync, selectors, services, status
 from .choices import LeaseState, ObjectStatus
+from .host import DnsmasqLease
 from .hostspecs import driver, instance_spec, network_spec
 from .locks import free_network_locks, network_lock
 from .models import Instance, Lease, Network
@@ -100,9 +101,9 @@ def sync_if_leased(networks: list[Network]) -> None:
                     .values_list("subnet__network_id", flat=True).distinct())
     for network in networks:
         try:
-            entries = driver().network_leases(network.kernel_id)
+            changed_at, entries = _lease_file(network)
             if entries or network.pk in with_rows:
-                lease_sync.sync_network_leases(network, entries)
+                lease_sync.sync_network_leases(network, entries, changed_at=changed_at)
         except Exception:  # the lease watcher and the next reconcile sync again
             log.exception("lease sync for network %s failed", network.pk)
 
@@ -269,4 +270,15 @@ def destroy_instance(instance_id: int) -> str:
 
 def sync_leases(network: Network) -> list[lease_sync.LeaseChange]:
     """Read the network's dnsmasq lease file and record the differences."""
-    return lease_sync.sync_network_leases(network, driver().network_leases(network.kernel_id))
+    changed_at, entries = _lease_file(network)
+    return lease_sync.sync_network_leases(network, entries, changed_at=changed_at)
+
+
+def _lease_file(network: Network) -> tuple[float | None, list[DnsmasqLease]]:
+    """When dnsmasq last wrote the network's lease file (for the file → publish latency; None: no file), and its
+    entries. The time is read first, so a write in between only makes the figure larger, never negative."""
+    try:
+        changed_at = driver().names.leases(network.kernel_id).stat().st_mtime
+    except FileNotFoundError:
+        changed_at = None
+    return changed_at, driver().network_leases(network.kernel_id)

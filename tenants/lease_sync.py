@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
 
-from . import events, selectors
+from . import events, metrics, selectors
 from .choices import LeaseEventKind, LeaseState, ObjectStatus
 from .host import DnsmasqLease
 from .models import Instance, Lease, LeaseEvent, Network
@@ -43,8 +44,13 @@ def _expiry(entry: DnsmasqLease) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(entry.expiry, tz=dt.UTC) if entry.expiry else None
 
 
-def sync_network_leases(network: Network, entries: Iterable[DnsmasqLease]) -> list[LeaseChange]:
-    """Apply the lease file's ``entries`` to the database for ``network``; return the changes made."""
+def sync_network_leases(network: Network, entries: Iterable[DnsmasqLease], *,
+                        changed_at: float | None = None) -> list[LeaseChange]:
+    """Apply the lease file's ``entries`` to the database for ``network``; return the changes made.
+
+    ``changed_at`` (Unix time the lease file was written): each event's file → publish latency is observed once
+    it has been sent, after the commit.
+    """
     now = timezone.now()
     changes: list[LeaseChange] = []
     with transaction.atomic():
@@ -66,6 +72,8 @@ def sync_network_leases(network: Network, entries: Iterable[DnsmasqLease]) -> li
                                               mac_address=lease.mac_address, hostname=lease.hostname)
             data = selectors.lease_data(lease) | {"event": selectors.lease_event_data(event)}
             events.publish(network.tenant_id, EVENT_NAMES[kind], data)
+            if changed_at is not None:  # on_commit callbacks run in order: this one after the send above
+                transaction.on_commit(lambda: metrics.lease_published(changed_at, time.time()))
             changes.append(LeaseChange(kind, lease.ip_address, lease.mac_address, lease.hostname))
 
         for entry in entries:

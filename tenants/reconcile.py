@@ -16,11 +16,12 @@ reboot or a half-finished job are all repaired here. The steps, in order:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from . import convergence
+from . import convergence, metrics
 from .choices import ObjectStatus
 from .host import HostScan, InstanceFound, NetworkFound
 from .hostspecs import driver
@@ -42,8 +43,12 @@ class ReconcileReport:
 
     @property
     def changed(self) -> bool:
-        return any((self.realised_networks, self.destroyed_networks, self.realised_instances,
-                    self.destroyed_instances, self.removed_orphans))
+        return self.change_count > 0
+
+    @property
+    def change_count(self) -> int:
+        return sum(map(len, (self.realised_networks, self.destroyed_networks, self.realised_instances,
+                             self.destroyed_instances, self.removed_orphans)))
 
     def lines(self) -> list[str]:
         out = []
@@ -74,6 +79,7 @@ def instance_healthy(found: InstanceFound | None) -> bool:
 def reconcile(node: str | None = None) -> ReconcileReport:
     """Run the steps above for ``node`` (default: this node) and report what was found and done."""
     node = node or settings.NETDASH_NODE
+    started = time.monotonic()
     report = ReconcileReport()
     scan = driver().scan_host()
     networks = list(Network.objects.filter(node=node).select_related("tenant")
@@ -94,6 +100,8 @@ def reconcile(node: str | None = None) -> ReconcileReport:
     except Exception as exc:
         report.errors.append(f"lease sync: {failure_reason(exc)}")
     _remove_orphans(node, report)
+    metrics.reconcile_finished(node, seconds=time.monotonic() - started, changes=report.change_count,
+                               errors=len(report.errors))
     return report
 
 

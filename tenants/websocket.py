@@ -29,6 +29,8 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from . import metrics
+
 MAX_CLIENT_FRAME = 4096
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_BIG = 1009
@@ -73,6 +75,19 @@ class JsonFramesConsumer(AsyncJsonWebsocketConsumer):
 
     client_types: frozenset[str] = frozenset()
     errors = 0
+    counted = False  # accepted, so counted in netdash_websocket_clients until it disconnects
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        await super().accept(subprotocol, headers)
+        if not self.counted:
+            self.counted = True
+            metrics.WEBSOCKET_CLIENTS.labels(consumer=type(self).__name__).inc()
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        if self.counted:
+            self.counted = False
+            metrics.WEBSOCKET_CLIENTS.labels(consumer=type(self).__name__).dec()
+        await super().websocket_disconnect(message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         frame = parse_client_frame(text_data, bytes_data, self.client_types)
