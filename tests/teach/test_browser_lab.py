@@ -28,7 +28,7 @@ def _wait(predicate, timeout: float = 40.0) -> bool:
     return True
 
 
-def test_a_learner_builds_uses_and_tears_down_a_lab_live(host_clean, agent_thread, user_factory, browser_page):
+def test_a_learner_builds_uses_and_tears_down_a_lab_live(host_clean, agent_loops, user_factory, browser_page):
     classroom = Classroom.objects.create(name="net101", labs_enabled=True)
     learner = user_factory(username="learner")
     classroom.learners.add(learner)
