@@ -18,6 +18,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -161,7 +162,7 @@ class Agent:
     def schedule_reconcile(self) -> None:
         enqueue_now("tenants.jobs.reconcile", self.node, node=self.node)
 
-    def _periodic_loops(self) -> dict:
+    def _periodic_loops(self) -> dict[str, Callable[[], None]]:
         """One loop per ``NETDASH_AGENT_PERIODIC_JOBS`` entry, enqueueing that job for this node's worker."""
         return {
             f"periodic-{func}": (lambda func=func, every=every:
