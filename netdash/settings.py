@@ -185,6 +185,11 @@ NETDASH_SHELL_SECONDS = int(os.environ.get("NETDASH_SHELL_SECONDS", "600"))
 # only), and the loopback port of each agent's own /metrics (0: not served).
 NETDASH_METRICS_TOKEN = os.environ.get("NETDASH_METRICS_TOKEN", "")
 NETDASH_AGENT_METRICS_PORT = int(os.environ.get("NETDASH_AGENT_METRICS_PORT", "0"))
+# A learner's lab (teach.Lab) is torn down this many minutes after it started (a class may set its own).
+NETDASH_LAB_MINUTES = int(os.environ.get("NETDASH_LAB_MINUTES", "120"))
+# Jobs the agent enqueues for itself every so many seconds (dotted path → interval): tenants core stays unaware
+# of the apps above it.
+NETDASH_AGENT_PERIODIC_JOBS = {"teach.jobs.lab_sweep": int(os.environ.get("NETDASH_LAB_SWEEP_SECONDS", "30"))}
 
 # --- Rate limits (tenants.ratelimit: DRF throttles on the Redis cache; not enforced while Redis is down) -----
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}

@@ -1,8 +1,8 @@
-"""Read-only admin for the teaching audit logs (superusers review shell sessions and diagnostics here)."""
+"""Admin of the teaching tools: read-only audit logs (shell sessions, diagnostics), classes and running labs."""
 
 from django.contrib import admin
 
-from .models import DiagnosticRun, ShellSession
+from .models import Classroom, DiagnosticRun, Lab, ShellSession
 
 
 class ReadOnly(admin.ModelAdmin):
@@ -23,3 +23,21 @@ class ShellSessionAdmin(ReadOnly):
 class DiagnosticRunAdmin(ReadOnly):
     list_display = ["created_at", "user", "namespace", "action", "status", "exit_code"]
     list_filter = ["action", "status"]
+
+
+@admin.register(Classroom)
+class ClassroomAdmin(admin.ModelAdmin):
+    """Superusers create classes, name their instructors and learners, and set lab quota and lifetime."""
+
+    list_display = ["name", "labs_enabled", "lab_quota", "lab_minutes"]
+    filter_horizontal = ["instructors", "learners"]
+
+
+@admin.register(Lab)
+class LabAdmin(ReadOnly):
+    """Running labs (read-only: a lab ends through the lab page or its expiry, which tear its tenants down)."""
+
+    list_display = ["pk", "learner", "classroom", "created_at", "expires_at"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # deleting the row would orphan its tenants; teach.services.lab_end tears them down

@@ -64,23 +64,30 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> tuple[dict[str, Any], dict[
 
 def summary(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Plain-language findings for the top of the compare page (what a learner should notice)."""
-    out = []
+    return list(facts(a, b).values())
+
+
+def facts(a: dict[str, Any], b: dict[str, Any]) -> dict[str, str]:
+    """The findings keyed by what they establish (the lab checks its steps off by these keys; one
+    ``neighbour_differs:<ip>`` per address answered by a different MAC on each side)."""
+    out = {}
     addr_a = {f"{r['address']}/{r['prefixlen']}" for r in a.get("addresses", []) if r.get("dev_role") != "loopback"}
     addr_b = {f"{r['address']}/{r['prefixlen']}" for r in b.get("addresses", []) if r.get("dev_role") != "loopback"}
     shared = sorted(addr_a & addr_b)
     if shared:
-        out.append(f"Both namespaces hold {', '.join(shared)}: the same address, in two separate kernels' views.")
+        out["same_address"] = (f"Both namespaces hold {', '.join(shared)}: the same address, in two separate "
+                               "kernels' views.")
     macs_a = {r.get("mac") for r in a.get("links", []) if r.get("role") not in (None, "loopback")}
     macs_b = {r.get("mac") for r in b.get("links", []) if r.get("role") not in (None, "loopback")}
     if macs_a and macs_b and not macs_a & macs_b:
-        out.append("Their interfaces have different MAC addresses.")
+        out["different_macs"] = "Their interfaces have different MAC addresses."
     neigh_a = {r["ip"]: r.get("mac") for r in a.get("neighbours", [])}
     neigh_b = {r["ip"]: r.get("mac") for r in b.get("neighbours", [])}
     for ip in sorted(set(neigh_a) & set(neigh_b)):
         if neigh_a[ip] and neigh_b[ip] and neigh_a[ip] != neigh_b[ip]:
-            out.append(f"{ip} is answered by {neigh_a[ip]} on the left and {neigh_b[ip]} on the right: "
-                       "two different machines share that address.")
+            out[f"neighbour_differs:{ip}"] = (f"{ip} is answered by {neigh_a[ip]} on the left and {neigh_b[ip]} on the "
+                                        "right: two different machines share that address.")
     if a.get("inode") and b.get("inode") and a["inode"] != b["inode"]:
-        out.append("They are different network namespaces (different inodes): neither routing table can reach the "
-                   "other's segment, because no link or route connects them.")
+        out["separate_namespaces"] = ("They are different network namespaces (different inodes): neither routing "
+                                      "table can reach the other's segment, because no link or route connects them.")
     return out

@@ -2,7 +2,8 @@
 
 - ``inspect_target``: read one namespace's kernel state (pyroute2) and return it as a plain dict (RQ result);
 - ``run_diagnostic``: run one validated diagnostic and stream its output lines to a channel-layer group;
-- ``shell_session``: open a pty shell in a namespace and relay it over the channel layer (a session thread).
+- ``shell_session``: open a pty shell in a namespace and relay it over the channel layer (a session thread);
+- ``lab_sweep``: end the expired labs (enqueued by the agent every ``NETDASH_AGENT_PERIODIC_JOBS`` interval).
 
 Jobs take ids, reload, and re-derive every kernel name and argv themselves: nothing from the browser reaches the
 host except through ``diagnostics.validate``.
@@ -28,7 +29,7 @@ from django.utils import timezone
 from tenants.host import HostError, inspect_namespace, netns
 from tenants.hostspecs import driver, host_config, names
 
-from . import diagnostics, hostside
+from . import diagnostics, hostside, services
 from .models import DiagnosticRun, RunStatus, ShellSession, TargetKind
 from .targets import Target, load
 
@@ -116,6 +117,13 @@ def inspect_target(kind: str, object_id: int) -> dict[str, Any]:
     elif kind == TargetKind.DHCP:
         out["processes"].append({"program": "dnsmasq", "pid": d.dnsmasq_pid(target.network.kernel_id)})
     return out
+
+
+# --- labs -------------------------------------------------------------------------------------------------
+
+def lab_sweep() -> int:
+    """End every expired lab: ``tenant_delete`` enqueues the teardown of its networks on their nodes."""
+    return services.lab_sweep()
 
 
 # --- diagnostics --------------------------------------------------------------------------------------------

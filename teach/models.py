@@ -66,3 +66,42 @@ class ShellSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} in {self.namespace} at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class Classroom(models.Model):
+    """A class: its instructors turn labs on and set how many labs a learner may run and for how long."""
+
+    name = models.CharField(max_length=100, unique=True)
+    instructors = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="classrooms_taught")
+    learners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="classrooms")
+    labs_enabled = models.BooleanField(default=False, help_text="Learners of this class may start labs.")
+    lab_quota = models.PositiveSmallIntegerField(default=1, help_text="Labs one learner may run at the same time.")
+    lab_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Lifetime of a lab; empty: NETDASH_LAB_MINUTES.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Lab(models.Model):
+    """One learner's private "Overlapping IPs" sandbox: two tenants of its own, gone when it expires.
+
+    The tenants are ordinary tenants whose only member is the learner, so every page, API route and websocket
+    that scopes by membership keeps other learners out without knowing labs exist.
+    """
+
+    learner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="labs")
+    classroom = models.ForeignKey(Classroom, null=True, blank=True, on_delete=models.SET_NULL, related_name="labs")
+    tenants = models.ManyToManyField("tenants.Tenant", related_name="labs")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["expires_at"])]
+
+    def __str__(self) -> str:
+        return f"lab {self.pk} of {self.learner}"

@@ -1,4 +1,4 @@
-"""Reads of the teaching tools: equivalent-command transcripts and the overlapping-IPs lab.
+"""Reads of the teaching tools: equivalent-command transcripts and the learners' labs.
 
 Transcripts are computed in the web process, and that is safe: ``HostDriver.plan_network`` / ``plan_instance``
 only build operation objects from a spec (names, argv, file contents) — no netlink, no file system, no process
@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from tenants import selectors as tenant_selectors
 from tenants.choices import ObjectStatus
 from tenants.host import HostDriver
 from tenants.hostspecs import driver, instance_spec, network_spec
 from tenants.models import Instance, Network, Tenant
+
+from .models import Classroom, Lab
 
 LAB_TENANT_SLUGS = ("lab-a", "lab-b")
 LAB_TENANT_PREFIX = "lab-"
@@ -71,34 +72,55 @@ def as_script(blocks: list[CommandBlock]) -> str:
     return "\n".join(lines) + "\n"
 
 
-# --- the lab -------------------------------------------------------------------------------------------------
+# --- labs ----------------------------------------------------------------------------------------------
 
-def lab_tenants(user: AbstractBaseUser) -> list[Tenant]:
-    """The two tenants the user's lab runs in: ``lab-a``/``lab-b`` for superusers, else the user's ``lab-*``."""
-    visible = tenant_selectors.tenants_for_user(user)
-    if user.is_superuser:
-        return list(visible.filter(slug__in=LAB_TENANT_SLUGS).order_by("slug"))
-    return list(visible.filter(slug__startswith=LAB_TENANT_PREFIX).order_by("slug")[:2])
+LAB_NETWORK = "overlap-lab"
+LAB_CIDR = "192.168.1.0/24"
+LAB_SIDES = ("a", "b")
 
 
-def can_run_lab(user: AbstractBaseUser) -> bool:
-    """Superusers (the lab creates its tenants), or members of two lab tenants."""
-    return user.is_authenticated and (user.is_superuser or len(lab_tenants(user)) == 2)
+def labs_for_user(user: AbstractBaseUser) -> QuerySet[Lab]:
+    """The user's own labs. Nobody else's, superusers included: a lab is its learner's private sandbox."""
+    if not user.is_authenticated:
+        return Lab.objects.none()
+    return Lab.objects.filter(learner=user)
+
+
+def lab_classroom(user: AbstractBaseUser) -> Classroom | None:
+    """The class whose lab settings apply to the user: the first with labs on that they learn or teach in."""
+    if not user.is_authenticated:
+        return None
+    return (Classroom.objects.filter(labs_enabled=True).filter(Q(learners=user) | Q(instructors=user))
+            .distinct().order_by("pk").first())
+
+
+def can_start_lab(user: AbstractBaseUser) -> bool:
+    """Learners and instructors of a class with labs on; superusers always."""
+    return user.is_authenticated and (user.is_superuser or lab_classroom(user) is not None)
+
+
+def classrooms_taught(user: AbstractBaseUser) -> QuerySet[Classroom]:
+    """Classes whose labs the user may turn on or off: theirs as instructor, every class for superusers."""
+    if not user.is_authenticated:
+        return Classroom.objects.none()
+    return Classroom.objects.all() if user.is_superuser else Classroom.objects.filter(instructors=user)
 
 
 @dataclass
 class LabSide:
+    """One tenant of a lab with its network and instance (either may still be building, or gone)."""
+
     tenant: Tenant
     network: Network | None
     instance: Instance | None
 
 
-def lab_state(user: AbstractBaseUser) -> list[LabSide]:
-    """Both sides of the lab as they exist now (networks/instances may still be building)."""
+def lab_sides(lab: Lab) -> list[LabSide]:
+    """Both sides of the lab as they exist now, in slug order (``…-a`` first)."""
     sides = []
-    for tenant in lab_tenants(user):
-        network = (tenant_selectors.networks_for_user(user, tenant).filter(name=LAB_NETWORK)
-                   .exclude(status=ObjectStatus.DELETING).first())
+    for tenant in lab.tenants.order_by("slug"):
+        network = (Network.objects.filter(tenant=tenant, name=LAB_NETWORK).exclude(status=ObjectStatus.DELETING)
+                   .first())
         instance = _live_instances(network).first() if network is not None else None
         sides.append(LabSide(tenant, network, instance))
     return sides

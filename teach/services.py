@@ -14,6 +14,7 @@ from typing import Any
 
 import django_rq
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -23,11 +24,10 @@ from rq.results import Result
 
 from tenants import services as tenant_services
 from tenants.choices import ObjectStatus, Role
-from tenants.models import Network, Tenant
 from tenants.queue import enqueue_on_commit, queue_name_for_node
 
-from . import diagnostics, selectors
-from .models import DiagnosticRun, RunStatus, ShellSession
+from . import compare, diagnostics, selectors
+from .models import Classroom, DiagnosticRun, Lab, RunStatus, ShellSession, TargetKind
 from .targets import Target
 
 log = logging.getLogger(__name__)
@@ -103,58 +103,96 @@ def shell_open(*, user: AbstractBaseUser, target: Target, reply_channel: str) ->
     return session
 
 
-# --- the lab -------------------------------------------------------------------------------------------------
-
-def _lab_tenants_for(user: AbstractBaseUser) -> list[Tenant]:
-    if user.is_superuser:
-        tenants = []
-        for slug in selectors.LAB_TENANT_SLUGS:
-            tenant = Tenant.objects.filter(slug=slug).first()
-            if tenant is None:
-                tenant = tenant_services.tenant_create(name=f"Lab {slug[-1].upper()}", slug=slug, actor=user)
-                tenant_services.membership_set(tenant=tenant, user=user, role=Role.ADMIN, actor=user)
-            tenants.append(tenant)
-        return tenants
-    tenants = selectors.lab_tenants(user)
-    if len(tenants) != 2:
-        raise PermissionDenied("The lab needs two lab tenants (slugs starting with 'lab-'); ask an administrator.")
-    return tenants
-
-
-def lab_build(*, user: AbstractBaseUser) -> list[Network]:
-    """Two tenants, each with a network on the same CIDR and one instance: the overlapping-IPs lab.
-
-    Idempotent: what exists is kept, what is missing is created (and realised by the agent after commit).
-    """
-    if not user.is_authenticated:
-        raise PermissionDenied("Sign in first.")
-    networks = []
-    with transaction.atomic():
-        for tenant in _lab_tenants_for(user):
-            network = (Network.objects.filter(tenant=tenant, name=selectors.LAB_NETWORK)
-                       .exclude(status=ObjectStatus.DELETING).first())
-            if network is None:
-                network = tenant_services.network_create(
-                    tenant=tenant, name=selectors.LAB_NETWORK, actor=user,
-                    subnet={"cidr": selectors.LAB_CIDR, "domain_name": f"{tenant.slug}.internal"},
-                )
-            if not network.instances.exclude(status=ObjectStatus.DELETING).exists():
-                tenant_services.instance_create(network=network, hostname=f"{tenant.slug}-vm", actor=user)
-            networks.append(network)
-    return networks
-
-
-def lab_teardown(*, user: AbstractBaseUser) -> int:
-    """Delete both lab networks (the agent removes their namespaces, dnsmasq and instances). Returns how many."""
-    count = 0
-    with transaction.atomic():
-        for side in selectors.lab_state(user):
-            if side.network is not None:
-                tenant_services.network_delete(network=side.network, actor=user)
-                count += 1
-    return count
-
-
 def shell_hangup(*, session_id: int) -> None:
     """The browser went away: mark the session so the agent ends it even if it never heard the close."""
     ShellSession.objects.filter(pk=session_id, ended_at=None).update(end_reason="browser disconnected")
+
+
+# --- labs ----------------------------------------------------------------------------------------------
+
+def lab_lifetime(classroom: Classroom | None) -> timedelta:
+    """How long a lab lives: the class's own setting, else ``NETDASH_LAB_MINUTES``."""
+    minutes = classroom.lab_minutes if classroom is not None and classroom.lab_minutes else None
+    return timedelta(minutes=minutes or settings.NETDASH_LAB_MINUTES)
+
+
+def lab_start(*, user: AbstractBaseUser) -> Lab:
+    """A private "Overlapping IPs" lab: two new tenants (the learner their only member), each with a network on
+    the same CIDR and one instance, realised by the agent after commit and torn down when the lab expires.
+
+    The tenants are created through the tenant services with quotas of one, so a learner cannot grow a lab into
+    anything bigger; the learner is a plain member, so cannot add anyone else to it.
+    """
+    if not selectors.can_start_lab(user):
+        raise PermissionDenied("Labs are not enabled for any of your classes; ask your instructor.")
+    classroom = selectors.lab_classroom(user)
+    quota = classroom.lab_quota if classroom is not None else 1
+    with transaction.atomic():
+        # One learner's concurrent clicks serialise here, so the quota holds.
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        if Lab.objects.filter(learner=user).count() >= quota:
+            raise ValidationError(f"You already run {quota} lab(s), the limit of your class; end one first.",
+                                  code="quota")
+        lab = Lab.objects.create(learner=user, classroom=classroom,
+                                 expires_at=timezone.now() + lab_lifetime(classroom))
+        for side in selectors.LAB_SIDES:
+            slug = f"lab{lab.pk}-{side}"
+            tenant = tenant_services.tenant_create(name=f"Lab {lab.pk} {side.upper()}", slug=slug, actor=user,
+                                                   quota_networks=1, quota_subnets=1, quota_instances=1)
+            tenant_services.membership_set(tenant=tenant, user=user, role=Role.MEMBER, actor=user)
+            network = tenant_services.network_create(
+                tenant=tenant, name=selectors.LAB_NETWORK, actor=user,
+                subnet={"cidr": selectors.LAB_CIDR, "domain_name": f"{slug}.internal"},
+            )
+            tenant_services.instance_create(network=network, hostname=f"{slug}-vm", actor=user)
+            lab.tenants.add(tenant)
+    log.info("lab %s started by %s, expires %s", lab.pk, user, lab.expires_at)
+    return lab
+
+
+def lab_end(*, lab: Lab, actor: AbstractBaseUser | None = None) -> None:
+    """Tear the lab down through ``tenant_delete`` (the agent removes its namespaces, then the tenant rows go)
+    and delete the lab row at once: the learner may start the next one while the host still cleans up."""
+    with transaction.atomic():
+        locked = Lab.objects.select_for_update().filter(pk=lab.pk).first()
+        if locked is None:
+            return  # ended meanwhile (the sweep and the learner's click)
+        for tenant in locked.tenants.all():
+            tenant_services.tenant_delete(tenant=tenant, actor=actor)
+        locked.delete()
+    log.info("lab %s ended", lab.pk)
+
+
+def lab_sweep() -> int:
+    """End every expired lab (the agent enqueues this periodically); returns how many."""
+    expired = list(Lab.objects.filter(expires_at__lte=timezone.now()))
+    for lab in expired:
+        lab_end(lab=lab)
+    return len(expired)
+
+
+def lab_notice(*, lab: Lab) -> dict[str, Any]:
+    """What to notice right now, from the kernel: both instance namespaces read by the agent and compared.
+
+    ``facts`` is keyed as ``teach.compare.facts`` (the page checks steps off by key); ``error`` says why there
+    is nothing to compare yet (still building, or the agent is busy).
+    """
+    instances = [side.instance for side in selectors.lab_sides(lab) if side.instance is not None]
+    if len(instances) != 2 or any(i.status != ObjectStatus.ACTIVE for i in instances):
+        return {"facts": {}, "error": "The instances are still being created."}
+    try:
+        a, b = (inspect(target=Target(TargetKind.INSTANCE, i.network, i)) for i in instances)
+    except AgentUnavailable as exc:
+        return {"facts": {}, "error": str(exc)}
+    if a.get("error") or b.get("error"):
+        return {"facts": {}, "error": a.get("error") or b.get("error")}
+    return {"facts": compare.facts(*compare.compare(a, b)), "error": ""}
+
+
+def classroom_labs_set(*, classroom: Classroom, enabled: bool, actor: AbstractBaseUser) -> Classroom:
+    """Turn labs on or off for a class (its instructors and superusers). Running labs are left to expire."""
+    if not selectors.classrooms_taught(actor).filter(pk=classroom.pk).exists():
+        raise PermissionDenied("Only this class's instructors can turn its labs on or off.")
+    Classroom.objects.filter(pk=classroom.pk).update(labs_enabled=enabled)
+    classroom.labs_enabled = enabled
+    return classroom

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -19,7 +19,7 @@ from tenants import selectors as tenant_selectors
 
 from . import compare as cmp
 from . import diagnostics, selectors, services
-from .models import TargetKind
+from .models import Lab, TargetKind
 from .targets import Target, resolve, resolve_key, targets_for_user
 
 
@@ -64,7 +64,7 @@ def index(request: HttpRequest) -> HttpResponse:
     """Every namespace the user may inspect, the compare picker and the lab."""
     targets = [(t, target_urls(t)) for t in targets_for_user(request.user)]
     return render(request, "teach/index.html", {
-        "targets": targets, "can_lab": selectors.can_run_lab(request.user),
+        "targets": targets, "can_lab": selectors.can_start_lab(request.user),
         "shell_enabled": services.shell_allowed(request.user),
     })
 
@@ -146,41 +146,74 @@ def shell(request: HttpRequest, kind: str, instance_id: int | None = None,
 
 
 @login_required
-def lab(request: HttpRequest) -> HttpResponse:
-    """The guided "Overlapping IPs" lab: build, numbered steps, tear down."""
-    sides = selectors.lab_state(request.user)
-    ready = len(sides) == 2 and all(s.instance is not None for s in sides)
+def labs(request: HttpRequest) -> HttpResponse:
+    """The user's labs, the button that starts one, and (for instructors) their classes' lab switches."""
+    return render(request, "teach/labs.html", {
+        "labs": selectors.labs_for_user(request.user), "can_lab": selectors.can_start_lab(request.user),
+        "classrooms": selectors.classrooms_taught(request.user),
+    })
+
+
+@login_required
+@require_POST
+def lab_start(request: HttpRequest) -> HttpResponse:
+    try:
+        lab = services.lab_start(user=request.user)
+    except (PermissionDenied, ValidationError) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+        return redirect("teach:lab")
+    return redirect("teach:lab-detail", lab_id=lab.pk)
+
+
+def _lab(request: HttpRequest, lab_id: int) -> Lab:
+    return get_object_or_404(selectors.labs_for_user(request.user), pk=lab_id)
+
+
+@login_required
+def lab_detail(request: HttpRequest, lab_id: int) -> HttpResponse:
+    """The guided "Overlapping IPs" lab; ``static/teach/lab.js`` keeps it current from both tenants' sockets."""
+    lab = _lab(request, lab_id)
+    sides = selectors.lab_sides(lab)
     instances = [s.instance for s in sides if s.instance is not None]
+    dhcp_address = next((s.network.subnets.order_by("id").values_list("dhcp_address", flat=True).first()
+                         for s in sides if s.network), None) or ""
     context = {
+        "lab": lab, "cidr": selectors.LAB_CIDR,
         "sides": [(s, target_urls(Target(TargetKind.INSTANCE, s.network, s.instance)) if s.instance else None,
                    target_urls(Target(TargetKind.DHCP, s.network)) if s.network else None) for s in sides],
-        "ready": ready, "can_lab": selectors.can_run_lab(request.user), "cidr": selectors.LAB_CIDR,
-        "isolation_url": reverse("live:all") if request.user.is_superuser else "",
-        "tenant_live_urls": [(s.tenant, reverse("live:tenant", args=[s.tenant.pk])) for s in sides],
         "compare_url": (f"{reverse('teach:compare')}?a=inst-{instances[0].pk}&b=inst-{instances[1].pk}"
                         if len(instances) == 2 else ""),
-        "dhcp_address": next((s.network.subnets.order_by("id").values_list("dhcp_address", flat=True).first()
-                              for s in sides if s.network), "192.168.1.2"),
-        "all_active": ready and all(s.instance.status == "active" for s in sides),
+        "dhcp_address": dhcp_address,
+        "lab_config": {
+            "dhcp_address": dhcp_address,
+            "tenants": [{"id": s.tenant.pk, "ws_path": f"/ws/live/tenants/{s.tenant.pk}/"} for s in sides],
+            "instances": [i.pk for i in instances],
+            "diag_ws": [f"/ws/teach/instances/{i.pk}/diagnostics/" for i in instances],
+            "notice_url": reverse("teach:lab-notice", args=[lab.pk]),
+        },
     }
     return render(request, "teach/lab.html", context)
 
 
 @login_required
+def lab_notice(request: HttpRequest, lab_id: int) -> JsonResponse:
+    """What to notice now, read from both instance namespaces by the agent (the lab page asks after changes)."""
+    return JsonResponse(services.lab_notice(lab=_lab(request, lab_id)))
+
+
+@login_required
 @require_POST
-def lab_build(request: HttpRequest) -> HttpResponse:
-    try:
-        services.lab_build(user=request.user)
-    except (PermissionDenied, ValidationError) as exc:
-        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
-    else:
-        messages.success(request, "The lab is being built: two tenants, one network each on the same CIDR.")
+def lab_end(request: HttpRequest, lab_id: int) -> HttpResponse:
+    services.lab_end(lab=_lab(request, lab_id), actor=request.user)
+    messages.success(request, "Tearing the lab down: its namespaces and tenants are being removed.")
     return redirect("teach:lab")
 
 
 @login_required
 @require_POST
-def lab_teardown(request: HttpRequest) -> HttpResponse:
-    count = services.lab_teardown(user=request.user)
-    messages.success(request, f"Tearing down {count} lab network(s).")
+def classroom_labs(request: HttpRequest, classroom_id: int) -> HttpResponse:
+    """An instructor turns labs on or off for their class."""
+    classroom = get_object_or_404(selectors.classrooms_taught(request.user), pk=classroom_id)
+    services.classroom_labs_set(classroom=classroom, enabled=request.POST.get("enabled") == "1", actor=request.user)
+    messages.success(request, f"Labs are {'on' if classroom.labs_enabled else 'off'} for {classroom}.")
     return redirect("teach:lab")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
@@ -24,10 +25,12 @@ from urllib.parse import quote
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from rest_framework.views import APIView
 
 from api import services as token_services
 from live import naming
+from teach.models import Classroom, Lab
 from tenants import services
 from tenants.models import Instance, Lease, Membership, Network, Subnet
 
@@ -44,6 +47,8 @@ OTHER_TENANT_KWARGS: dict[str, Callable[[SimpleNamespace], Any]] = {
     "lease_id": lambda w: w.b_lease.pk,
     "membership_id": lambda w: w.b_membership.pk,
     "token_id": lambda w: w.b_token.pk,
+    "lab_id": lambda w: w.b_lab.pk,
+    "classroom_id": lambda w: w.b_classroom.pk,
 }
 # Kwargs that select nothing tenant-specific: any valid value will do.
 NEUTRAL_KWARGS: dict[str, Callable[[SimpleNamespace], Any]] = {
@@ -117,6 +122,12 @@ def world(isolation_world):
     pages can be asked about B's ids. B's markers also name B's user, kernel ids and namespaces."""
     w = isolation_world
     w.b_token, _ = token_services.api_token_create(user=w.beta, name="beta-secret-token")
+    # B's user runs a lab in tenant B and teaches a class with labs off (A's user learns in it: still no switch).
+    w.b_lab = Lab.objects.create(learner=w.beta, expires_at=timezone.now() + timedelta(hours=1))
+    w.b_lab.tenants.add(w.b)
+    w.b_classroom = Classroom.objects.create(name="beta-secret-class")
+    w.b_classroom.instructors.add(w.beta)
+    w.b_classroom.learners.add(w.alpha)
     w.a_subnet = w.a_network.subnets.get()
     w.a_instance = services.instance_create(network=w.a_network, hostname="alpha-vm")
     w.markers = [*w.markers, w.beta.username, w.b_network.kernel_id, w.b_instance.kernel_id,
@@ -142,6 +153,8 @@ def snapshot(world: SimpleNamespace) -> dict[str, Any]:
         "leases": list(Lease.objects.filter(subnet__network__tenant=world.b).values("id", "state")),
         "members": list(Membership.objects.filter(tenant=world.b).values("id", "user_id", "role")),
         "token": type(world.b_token).objects.filter(pk=world.b_token.pk).values("revoked_at").get(),
+        "labs": list(Lab.objects.filter(learner=world.beta).values("id", "expires_at")),
+        "classrooms": list(Classroom.objects.filter(pk=world.b_classroom.pk).values("id", "labs_enabled")),
     }
 
 
@@ -180,7 +193,8 @@ def test_enumeration_sees_the_routes_it_should():
     """Guard against a walker bug silently testing nothing."""
     names = {r.name for r in tenant_routes()}
     for expected in ("portal:network-detail", "portal:member-remove", "portal:token-revoke", "api:network-detail",
-                     "api:lease-detail", "api:tenant-detail", "login"):
+                     "api:lease-detail", "api:tenant-detail", "teach:lab-detail", "teach:lab-end",
+                     "teach:classroom-labs", "login"):
         assert expected in names
     assert any(r.is_api for r in tenant_routes())
 

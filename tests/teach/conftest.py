@@ -76,6 +76,20 @@ def agent_thread(agent_queue):
     assert not errors, errors
 
 
+@pytest.fixture
+def agent_loops(agent_thread):
+    """The rest of the real agent beside ``agent_thread``'s worker: its lease watcher (which turns an instance
+    active once its lease lands), process monitor, reconcile and periodic loops, in threads of this process."""
+    from tenants.agent import Agent
+
+    agent = Agent()
+    agent.start_loops()
+    yield agent
+    agent.stop.set()
+    for thread in agent.threads:
+        thread.join(timeout=10)
+
+
 def _leased(instance: Instance) -> bool:
     i = Instance.objects.get(pk=instance.pk)
     return i.status == ObjectStatus.ACTIVE and Lease.objects.filter(

@@ -1,0 +1,126 @@
+/* The lab page, live: both lab tenants' live websockets (NetdashLive.LiveSocket + Store from live/live.js) keep
+ * statuses and addresses current; "what to notice" is read from the kernel (the lab's notice URL: the agent
+ * inspects both instance namespaces and compares them) whenever the instances change, and after the ping button
+ * ran its pings over the diagnostics websockets. Steps ([data-step]) are checked off by the notice's keys.
+ * Plain ES2017, no build step.
+ */
+(function () {
+  'use strict';
+  var L = window.NetdashLive;
+  var config = L && L.readConfig('lab-config');
+  if (!config) { return; }
+  var stores = config.tenants.map(function () { return new L.Store({}); });
+  var notice = { busy: false, again: false, key: '' };
+
+  function find(kind, id) {
+    for (var i = 0; i < stores.length; i++) {
+      var found = stores[i][kind].get(id);
+      if (found) { return found; }
+    }
+    return null;
+  }
+
+  function badge(el, status) {
+    var cls = 'badge ' + status;
+    if (el.className !== cls) { el.className = cls; }
+    if (el.textContent !== status) { el.textContent = status; }
+  }
+
+  function step(name, done) {
+    document.querySelectorAll('[data-step="' + name + '"]').forEach(function (li) {
+      li.classList.toggle('done', done);
+      if (done) { li.dataset.done = '1'; } else { delete li.dataset.done; }
+    });
+  }
+
+  function instances() { return config.instances.map(function (id) { return find('instances', id); }); }
+
+  function render() {
+    document.querySelectorAll('[data-network-id]').forEach(function (el) {
+      var n = find('networks', +el.dataset.networkId);
+      var b = el.querySelector('[data-field="status"]');
+      if (b) { badge(b, n ? n.status : 'deleted'); }
+    });
+    document.querySelectorAll('[data-instance-id][data-field]').forEach(function (el) {
+      var i = find('instances', +el.dataset.instanceId);
+      if (el.dataset.field === 'status') { badge(el, i ? i.status : 'deleted'); }
+      else if (i && el.textContent !== (i.ip_address || '')) { el.textContent = i.ip_address || ''; }
+    });
+    var all = instances();
+    var built = all.length === 2 && all.every(function (i) { return i && i.status === 'active' && i.ip_address; });
+    step('built', built);
+    // Ask the kernel again whenever what the instances hold changed (status, address, MAC).
+    var key = all.map(function (i) { return i ? [i.status, i.ip_address, i.mac_address].join('/') : '-'; }).join(' ');
+    if (built && key !== notice.key) { notice.key = key; refreshNotice(); }
+    document.body.dataset.labRendered = String((+document.body.dataset.labRendered || 0) + 1);
+  }
+
+  function showNotice(data) {
+    var facts = data.facts || {};
+    var keys = Object.keys(facts);
+    var list = document.querySelector('[data-notice-facts]');
+    list.innerHTML = keys.map(function (k) {
+      return '<li data-fact="' + L.esc(k) + '">' + L.esc(facts[k]) + '</li>';
+    }).join('');
+    var empty = document.querySelector('[data-notice-empty]');
+    empty.hidden = keys.length > 0;
+    if (data.error) { empty.textContent = data.error; }
+    step('same_address', !!(facts.same_address && facts.separate_namespaces));
+    step('neighbour_differs', keys.some(function (k) { return k.indexOf('neighbour_differs') === 0; }));
+  }
+
+  /** One request at a time; a change meanwhile asks once more when it returns. */
+  function refreshNotice() {
+    if (notice.busy) { notice.again = true; return; }
+    notice.busy = true;
+    fetch(config.notice_url, { credentials: 'same-origin' })
+      .then(function (r) { return r.json(); })
+      .then(showNotice)
+      .catch(function () {})
+      .finally(function () {
+        notice.busy = false;
+        if (notice.again) { notice.again = false; refreshNotice(); }
+      });
+  }
+
+  function pingBoth() {
+    var status = document.getElementById('lab-ping-status');
+    var left = config.diag_ws.length;
+    status.textContent = 'pinging…';
+    config.diag_ws.forEach(function (path) {
+      var scheme = window.location.protocol === 'https:' ? 'wss://' : 'ws://';
+      var ws = new WebSocket(scheme + window.location.host + path);
+      ws.onmessage = function (ev) {
+        var msg = JSON.parse(ev.data);
+        if (msg.type === 'hello') {
+          ws.send(JSON.stringify({ type: 'run', action: 'ping', args: { target: config.dhcp_address, count: 2 } }));
+        } else if (msg.type === 'done' || msg.type === 'error') {
+          ws.close();
+        }
+      };
+      ws.onclose = function () {
+        left -= 1;
+        if (left === 0) { status.textContent = 'done'; refreshNotice(); }
+      };
+    });
+  }
+  var ping = document.getElementById('lab-ping');
+  if (ping) { ping.addEventListener('click', pingBoth); }
+
+  var states = config.tenants.map(function () { return 'connecting'; });
+  config.tenants.forEach(function (t, n) {
+    var socket = new L.LiveSocket(t.ws_path, {
+      snapshot: function (snap) { stores[n].loadSnapshot(snap); render(); },
+      event: function (msg) { stores[n].applyEvent(msg); render(); },
+      status: function (state) {
+        states[n] = state;
+        var all = states.every(function (s) { return s === 'live'; });
+        document.querySelectorAll('[data-live-status]').forEach(function (el) {
+          el.className = 'live-status ' + (all ? 'live' : state);
+          el.textContent = all ? 'live' : state;
+        });
+      }
+    });
+    socket.start();
+  });
+}());
