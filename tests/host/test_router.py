@@ -272,3 +272,23 @@ def test_rendered_table_translates_only_what_the_spec_names():
     post = text.split("chain postrouting", 1)[1]
     assert post.count("snat to") == 4 and 'iifname != "t-gf1" ct status dnat' in post
     assert "snat to 203.0.113.10" not in nft.render(router.table(n, replace(router_spec(fips=()), snat=False)))
+
+
+def test_the_upstream_converges_after_its_echo_or_its_state_went(driver):
+    import shutil
+    import signal
+
+    from tenants.host import process
+    t = build(driver)
+    spec, n = UpstreamSpec("e1", f"{UPSTREAM}/24"), driver.names
+    first = driver.ensure_upstream(spec).echo_pid
+    assert driver.ensure_upstream(spec).echo_pid == first  # kept
+    process.kill_and_wait([first], signal.SIGKILL)
+    second = driver.ensure_upstream(spec).echo_pid
+    assert second and second != first and t.ask("ib", UPSTREAM) == EXTERNAL
+    shutil.rmtree(n.upstream_dir("e1"))  # the pid file goes; the echo keeps the port
+    third = driver.ensure_upstream(spec).echo_pid
+    assert third and third != second and process.cmdline(second) is None
+    routes = ns_exec(n.upstream_ns("e1"), "ip", "route").stdout
+    assert routes.split() == ["203.0.113.0/24", "dev", n.upstream_dev("e1"), "proto", "kernel", "scope", "link",
+                              "src", UPSTREAM], routes  # no default route: the outside world ends here

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import netns
+from ..errors import HostError
 from ..interface import HostScan, UpstreamFound
 from ..naming import Names
 from ..ops import AddrAdd, LinkUp, MakeDir, NetnsAdd, Op, Session, VethAdd, shell_exec_in
@@ -66,7 +67,14 @@ class RunEcho(Op):
 
     def apply(self, s: Session) -> None:
         d = Daemon(self.command.program, self.ns, self.command.pid_file)
-        if s.supervisor.running_as(d, self.command.argv()) is None:
+        if s.supervisor.running_as(d, self.command.argv()) is not None:
+            return
+        try:
+            s.supervisor.start(d, self.command, wait=True, timeout=START_TIMEOUT, fail=self.fail)
+        except HostError as exc:
+            # One that no pid file names any more (the state dir went behind our back) still holds the port.
+            if "Address already in use" not in str(exc) or not d.kill_strays():
+                raise
             s.supervisor.start(d, self.command, wait=True, timeout=START_TIMEOUT, fail=self.fail)
 
 
