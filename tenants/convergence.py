@@ -16,7 +16,7 @@ from django.db import transaction
 
 from . import events, lease_sync, selectors, services, status
 from .choices import LeaseState, ObjectStatus
-from .hostspecs import driver, instance_spec, network_spec
+from .hostspecs import driver, instance_spec, network_spec, upstream_spec
 from .locks import free_network_locks, network_lock
 from .models import Instance, Lease, Network
 from .status import Outcome, failure_reason
@@ -67,6 +67,9 @@ def _converge_network(network: Network, *, force: bool = False) -> None:
     spec = network_spec(network)
     if force or not driver().refresh_network(spec):
         driver().ensure_network(spec)
+    upstream = upstream_spec(network)
+    if upstream is not None:  # an external network with the simulated outside world on it (demo, tests, labs)
+        driver().ensure_upstream(upstream)
 
 
 def _start_instances(instances: list[Instance]) -> dict[int, BaseException]:
