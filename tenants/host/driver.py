@@ -219,11 +219,14 @@ class LinuxHostDriver:
         self._require_segments(router.networks(spec), f"router {rid}")
         ops = self.plan_router(spec)
         live = router.listed(ns) if netns.exists(ns) else ""
+        gone: set[str] = set()
         with Session(self.supervisor) as s:
             if netns.exists(ns):
-                router.prune(s, n, spec)
+                gone = router.prune(s, n, spec)
             apply_all(ops, s)
-        cleared = router.moved(nft.floating_ips(live), spec)
+        # From the live table (a FIP that moved keeps its address) and from the addresses (a table flushed
+        # behind our back no longer says where a FIP pointed).
+        cleared = sorted(set(router.moved(nft.floating_ips(live), spec)) | gone)
         router.clear_conntrack(ns, cleared)
         return RouterRealised(
             rid, ns, tuple(n.router_port(p.kernel_id) for p in spec.ports),

@@ -138,8 +138,9 @@ def networks(spec: RouterSpec) -> set[str]:
     return nets | ({spec.gateway.network_kernel_id} if spec.gateway else set())
 
 
-def prune(s: Session, n: Names, spec: RouterSpec) -> None:
-    """Delete the ports and addresses the spec no longer names (the peers on the bridges go with their veth).
+def prune(s: Session, n: Names, spec: RouterSpec) -> set[str]:
+    """Delete the ports and addresses the spec no longer names (the peers on the bridges go with their veth);
+    return the floating IPs (/32 on a gateway port) that went, whose flows must go too.
 
     Run before :func:`plan`'s operations: a port that moved to another network is rebuilt by its ``VethAdd``.
     """
@@ -151,18 +152,23 @@ def prune(s: Session, n: Names, spec: RouterSpec) -> None:
         wanted[n.gateway_port(spec.kernel_id)] = {(str(a.ip), a.network.prefixlen)} | {
             (str(f.floating_ip), 32) for f in spec.floating_ips}
     ipr = s.ipr(ns)
+    gone: set[str] = set()
     for link in ipr.get_links():
         name, idx = link.get_attr("IFLA_IFNAME"), link["index"]
-        if n.role(name) not in ("router_port", "gateway_port"):
+        role = n.role(name)
+        if role not in ("router_port", "gateway_port"):
             continue
+        stale = [(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=socket.AF_INET)
+                 if (a.get_attr("IFA_ADDRESS"), a["prefixlen"]) not in wanted.get(name, set())]
+        if role == "gateway_port":
+            gone |= {address for address, prefixlen in stale if prefixlen == 32}
         if name not in wanted:
             ipr.link("del", index=idx)
             s.forget(ns, name)
             continue
-        for addr in ipr.get_addr(index=idx, family=socket.AF_INET):
-            have = (addr.get_attr("IFA_ADDRESS"), addr["prefixlen"])
-            if have not in wanted[name]:
-                ipr.addr("del", index=idx, address=have[0], prefixlen=have[1])
+        for address, prefixlen in stale:
+            ipr.addr("del", index=idx, address=address, prefixlen=prefixlen)
+    return gone
 
 
 def clear_conntrack(ns: str, floating_ips: Iterable[str]) -> None:
