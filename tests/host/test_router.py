@@ -195,7 +195,8 @@ def test_ports_the_spec_drops_are_removed(driver):
     driver.ensure_router(replace(t.spec, ports=t.spec.ports[:1], floating_ips=()))
     links = ns_exec(n.router_ns("f1"), "ip", "-br", "link").stdout
     assert n.router_port("b2") not in links and n.router_port("a2") in links
-    assert wait_for(lambda: n.router_port_peer("b2") not in ns_exec(n.seg_ns("b1"), "ip", "-br", "link").stdout)
+    assert wait_for(lambda: n.router_port_peer("b2") not in ns_exec(n.seg_ns("b1"), "ip", "-br", "link").stdout,
+                    timeout=30)
     assert ns_exec(t.vms["ib"], "busybox", "ping", "-c", "1", "-W", "1", "10.0.1.5", check=False).returncode != 0
 
 
@@ -216,7 +217,7 @@ def test_remove_routers_leaves_nothing_and_the_root_namespace_is_untouched(drive
         return [line for nid in ("a1", "b1", "e1") for line in ns_exec(n.seg_ns(nid), "ip", "-br", "link").stdout
                 .splitlines() if n.role(line.split("@")[0].split()[0]) in ("router_port_peer", "gateway_port_peer")]
 
-    assert wait_for(lambda: not peers_left()), peers_left()
+    assert wait_for(lambda: not peers_left(), timeout=30), peers_left()
     driver.ensure_router(t.spec)
     driver.remove_orphans(["a1", "b1", "e1"], [], wanted_routers=[])
     assert not netns.exists(n.router_ns("f1"))
