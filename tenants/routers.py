@@ -298,7 +298,7 @@ def floating_ip_associate(*, floating_ip: FloatingIP, instance: Instance,
         raise ValidationError({"instance": [f"Instance {instance.hostname!r} has no address yet."]})
     with transaction.atomic():
         _lock_tenant(floating_ip.tenant)
-        fip = FloatingIP.objects.select_for_update().select_related("network", "instance__subnet").get(
+        fip = FloatingIP.objects.select_for_update(of=("self",)).select_related("network", "instance__subnet").get(
             pk=floating_ip.pk)
         if fip.instance_id == instance.pk:
             return fip
@@ -327,7 +327,7 @@ def floating_ip_disassociate(*, floating_ip: FloatingIP, actor: AbstractBaseUser
     """Stop translating the floating IP (it stays the tenant's)."""
     with transaction.atomic():
         _lock_tenant(floating_ip.tenant)
-        fip = FloatingIP.objects.select_for_update().select_related("instance").get(pk=floating_ip.pk)
+        fip = FloatingIP.objects.select_for_update(of=("self",)).select_related("instance").get(pk=floating_ip.pk)
         if fip.instance_id is None:
             return fip
         router = fip.router
