@@ -18,7 +18,8 @@ from . import events, lease_sync, selectors, services, status
 from .choices import LeaseState, ObjectStatus
 from .hostspecs import driver, instance_spec, network_spec, upstream_spec
 from .locks import free_network_locks, network_lock
-from .models import Instance, Lease, Network
+from .models import Instance, Lease, Network, Router
+from .queue import enqueue_on_commit
 from .status import Outcome, failure_reason
 
 log = logging.getLogger(__name__)
@@ -166,11 +167,16 @@ def destroy_networks(networks: list[Network]) -> None:
         raise
     ids = [n.pk for n in networks]
     out = [(n.tenant_id, "network.deleted", selectors.network_data(n)) for n in networks]
+    # Routers with a port on these networks lose it with the rows (the interface cascades): converge them after.
+    routed = list(Router.objects.filter(interfaces__subnet__network__in=ids).exclude(status=ObjectStatus.DELETING)
+                  .distinct().values_list("pk", "node"))
     with transaction.atomic():
         Instance.objects.filter(network__in=ids).delete()  # instances protect their subnet; they go first
         Network.objects.filter(pk__in=ids).delete()
         services.tenant_finish_deletion(tenant_ids={n.tenant_id for n in networks})
         events.publish_many(out)
+        for router_id, node in routed:
+            enqueue_on_commit("tenants.jobs.realise_router", router_id, node=node)
 
 
 def destroy_network(network_id: int) -> str:

@@ -117,3 +117,21 @@ def test_wiped_router_is_rebuilt_by_reconcile_and_deleted_router_goes(routed):
     run_jobs()
     assert not Router.objects.filter(pk=router.pk).exists()
     assert not netns.exists(names.router_ns(router.kernel_id))
+
+
+def test_deleting_an_attached_network_removes_the_routers_port_and_keeps_the_router(routed):
+    router, instance, _ = routed
+    port = driver().names.router_port(router.interfaces.get().kernel_id)
+    router_ns = driver().names.router_ns(router.kernel_id)
+
+    def ports() -> str:
+        return subprocess.run(["ip", "-n", router_ns, "-o", "link", "show"], capture_output=True, text=True,
+                              timeout=20).stdout
+
+    assert port in ports() and "192.168.1.0/24" in driver().router_ruleset(router.kernel_id)
+    services.network_delete(network=instance.network)
+    # The kernel takes the port with the segment; the router job drops the subnet's SNAT rule too.
+    assert settle(lambda: not Router.objects.get(pk=router.pk).interfaces.exists() and port not in ports()
+                  and "192.168.1.0/24" not in driver().router_ruleset(router.kernel_id))
+    router.refresh_from_db()
+    assert router.status == ObjectStatus.ACTIVE and netns.exists(router_ns)
