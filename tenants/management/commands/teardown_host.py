@@ -18,5 +18,5 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         found = driver().remove_orphans(set(), set(), wanted_routers=set())
         if not options["quiet"]:
-            self.stdout.write(f"removed {len(found.networks)} network(s), {len(found.instances)} instance(s) and "
-                              f"{len(found.routers)} router(s) with prefix {driver().config.prefix!r}")
+            self.stdout.write(f"removed {len(found.networks)} network(s) and {len(found.instances)} instance(s) "
+                              f"with prefix {driver().config.prefix!r} (and {len(found.routers)} router(s))")
