@@ -32,8 +32,6 @@ class IdField(forms.Field):
         if value in self.empty_values:
             return None
         if not _is_id(str(value)):
-            # The value goes in as a parameter, never into the message itself: django-filter %-formats the message
-            # with the params, and a '%' in the query string made that a TypeError (a 500, found by schemathesis).
             raise ValidationError("%(value)r is not an id; give a number.", code="invalid_id",
                                   params={"value": str(value)})
         return int(value)
@@ -105,3 +103,19 @@ class LeaseFilter(django_filters.FilterSet):
     # ``status`` like every other list; ``state``, the model's own name for it, is accepted as well.
     status = _choice("state", "status", LeaseState)
     state = _choice("state", "state", LeaseState)
+
+
+class RouterFilter(django_filters.FilterSet):
+    """``/routers/?tenant=&status=&external_network=``"""
+
+    tenant = TenantFilter("tenant")
+    status = _choice("status", "status", ObjectStatus)
+    external_network = _id("external_network_id", "external network")
+
+
+class FloatingIPFilter(django_filters.FilterSet):
+    """``/floating-ips/?tenant=&network=&instance=``"""
+
+    tenant = TenantFilter("tenant")
+    network = _id("network_id", "external network")
+    instance = _id("instance_id", "instance")

@@ -46,6 +46,8 @@ class QuotaUsageSerializer(serializers.Serializer):
     networks = QuotaSerializer()
     subnets = QuotaSerializer()
     instances = QuotaSerializer()
+    routers = QuotaSerializer()
+    floating_ips = QuotaSerializer()
 
 
 class TenantSerializer(serializers.ModelSerializer):

@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularJSONAPIView
 from rest_framework.routers import DefaultRouter
 
-from . import docs, views
+from . import docs, router_views, views
 
 app_name = "api"
 
@@ -14,6 +14,9 @@ router.register("networks", views.NetworkViewSet, basename="network")
 router.register("subnets", views.SubnetViewSet, basename="subnet")
 router.register("instances", views.InstanceViewSet, basename="instance")
 router.register("leases", views.LeaseViewSet, basename="lease")
+router.register("routers", router_views.RouterViewSet, basename="router")
+router.register("floating-ips", router_views.FloatingIPViewSet, basename="floating-ip")
+router.register("external-networks", router_views.ExternalNetworkViewSet, basename="external-network")
 
 urlpatterns = [
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),

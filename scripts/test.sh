@@ -45,6 +45,6 @@ if [ $# -eq 0 ]; then
   scripts/postgres.sh start "$run_dir/pg" "$pg_port"
   # Its own artifacts directory: the fault reports are rewritten by each pytest run.
   DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/netdash" ARTIFACTS_DIR="$ARTIFACTS_DIR/postgres" \
-    .venv/bin/pytest -p no:cacheprovider tests/foundation tests/agent tests/api tests/portal tests/faults/test_load.py
+    .venv/bin/pytest -p no:cacheprovider tests/foundation tests/agent tests/api tests/portal tests/router tests/faults/test_load.py
 fi
 

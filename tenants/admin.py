@@ -16,9 +16,22 @@ from django.db.models import Count, Q, QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
-from . import services
+from . import routers, services
 from .choices import LeaseState, Role
-from .models import AllocationPool, AuditEntry, Instance, Lease, LeaseEvent, Membership, Network, Subnet, Tenant
+from .models import (
+    AllocationPool,
+    AuditEntry,
+    FloatingIP,
+    Instance,
+    Lease,
+    LeaseEvent,
+    Membership,
+    Network,
+    Router,
+    RouterInterface,
+    Subnet,
+    Tenant,
+)
 
 
 class _TrialRollback(Exception):
@@ -390,3 +403,77 @@ class MembershipAdmin(ServiceBackedAdmin):
 
     def delete_service(self, request: HttpRequest, obj: Membership) -> None:
         services.membership_remove(membership=obj, actor=request.user)
+
+
+# --- routers and floating IPs (issue 14): through tenants.routers ---------------------------------------
+
+class RouterInterfaceInline(ReadOnlyInline):
+    model = RouterInterface
+    fields = ["subnet", "kernel_id"]
+    readonly_fields = fields
+
+
+def _external_only(db_field: Any, field: Any) -> Any:
+    """Gateways and floating IPs take only external networks: the choice offers nothing else."""
+    if db_field.name in ("external_network", "network") and field is not None:
+        field.queryset = Network.objects.filter(external=True)
+    return field
+
+
+@admin.register(Router)
+class RouterAdmin(ServiceBackedAdmin):
+    list_display = ["name", "tenant", "status", "node", "external_network", "external_ip", "kernel_id"]
+    list_filter = ["status", "tenant", "node"]
+    search_fields = ["name", "kernel_id", "tenant__name", "external_ip"]
+    readonly_fields = ["kernel_id", "node", "status", "status_reason", "external_ip"]
+    fields = ["tenant", "name", "external_network", *readonly_fields]
+    inlines = [RouterInterfaceInline]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Router | None = None) -> list[str]:
+        return [*self.readonly_fields, "tenant", "name"] if obj else self.readonly_fields
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        return _external_only(db_field, super().formfield_for_dbfield(db_field, request, **kwargs))
+
+    def call_service(self, request: HttpRequest, form: ModelForm, change: bool) -> Router:
+        external = form.cleaned_data.get("external_network")
+        if not change:
+            return routers.router_create(tenant=form.cleaned_data["tenant"], name=form.cleaned_data["name"],
+                                         external_network=external, actor=request.user)
+        router = Router.objects.get(pk=form.instance.pk)
+        if external is None:
+            return routers.router_clear_gateway(router=router, actor=request.user)
+        return routers.router_set_gateway(router=router, external_network=external, actor=request.user)
+
+    def delete_service(self, request: HttpRequest, obj: Router) -> None:
+        routers.router_delete(router=obj, actor=request.user)
+
+
+@admin.register(FloatingIP)
+class FloatingIPAdmin(ServiceBackedAdmin):
+    list_display = ["address", "tenant", "network", "instance"]
+    list_filter = ["tenant", "network"]
+    search_fields = ["address", "tenant__name", "instance__hostname"]
+    fields = ["tenant", "network", "address", "instance"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: FloatingIP | None = None) -> list[str]:
+        return ["tenant", "network", "address"] if obj else ["address"]
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        return _external_only(db_field, super().formfield_for_dbfield(db_field, request, **kwargs))
+
+    def call_service(self, request: HttpRequest, form: ModelForm, change: bool) -> FloatingIP:
+        if not change:
+            fip = routers.floating_ip_allocate(tenant=form.cleaned_data["tenant"],
+                                               external_network=form.cleaned_data["network"], actor=request.user)
+            instance = form.cleaned_data.get("instance")
+            return fip if instance is None else routers.floating_ip_associate(floating_ip=fip, instance=instance,
+                                                                              actor=request.user)
+        fip = FloatingIP.objects.get(pk=form.instance.pk)
+        if form.cleaned_data.get("instance") is None:
+            return routers.floating_ip_disassociate(floating_ip=fip, actor=request.user)
+        return routers.floating_ip_associate(floating_ip=fip, instance=form.cleaned_data["instance"],
+                                             actor=request.user)
+
+    def delete_service(self, request: HttpRequest, obj: FloatingIP) -> None:
+        routers.floating_ip_release(floating_ip=obj, actor=request.user)

@@ -17,9 +17,10 @@ from django.db import transaction
 from . import events, lease_sync, selectors, services, status
 from .choices import LeaseState, ObjectStatus
 from .host import DnsmasqLease
-from .hostspecs import driver, instance_spec, network_spec
+from .hostspecs import driver, instance_spec, network_spec, upstream_spec
 from .locks import free_network_locks, network_lock
-from .models import Instance, Lease, Network
+from .models import Instance, Lease, Network, Router
+from .queue import enqueue_on_commit
 from .status import Outcome, failure_reason
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ def _converge_network(network: Network, *, force: bool = False) -> None:
     spec = network_spec(network)
     if force or not driver().refresh_network(spec):
         driver().ensure_network(spec)
+    upstream = upstream_spec(network)
+    if upstream is not None:  # an external network with the simulated outside world on it (demo, tests, labs)
+        driver().ensure_upstream(upstream)
 
 
 def _start_instances(instances: list[Instance]) -> dict[int, BaseException]:
@@ -164,11 +168,16 @@ def destroy_networks(networks: list[Network]) -> None:
         raise
     ids = [n.pk for n in networks]
     out = [(n.tenant_id, "network.deleted", selectors.network_data(n)) for n in networks]
+    # Routers with a port on these networks lose it with the rows (the interface cascades): converge them after.
+    routed = list(Router.objects.filter(interfaces__subnet__network__in=ids).exclude(status=ObjectStatus.DELETING)
+                  .distinct().values_list("pk", "node"))
     with transaction.atomic():
         Instance.objects.filter(network__in=ids).delete()  # instances protect their subnet; they go first
         Network.objects.filter(pk__in=ids).delete()
         services.tenant_finish_deletion(tenant_ids={n.tenant_id for n in networks})
         events.publish_many(out)
+        for router_id, node in routed:
+            enqueue_on_commit("tenants.jobs.realise_router", router_id, node=node)
 
 
 def destroy_network(network_id: int) -> str:

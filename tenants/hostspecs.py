@@ -14,8 +14,18 @@ from django.conf import settings
 
 from .choices import ObjectStatus
 from .host import HostConfig, HostDriver, LinuxHostDriver, Names
-from .host.specs import InstanceSpec, NetworkSpec, ReservationSpec, SubnetSpec
-from .models import Instance, Network
+from .host.specs import (
+    FloatingIPSpec,
+    InstanceSpec,
+    NetworkSpec,
+    ReservationSpec,
+    RouterGatewaySpec,
+    RouterPortSpec,
+    RouterSpec,
+    SubnetSpec,
+    UpstreamSpec,
+)
+from .models import Instance, Network, Router
 
 
 @cache
@@ -78,3 +88,45 @@ def instance_spec(instance: Instance) -> InstanceSpec:
         mac=instance.mac_address,
         hostname=instance.hostname,
     )
+
+
+def router_spec(router: Router) -> RouterSpec:
+    """What the router's namespace and NAT table should look like right now.
+
+    One port per attached network (named after its first interface row) holding the gateway address of each of
+    the network's attached subnets; floating IPs are those associated to instances behind this router on its
+    external network. Reads ``interfaces__subnet__network`` and ``gateway_floating_ips`` as prefetched by
+    ``router_convergence.load_router``.
+    """
+    by_network: dict[str, tuple[str, list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]]] = {}
+    for interface in sorted(router.interfaces.all(), key=lambda i: i.pk):
+        subnet = interface.subnet
+        port = by_network.setdefault(subnet.network.kernel_id, (interface.kernel_id, []))
+        port[1].append(ipaddress.ip_interface(f"{subnet.gateway}/{subnet.ip_network.prefixlen}"))
+    ports = tuple(RouterPortSpec(kernel_id=kid, network_kernel_id=net, addresses=tuple(addresses))
+                  for net, (kid, addresses) in by_network.items())
+    gateway = None
+    floating: tuple[FloatingIPSpec, ...] = ()
+    if router.external_network_id and router.external_ip:
+        ext = router.external_subnet
+        gateway = RouterGatewaySpec(network_kernel_id=router.external_network.kernel_id,
+                                    address=ipaddress.ip_interface(f"{router.external_ip}/{ext.ip_network.prefixlen}"),
+                                    gateway=ext.gateway or None)
+        attached = {i.subnet_id for i in router.interfaces.all()}
+        floating = tuple(FloatingIPSpec(floating_ip=f.address, fixed_ip=f.instance.ip_address)
+                         for f in sorted(router.gateway_floating_ips, key=lambda f: f.pk)
+                         if f.instance is not None and f.instance.subnet_id in attached and f.instance.ip_address
+                         and f.instance.status != ObjectStatus.DELETING)
+    return RouterSpec(kernel_id=router.kernel_id, ports=ports, gateway=gateway, floating_ips=floating)
+
+
+def upstream_spec(network: Network) -> UpstreamSpec | None:
+    """The simulated upstream of an external network that asks for one: it holds the first subnet's gateway (the
+    routers' default route), so the routers' external addresses are on its link and it needs no route at all."""
+    if not (network.external and network.simulated_upstream):
+        return None
+    subnet = next((s for s in sorted(network.subnets.all(), key=lambda s: s.pk) if s.gateway), None)
+    if subnet is None:
+        return None
+    return UpstreamSpec(network_kernel_id=network.kernel_id,
+                        address=ipaddress.ip_interface(f"{subnet.gateway}/{subnet.ip_network.prefixlen}"))

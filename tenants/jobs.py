@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .convergence import destroy_instance, destroy_network, realise_instance, realise_network, sync_leases
 from .reconcile import reconcile
+from .router_convergence import destroy_router, realise_router
 
-__all__ = ["destroy_instance", "destroy_network", "realise_instance", "realise_network", "reconcile",
-           "sync_leases"]
+__all__ = ["destroy_instance", "destroy_network", "destroy_router", "realise_instance", "realise_network",
+           "realise_router", "reconcile", "sync_leases"]

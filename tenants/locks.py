@@ -134,6 +134,11 @@ def network_lock_key(network_id: int) -> str:
     return f"{KEY_PREFIX}network:{network_id}"
 
 
+def router_lock_key(router_id: int) -> str:
+    """The Redis key of one router's lock."""
+    return f"{KEY_PREFIX}router:{router_id}"
+
+
 def lock_keys(connection: Redis) -> list[bytes]:
     """Every lock key in Redis right now (tests and drills clear or count them)."""
     return list(connection.scan_iter(f"{KEY_PREFIX}*"))
@@ -156,3 +161,10 @@ def free_network_locks(network_ids: list[int]) -> Iterator[list[int]]:
     keys = {network_lock_key(pk): pk for pk in network_ids}
     with held_if_free(_connection(), list(keys)) as taken:
         yield [keys[k] for k in taken]
+
+
+@contextlib.contextmanager
+def router_lock(router_id: int) -> Iterator[None]:
+    """Serialise host work on one router (its namespace and NAT table), as ``network_lock`` does for networks."""
+    with held(_connection(), router_lock_key(router_id), what=f"router {router_id}"):
+        yield

@@ -35,6 +35,8 @@ class Tenant(models.Model):
     quota_networks = models.PositiveIntegerField(default=10)
     quota_subnets = models.PositiveIntegerField(default=20)
     quota_instances = models.PositiveIntegerField(default=50)
+    quota_routers = models.PositiveIntegerField(default=5)
+    quota_floating_ips = models.PositiveIntegerField(default=10)
     deleting = models.BooleanField(
         default=False, editable=False,
         help_text="Deletion requested: the row goes once the agent has torn down all of its networks.",
@@ -78,6 +80,15 @@ class Network(models.Model):
                             help_text="The network node (agent) this network is scheduled to.")
     status = models.CharField(max_length=16, choices=ObjectStatus.choices, default=ObjectStatus.PENDING)
     status_reason = models.CharField(max_length=500, blank=True, default="")
+    external = models.BooleanField(
+        default=False, editable=False,
+        help_text="Created by an administrator: every tenant may put router gateways and floating IPs on it.",
+    )
+    simulated_upstream = models.BooleanField(
+        default=False, editable=False,
+        help_text="Attach the project's simulated upstream (a TEST-NET namespace with no route out): demo, "
+                  "tests and labs.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -144,8 +155,9 @@ class Subnet(models.Model):
             # Names reach the UI and event payloads: same rules as network names (blank allowed here).
             with validators.collect_errors(errors, "name"):
                 validators.validate_display_name(self.name)
+        external = bool(self.network_id) and self.network.external
         try:
-            network = validators.validate_subnet_cidr(self.cidr)
+            network = (validators.validate_external_cidr if external else validators.validate_subnet_cidr)(self.cidr)
             self.cidr = str(network)
             self.ip_version = network.version
         except ValidationError as exc:
@@ -222,6 +234,86 @@ class Instance(models.Model):
                 self.ip_address = str(self.subnet.instance_address(self.ip_address))
         if errors:
             raise ValidationError(errors)
+
+
+class Router(models.Model):
+    """A tenant's router (Neutron's L3 agent): a namespace joining its subnets, with SNAT and floating IPs onto
+    an external network through its gateway port."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="routers")
+    name = models.CharField(max_length=validators.MAX_NAME_LENGTH, validators=[validators.validate_display_name])
+    kernel_id = models.CharField(max_length=KERNEL_ID_LENGTH, unique=True, default=new_kernel_id, editable=False)
+    node = models.CharField(max_length=64, blank=True, default="",
+                            help_text="The network node (agent) this router is scheduled to.")
+    status = models.CharField(max_length=16, choices=ObjectStatus.choices, default=ObjectStatus.PENDING)
+    status_reason = models.CharField(max_length=500, blank=True, default="")
+    external_network = models.ForeignKey(Network, on_delete=models.PROTECT, null=True, blank=True,
+                                         related_name="gateway_routers")
+    external_subnet = models.ForeignKey(Subnet, on_delete=models.PROTECT, null=True, blank=True,
+                                        related_name="gateway_routers")
+    external_ip = models.GenericIPAddressField(null=True, blank=True,
+                                               help_text="The router's address on the external network (SNAT).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="router_unique_name_per_tenant"),
+            models.UniqueConstraint(fields=["external_subnet", "external_ip"], condition=Q(external_ip__isnull=False),
+                                    name="router_unique_external_ip"),
+        ]
+        ordering = ["tenant__name", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.tenant.slug}/{self.name}"
+
+
+class RouterInterface(models.Model):
+    """A subnet attached to a router: the router holds the subnet's gateway address on the subnet's segment.
+
+    ``subnet`` is unique: a second router on a subnet would answer for the same gateway address.
+    """
+
+    router = models.ForeignKey(Router, on_delete=models.CASCADE, related_name="interfaces")
+    subnet = models.OneToOneField(Subnet, on_delete=models.CASCADE, related_name="router_interface")
+    kernel_id = models.CharField(max_length=KERNEL_ID_LENGTH, unique=True, default=new_kernel_id, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["router_id", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.router.name} → {self.subnet.cidr}"
+
+
+class FloatingIP(models.Model):
+    """An address of an external subnet held by a tenant, optionally associated to one of its instances (the
+    router in front of the instance's subnet translates it both ways)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="floating_ips")
+    network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="floating_ips",
+                                help_text="The external network the address belongs to.")
+    subnet = models.ForeignKey(Subnet, on_delete=models.PROTECT, related_name="floating_ips")
+    address = models.GenericIPAddressField()
+    instance = models.OneToOneField(Instance, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="floating_ip")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["subnet", "address"], name="floating_ip_unique_address")]
+        ordering = ["tenant__name", "address"]
+
+    def __str__(self) -> str:
+        return f"{self.address} → {self.instance.ip_address if self.instance else 'unassociated'}"
+
+    @property
+    def router(self) -> Router | None:
+        """The router that translates this address: the one attached to the associated instance's subnet."""
+        if self.instance is None:
+            return None
+        interface = RouterInterface.objects.filter(subnet_id=self.instance.subnet_id).select_related("router").first()
+        return interface.router if interface else None
 
 
 class Lease(models.Model):

@@ -11,7 +11,9 @@ reboot or a half-finished job are all repaired here. The steps, in order:
    whose lock is busy (a running job, or a holder that crashed) is realised on its own with the waiting lock,
    which takes over from a dead holder;
 4. sync the leases of the healthy ones;
-5. remove anything with our prefix that the database no longer wants.
+5. converge the node's routers after their networks (finish their deletions, realise the rest: ``ensure_router``
+   rebuilds a wiped router and restores a flushed NAT table, and leaves a matching one alone);
+6. remove anything with our prefix that the database no longer wants (routers included).
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from . import convergence, metrics
+from . import convergence, metrics, router_convergence
 from .choices import ObjectStatus
 from .host import HostScan, InstanceFound, NetworkFound
 from .hostspecs import driver
 from .locks import free_network_locks
-from .models import Instance, Network
+from .models import Instance, Network, Router
 from .status import failure_reason
 
 
@@ -39,6 +41,8 @@ class ReconcileReport:
     realised_instances: list[str] = field(default_factory=list)
     destroyed_instances: list[str] = field(default_factory=list)
     removed_orphans: list[str] = field(default_factory=list)
+    converged_routers: list[str] = field(default_factory=list)
+    destroyed_routers: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -48,7 +52,7 @@ class ReconcileReport:
     @property
     def change_count(self) -> int:
         return sum(map(len, (self.realised_networks, self.destroyed_networks, self.realised_instances,
-                             self.destroyed_instances, self.removed_orphans)))
+                             self.destroyed_instances, self.removed_orphans, self.destroyed_routers)))
 
     def lines(self) -> list[str]:
         out = []
@@ -56,6 +60,8 @@ class ReconcileReport:
                              ("destroyed networks", self.destroyed_networks),
                              ("realised instances", self.realised_instances),
                              ("destroyed instances", self.destroyed_instances),
+                             ("converged routers", self.converged_routers),
+                             ("destroyed routers", self.destroyed_routers),
                              ("removed orphans", self.removed_orphans), ("errors", self.errors)):
             if items:
                 out.append(f"{label} ({len(items)}): {', '.join(items)}")
@@ -99,10 +105,25 @@ def reconcile(node: str | None = None) -> ReconcileReport:
         convergence.sync_if_leased(healthy)
     except Exception as exc:
         report.errors.append(f"lease sync: {failure_reason(exc)}")
+    _converge_routers(node, report)
     _remove_orphans(node, report)
     metrics.reconcile_finished(node, seconds=time.monotonic() - started, changes=report.change_count,
                                errors=len(report.errors))
     return report
+
+
+def _converge_routers(node: str, report: ReconcileReport) -> None:
+    """Step 5: finish router deletions, realise every other router of the node (idempotent on the host)."""
+    for router in Router.objects.filter(node=node).order_by("pk"):
+        try:
+            if router.status == ObjectStatus.DELETING:
+                router_convergence.destroy_router(router.pk)
+                report.destroyed_routers.append(router.name)
+            else:
+                router_convergence.realise_router(router.pk)
+                report.converged_routers.append(router.name)
+        except Exception as exc:  # one broken router must not stop the others
+            report.errors.append(f"router {router.name}: {failure_reason(exc)}")
 
 
 def _finish_deletions(network: Network, report: ReconcileReport) -> bool:
@@ -148,14 +169,17 @@ def _realise_batch(chunk: list[Network], report: ReconcileReport) -> None:
 
 
 def _remove_orphans(node: str, report: ReconcileReport) -> None:
-    """Step 5: anything with our prefix the database no longer wants (re-read: the steps above deleted rows)."""
+    """Step 6: anything with our prefix the database no longer wants (re-read: the steps above deleted rows)."""
     wanted = Network.objects.filter(node=node).exclude(status=ObjectStatus.DELETING)
     wanted_networks = set(wanted.values_list("kernel_id", flat=True))
     wanted_instances = set(Instance.objects.filter(network__in=wanted).exclude(status=ObjectStatus.DELETING)
                            .values_list("kernel_id", flat=True))
-    before = driver().remove_orphans(wanted_networks, wanted_instances)
+    wanted_routers = set(Router.objects.filter(node=node).exclude(status=ObjectStatus.DELETING)
+                         .values_list("kernel_id", flat=True))
+    before = driver().remove_orphans(wanted_networks, wanted_instances, wanted_routers=wanted_routers)
     report.removed_orphans = sorted(
         [f"network {k}" for k in before.networks if k not in wanted_networks]
         + [f"instance {k}" for k in before.instances if k not in wanted_instances]
+        + [f"router {k}" for k in before.routers if k not in wanted_routers]
         + [f"stray pid {p}" for pids in before.stray_pids.values() for p in pids]
     )

@@ -12,7 +12,18 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Model, Q, QuerySet
 
 from .choices import LeaseState, Role
-from .models import Instance, Lease, LeaseEvent, Membership, Network, Subnet, Tenant
+from .models import (
+    FloatingIP,
+    Instance,
+    Lease,
+    LeaseEvent,
+    Membership,
+    Network,
+    Router,
+    RouterInterface,
+    Subnet,
+    Tenant,
+)
 
 
 def tenants_for_user(user: AbstractBaseUser) -> QuerySet[Tenant]:
@@ -55,6 +66,32 @@ def leases_for_user(user: AbstractBaseUser, tenant: Tenant | None = None) -> Que
     )
 
 
+def routers_for_user(user: AbstractBaseUser, tenant: Tenant | None = None) -> QuerySet[Router]:
+    qs = Router.objects.filter(tenant__in=tenants_for_user(user)).select_related("tenant", "external_network")
+    if tenant is not None:
+        qs = qs.filter(tenant=tenant)
+    return qs.prefetch_related("interfaces__subnet")
+
+
+def router_interfaces_for_user(user: AbstractBaseUser, tenant: Tenant | None = None) -> QuerySet[RouterInterface]:
+    return RouterInterface.objects.filter(router__in=routers_for_user(user, tenant)).select_related("router", "subnet")
+
+
+def floating_ips_for_user(user: AbstractBaseUser, tenant: Tenant | None = None) -> QuerySet[FloatingIP]:
+    qs = FloatingIP.objects.filter(tenant__in=tenants_for_user(user)).select_related("network", "instance__subnet")
+    if tenant is not None:
+        qs = qs.filter(tenant=tenant)
+    return qs
+
+
+def external_networks_for_user(user: AbstractBaseUser) -> QuerySet[Network]:
+    """External networks: every signed-in user may see them (read-only) and use them for gateways and floating IPs,
+    whichever tenant an administrator created them in."""
+    if not user.is_authenticated:
+        return Network.objects.none()
+    return Network.objects.filter(external=True).exclude(status="deleting").prefetch_related("subnets")
+
+
 def networks_with_counts(qs: QuerySet[Network]) -> QuerySet[Network]:
     """Annotate instance and active-lease counts for list pages and admin."""
     return qs.annotate(
@@ -70,6 +107,8 @@ def quota_usage(tenant: Tenant) -> dict[str, dict[str, int]]:
         "subnets": {"used": Subnet.objects.filter(network__tenant=tenant).count(), "limit": tenant.quota_subnets},
         "instances": {"used": Instance.objects.filter(network__tenant=tenant).count(),
                       "limit": tenant.quota_instances},
+        "routers": {"used": Router.objects.filter(tenant=tenant).count(), "limit": tenant.quota_routers},
+        "floating_ips": {"used": FloatingIP.objects.filter(tenant=tenant).count(), "limit": tenant.quota_floating_ips},
     }
 
 
@@ -108,3 +147,13 @@ def lease_data(lease: Lease) -> dict[str, Any]:
 def lease_event_data(event: LeaseEvent) -> dict[str, Any]:
     return _plain("lease_event", event, "subnet", "ip_address", "mac_address", "hostname", event=event.kind,
                   at=event.at.isoformat() if event.at else None)
+
+
+def router_data(router: Router) -> dict[str, Any]:
+    return _plain("router", router, "tenant", "name", "kernel_id", "node", "status", "status_reason",
+                  "external_network", "external_ip",
+                  subnets=sorted(i.subnet_id for i in router.interfaces.all()) if router.pk else [])
+
+
+def floating_ip_data(fip: FloatingIP) -> dict[str, Any]:
+    return _plain("floating_ip", fip, "tenant", "network", "address", "instance")

@@ -22,7 +22,7 @@ from django.db.models import Exists, OuterRef
 from . import events, selectors, validators
 from .audit import audit_record
 from .choices import ObjectStatus, Role
-from .models import AllocationPool, Instance, Membership, Network, Subnet, Tenant
+from .models import AllocationPool, Instance, Membership, Network, RouterInterface, Subnet, Tenant
 from .queue import enqueue_on_commit
 from .scheduling import schedule_node
 
@@ -68,7 +68,8 @@ def tenant_create(*, name: str, slug: str, actor: AbstractBaseUser | None = None
     return tenant
 
 
-TENANT_FIELDS = ("name", "slug", "quota_networks", "quota_subnets", "quota_instances")
+TENANT_FIELDS = ("name", "slug", "quota_networks", "quota_subnets", "quota_instances", "quota_routers",
+                 "quota_floating_ips")
 
 
 def tenant_update(*, tenant: Tenant, actor: AbstractBaseUser | None = None, **changes: Any) -> Tenant:
@@ -174,9 +175,15 @@ def _save_network_name(network: Network, update_fields: Sequence[str] | None = N
 
 
 def network_create(*, tenant: Tenant, name: str, actor: AbstractBaseUser | None = None,
-                   subnet: dict[str, Any] | None = None) -> Network:
-    """Create a network (and optionally its first subnet in the same transaction); realise it after commit."""
-    network = Network(tenant=tenant, name=name, node=schedule_node())
+                   subnet: dict[str, Any] | None = None, external: bool = False,
+                   simulated_upstream: bool = False) -> Network:
+    """Create a network (and optionally its first subnet in the same transaction); realise it after commit.
+
+    ``external``/``simulated_upstream`` are for administrators only (``routers.external_network_create``): no
+    tenant-facing form or serializer passes them.
+    """
+    network = Network(tenant=tenant, name=name, node=schedule_node(), external=external,
+                      simulated_upstream=simulated_upstream and external)
     network.full_clean(exclude=["tenant"])
     with transaction.atomic():
         locked = _lock_tenant(tenant)
@@ -205,6 +212,9 @@ def network_update(*, network: Network, name: str, actor: AbstractBaseUser | Non
 
 def network_delete(*, network: Network, actor: AbstractBaseUser | None = None) -> None:
     """Mark for deletion; the agent tears the host state down, then deletes the rows."""
+    if network.external and (network.gateway_routers.exists() or network.floating_ips.exists()):
+        raise ValidationError(f"External network {network.name!r} still holds router gateways or floating IPs; "
+                              "clear those gateways and release those floating IPs first.", code="in_use")
     with transaction.atomic():
         Network.objects.filter(pk=network.pk).update(status=ObjectStatus.DELETING, status_reason="")
         Instance.objects.filter(network=network).update(status=ObjectStatus.DELETING)
@@ -308,7 +318,7 @@ def subnet_create(*, network: Network, cidr: str, gateway: str | None = AUTO, dh
                   actor: AbstractBaseUser | None = None, _enqueue: bool = True) -> Subnet:
     """Add a subnet to a network and have the network's dnsmasq serve it."""
     try:
-        net = validators.validate_subnet_cidr(cidr)
+        net = (validators.validate_external_cidr if network.external else validators.validate_subnet_cidr)(cidr)
     except ValidationError as exc:
         raise ValidationError({"cidr": exc.messages}) from None
     gw, dhcp, pools = _resolve_subnet_addresses(net, gateway, dhcp_address, allocation_pools)
@@ -378,6 +388,17 @@ def subnet_update(*, subnet: Subnet, actor: AbstractBaseUser | None = None, **ch
     return subnet
 
 
+def _check_subnet_unrouted(subnet: Subnet) -> None:
+    """A subnet a router is attached to, or that routers and floating IPs take addresses from, stays."""
+    interface = RouterInterface.objects.filter(subnet=subnet).select_related("router").first()
+    if interface is not None:
+        raise ValidationError(f"Subnet {subnet.cidr} is attached to router {interface.router.name!r}; detach it "
+                              "first.", code="in_use")
+    if subnet.gateway_routers.exists() or subnet.floating_ips.exists():
+        raise ValidationError(f"Routers or floating IPs still hold addresses of {subnet.cidr}; clear those gateways "
+                              "and release those floating IPs first.", code="in_use")
+
+
 def subnet_delete(*, subnet: Subnet, actor: AbstractBaseUser | None = None) -> None:
     """Remove a subnet that no instance uses."""
     network = subnet.network
@@ -392,6 +413,7 @@ def subnet_delete(*, subnet: Subnet, actor: AbstractBaseUser | None = None) -> N
             raise ValidationError(
                 f"Subnet {subnet.cidr} still has {in_use} instance(s); delete them first.", code="in_use",
             )
+        _check_subnet_unrouted(subnet)
         audit_record(actor=actor, tenant=network.tenant, action="subnet.delete", obj=subnet, detail=subnet.cidr)
         data = selectors.subnet_data(subnet)
         subnet.delete()

@@ -1,4 +1,4 @@
-"""Job outcomes: the one place that writes a network's or an instance's status and tells the viewers.
+"""Job outcomes: the one place that writes a network's, an instance's or a router's status and tells the viewers.
 
 Why one place: every path that ends a job — a network converged or failed, a DHCP client that would not start,
 a teardown that failed, a lease that made an instance active — records its outcome the same way, the way NetBox's
@@ -23,7 +23,7 @@ from django.db.models import Case, Value, When
 
 from . import events, selectors
 from .choices import ObjectStatus
-from .models import Instance, Network
+from .models import Instance, Network, Router
 
 REASON_LENGTH = 500  # Network.status_reason / Instance.status_reason hold this much
 
@@ -33,7 +33,7 @@ class Outcome:
     """What a job left one network or instance in: the status to record, why, and (``only_from``) the statuses
     it may replace, e.g. ``error`` → ``pending`` for a retry; empty: any but ``deleting``."""
 
-    target: Network | Instance
+    target: Network | Instance | Router
     status: str
     reason: str = ""
     only_from: frozenset[str] = frozenset()
@@ -47,7 +47,7 @@ def failure_reason(exc: BaseException, context: str = "") -> str:
     return (f"{context}: {line}" if context else line)[:REASON_LENGTH]
 
 
-def record(outcomes: Iterable[Outcome]) -> list[Network | Instance]:
+def record(outcomes: Iterable[Outcome]) -> list[Network | Instance | Router]:
     """Write these outcomes in one transaction and publish one event per row that changed, after the commit.
 
     Targets are updated in place; instances need ``network`` loaded (for the tenant of their event). Targets
@@ -62,7 +62,7 @@ def record(outcomes: Iterable[Outcome]) -> list[Network | Instance]:
     by_model: dict[type, list[Outcome]] = defaultdict(list)
     for outcome in todo:
         by_model[type(outcome.target)].append(outcome)
-    changed: list[Network | Instance] = []
+    changed: list[Network | Instance | Router] = []
     # Inside a caller's transaction (the lease sync) this joins it: a savepoint would buy nothing here.
     with transaction.atomic(savepoint=False):
         for model, group in by_model.items():
@@ -71,11 +71,12 @@ def record(outcomes: Iterable[Outcome]) -> list[Network | Instance]:
     return changed
 
 
-def _write(model: type[Network] | type[Instance], outcomes: list[Outcome]) -> list[Network | Instance]:
+def _write(model: type[Network] | type[Instance] | type[Router],
+           outcomes: list[Outcome]) -> list[Network | Instance | Router]:
     """One read of the rows' current status, then one UPDATE per distinct (status, reason, only_from)."""
     rows = model.objects.filter(pk__in=[o.target.pk for o in outcomes])
     current = {pk: (status, reason) for pk, status, reason in rows.values_list("pk", "status", "status_reason")}
-    groups: dict[tuple[str, str, frozenset[str]], list[Network | Instance]] = defaultdict(list)
+    groups: dict[tuple[str, str, frozenset[str]], list[Network | Instance | Router]] = defaultdict(list)
     for o in outcomes:
         now = current.get(o.target.pk)
         if now is None or (o.only_from and now[0] not in o.only_from):
@@ -102,9 +103,11 @@ def _write(model: type[Network] | type[Instance], outcomes: list[Outcome]) -> li
     return changed
 
 
-def _event(target: Network | Instance) -> tuple[int, str, dict]:
+def _event(target: Network | Instance | Router) -> tuple[int, str, dict]:
     if isinstance(target, Network):
         return target.tenant_id, "network.updated", selectors.network_data(target)
+    if isinstance(target, Router):
+        return target.tenant_id, "router.updated", selectors.router_data(target)
     return target.network.tenant_id, "instance.updated", selectors.instance_data(target)
 
 

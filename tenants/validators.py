@@ -161,6 +161,25 @@ def validate_subnet_cidr(value: str) -> IPNetwork:
     return network
 
 
+# External networks stand in for the outside world: only the documentation ranges the project may simulate it on
+# (TEST-NET-2 and -3). Never 192.0.2.0/24 (TEST-NET-1): the host this runs on uses it.
+EXTERNAL_IPV4 = tuple(ipaddress.ip_network(n) for n in ("198.51.100.0/24", "203.0.113.0/24"))
+
+
+def validate_external_cidr(value: str) -> IPNetwork:
+    """An external network's subnet: IPv4 /24–/29 inside 198.51.100.0/24 or 203.0.113.0/24."""
+    network = parse_network(value)
+    if network.version != 4 or not any(network.subnet_of(block) for block in EXTERNAL_IPV4):
+        raise ValidationError(
+            f"{network} is not a simulated outside range; use 198.51.100.0/24 or 203.0.113.0/24 (or a part of one).",
+            code="not_external_range",
+        )
+    if network.prefixlen > IPv4_MAX_PREFIX:
+        raise ValidationError(f"Prefix length /{network.prefixlen} leaves too few addresses; use at most "
+                              f"/{IPv4_MAX_PREFIX}.", code="prefixlen")
+    return network
+
+
 def parse_address(value: object, *, field: str = "address") -> IPAddress:
     """Parse one IP address with a readable error."""
     text = str(value or "").strip()

@@ -167,9 +167,9 @@ def host_clean():
     from tenants.testing import require_root
 
     require_root()
-    driver().remove_orphans(set(), set())
+    driver().remove_orphans(set(), set(), wanted_routers=set())
     yield driver()
-    driver().remove_orphans(set(), set())
+    driver().remove_orphans(set(), set(), wanted_routers=set())
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@
 Pure Python, no Django: the jobs layer builds specs from database rows and calls a
 :class:`HostDriver` (the interface; :class:`LinuxHostDriver` implements it). Each tenant network becomes a
 segment namespace with a bridge plus a DHCP namespace running its own dnsmasq (like Neutron's DHCP agent);
-each instance is a namespace with a veth on that bridge running busybox udhcpc.
+each instance is a namespace with a veth on that bridge running busybox udhcpc; a router is a namespace with
+veths into its networks' bridges and its NAT in one nftables table; an external network can carry a simulated
+upstream (TEST-NET only) answering with the address it sees.
 
 Map: :mod:`.interface` (what callers may ask), :mod:`.driver` (composes the kinds), :mod:`.kinds` (one module
 per kind of kernel object: plan, remove, scan), :mod:`.ops` (netlink operations with their shell equivalent),
@@ -18,11 +20,33 @@ from .dhcp_client import InstanceLease
 from .driver import LinuxHostDriver
 from .errors import HostError, HostInputError
 from .inspect import NamespaceInfo, inspect_namespace
-from .interface import HostDriver, HostScan, InstanceFound, InstanceRealised, NetworkFound, NetworkRealised
+from .interface import (
+    HostDriver,
+    HostScan,
+    InstanceFound,
+    InstanceRealised,
+    NetworkFound,
+    NetworkRealised,
+    RouterFound,
+    RouterRealised,
+    UpstreamFound,
+    UpstreamRealised,
+)
+from .kinds.upstream import UPSTREAM_ECHO_PORT
 from .leases import DnsmasqLease, LeaseFileChange, LeaseWatcher, parse_leases, read_leases
 from .naming import Names
 from .ops import Op, transcript
-from .specs import InstanceSpec, NetworkSpec, ReservationSpec, SubnetSpec
+from .specs import (
+    FloatingIPSpec,
+    InstanceSpec,
+    NetworkSpec,
+    ReservationSpec,
+    RouterGatewaySpec,
+    RouterPortSpec,
+    RouterSpec,
+    SubnetSpec,
+    UpstreamSpec,
+)
 from .validate import MIN_LEASE_SECONDS, IPAddress, IPNetwork
 
 __all__ = [
@@ -31,4 +55,7 @@ __all__ = [
     "LeaseFileChange", "LeaseWatcher", "LinuxHostDriver", "NamespaceInfo", "Names", "NetworkFound",
     "NetworkRealised", "NetworkSpec", "Op", "ReservationSpec", "SubnetSpec", "inspect_namespace", "netns",
     "parse_leases", "read_leases", "transcript",
+    # routers and the simulated upstream
+    "UPSTREAM_ECHO_PORT", "FloatingIPSpec", "RouterFound", "RouterGatewaySpec", "RouterPortSpec", "RouterRealised",
+    "RouterSpec", "UpstreamFound", "UpstreamRealised", "UpstreamSpec",
 ]

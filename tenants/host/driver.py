@@ -16,18 +16,18 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-from . import netns
+from . import netns, nft
 from .config import HostConfig
 from .dhcp_client import InstanceLease, UdhcpcCommand, read_lease
 from .dnsmasq import DnsmasqCommand
 from .errors import HostError
-from .interface import HostScan, InstanceRealised, NetworkRealised
-from .kinds import dhcp, instance, segment
+from .interface import HostScan, InstanceRealised, NetworkRealised, RouterRealised, UpstreamRealised
+from .kinds import dhcp, instance, router, segment, upstream
 from .leases import DnsmasqLease, read_leases
 from .naming import RESERVED_NS_KINDS, Names, check_kernel_id
 from .ops import Op, Session, apply_all, transcript
 from .process import Supervisor, kill, processes
-from .specs import InstanceSpec, NetworkSpec
+from .specs import InstanceSpec, NetworkSpec, RouterSpec, UpstreamSpec
 
 PROGRAMS = (dhcp.PROGRAM, instance.PROGRAM)
 
@@ -190,9 +190,83 @@ class LinuxHostDriver:
         """Batch removal: stop every process first, then delete namespaces, then files."""
         ids = [check_kernel_id(i) for i in net_ids]
         self.remove_instances(self.instances_of(ids), release=False)
+        upstream.remove(self.supervisor, self.names, ids)
         dhcp.remove(self.supervisor, self.names, ids)
         segment.remove(self.names, ids)
         dhcp.remove_state(self.names, ids)
+
+    # -- routers and the simulated upstream -----------------------------------------------------
+    def plan_router(self, spec: RouterSpec) -> list[Op]:
+        """Operations realising ``spec`` on a host where its networks are realised (see :mod:`.kinds.router`)."""
+        return router.plan(self.names, spec, self.config.busybox)
+
+    def transcript_router(self, spec: RouterSpec) -> list[str]:
+        """Shell commands equivalent to realising ``spec`` on a fresh host (its networks already up)."""
+        return transcript(self.plan_router(spec))
+
+    def _require_segments(self, net_ids: Iterable[str], what: str) -> None:
+        for nid in sorted(net_ids):
+            if not netns.exists(self.names.seg_ns(nid)):
+                raise HostError(f"network {nid} is not realised (namespace {self.names.seg_ns(nid)} missing); "
+                                f"ensure it before {what}")
+
+    def ensure_router(self, spec: RouterSpec) -> RouterRealised:
+        """Realise ``spec`` idempotently: removes ports, addresses and floating IPs it no longer names, rewrites
+        the NAT table when the live one differs (also when it was flushed behind our back), and deletes the
+        conntrack entries of floating IPs that moved or went."""
+        n, rid = self.names, spec.kernel_id
+        ns = n.router_ns(rid)
+        self._require_segments(router.networks(spec), f"router {rid}")
+        ops = self.plan_router(spec)
+        live = router.listed(ns) if netns.exists(ns) else ""
+        gone: set[str] = set()
+        with Session(self.supervisor) as s:
+            if netns.exists(ns):
+                gone = router.prune(s, n, spec)
+            apply_all(ops, s)
+        # From the live table (a FIP that moved keeps its address) and from the addresses (a table flushed
+        # behind our back no longer says where a FIP pointed).
+        cleared = sorted(set(router.moved(nft.floating_ips(live), spec)) | gone)
+        router.clear_conntrack(ns, cleared)
+        return RouterRealised(
+            rid, ns, tuple(n.router_port(p.kernel_id) for p in spec.ports),
+            n.gateway_port(rid) if spec.gateway else None,
+            nft.canonical(live) != nft.render(router.table(n, spec)), tuple(cleared),
+        )
+
+    def remove_routers(self, router_ids: Iterable[str]) -> None:
+        """Delete the routers; already-gone is fine."""
+        router.remove(self.names, [check_kernel_id(r) for r in router_ids])
+
+    def _router_ns(self, router_id: str) -> str:
+        ns = self.names.router_ns(router_id)
+        if not netns.exists(ns):
+            raise HostError(f"router {router_id} is not realised (namespace {ns} missing)")
+        return ns
+
+    def router_ruleset(self, router_id: str) -> str:
+        """The router's live NAT table as ``nft list table`` prints it, counters included ("" if missing)."""
+        return router.listed(self._router_ns(router_id))
+
+    def router_conntrack(self, router_id: str) -> list[str]:
+        """The router's connection-tracking entries (``conntrack -L``), one per line."""
+        return router.conntrack(self._router_ns(router_id))
+
+    def ensure_upstream(self, spec: UpstreamSpec) -> UpstreamRealised:
+        """Realise the simulated upstream on an external network idempotently (its echo service included)."""
+        n, nid = self.names, spec.network_kernel_id
+        self._require_segments([nid], "its upstream")
+        ops = upstream.plan(n, spec)
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        with Session(self.supervisor) as s:
+            if netns.exists(n.upstream_ns(nid)):
+                upstream.prune(s, n, spec)
+            apply_all(ops, s)
+        return UpstreamRealised(nid, n.upstream_ns(nid), upstream.daemon(n, nid).pid())
+
+    def remove_upstream(self, network_kernel_id: str) -> None:
+        """Stop the echo service and delete the upstream; already-gone is fine."""
+        upstream.remove(self.supervisor, self.names, [check_kernel_id(network_kernel_id)])
 
     # -- scan & reconcile ------------------------------------------------------------------
     def _state_dirs(self) -> dict[str, set[str]]:
@@ -226,6 +300,8 @@ class LinuxHostDriver:
         segment.scan(scan, namespaces[segment.NS_KIND])
         dhcp.scan(n, scan, namespaces[dhcp.NS_KIND], state_dirs[dhcp.NS_KIND])
         instance.scan(n, scan, namespaces[instance.NS_KIND], state_dirs[instance.NS_KIND])
+        router.scan(scan, namespaces[router.NS_KIND])
+        upstream.scan(n, scan, namespaces[upstream.NS_KIND], state_dirs[upstream.NS_KIND])
         known = {f.dnsmasq_pid for f in scan.networks.values()} | {f.udhcpc_pid for f in scan.instances.values()}
         # One /proc walk: ours in our namespaces but no pid file names them, and ours by argv (our state dir)
         # but in a namespace that was deleted (behind our back, or mid-start), which nothing else finds.
@@ -240,8 +316,10 @@ class LinuxHostDriver:
                 scan.stray_pids.setdefault("(deleted namespace)", []).append(p.pid)
         return scan
 
-    def remove_orphans(self, wanted_networks: Iterable[str], wanted_instances: Iterable[str]) -> HostScan:
-        """Remove every network/instance with our prefix not in the wanted sets.
+    def remove_orphans(self, wanted_networks: Iterable[str], wanted_instances: Iterable[str], *,
+                       wanted_routers: Iterable[str] | None = None) -> HostScan:
+        """Remove every network/instance with our prefix not in the wanted sets, the upstreams of unwanted
+        networks, and (unless ``wanted_routers`` is None, which leaves routers alone) unwanted routers.
 
         Also kills stray dnsmasq/udhcpc processes in our namespaces (e.g. a pid file lost in
         a crash). Returns what was found before removal.
@@ -253,6 +331,12 @@ class LinuxHostDriver:
                 kill(pid, signal.SIGKILL)
         self.remove_instances([i for i in scan.instances if i not in insts], release=False)
         self.remove_networks([i for i in scan.networks if i not in nets])
+        for nid in scan.upstreams:
+            if nid not in nets:
+                self.remove_upstream(nid)
+        if wanted_routers is not None:
+            keep = set(wanted_routers)
+            self.remove_routers([r for r in scan.routers if r not in keep])
         for name in scan.reserved:
             netns.remove(name)
         return scan

@@ -17,7 +17,7 @@ from .dnsmasq import DnsmasqCommand
 from .leases import DnsmasqLease
 from .naming import Names
 from .ops import Op
-from .specs import InstanceSpec, NetworkSpec
+from .specs import InstanceSpec, NetworkSpec, RouterSpec, UpstreamSpec
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,28 @@ class InstanceRealised:
     lease: InstanceLease | None
 
 
+@dataclass(frozen=True)
+class RouterRealised:
+    """What ``ensure_router`` left in place: the router's namespace, its devices, and whether its NAT table had
+    to be (re)written (False: the live table already matched, counters kept)."""
+
+    kernel_id: str
+    ns: str
+    ports: tuple[str, ...]
+    gateway_port: str | None
+    ruleset_changed: bool
+    conntrack_cleared: tuple[str, ...]  # floating IPs whose flows were deleted (moved or gone)
+
+
+@dataclass(frozen=True)
+class UpstreamRealised:
+    """What ``ensure_upstream`` left running."""
+
+    network_kernel_id: str
+    ns: str
+    echo_pid: int | None
+
+
 @dataclass
 class NetworkFound:
     """A network as :meth:`HostDriver.scan_host` found it."""
@@ -62,11 +84,29 @@ class InstanceFound:
 
 
 @dataclass
+class RouterFound:
+    """A router as :meth:`HostDriver.scan_host` found it."""
+
+    ns: bool = False
+
+
+@dataclass
+class UpstreamFound:
+    """A simulated upstream as :meth:`HostDriver.scan_host` found it (keyed by its external network)."""
+
+    ns: bool = False
+    echo_pid: int | None = None
+    state_dir: bool = False
+
+
+@dataclass
 class HostScan:
     """Everything with our prefix on the host; input for reconcile."""
 
     networks: dict[str, NetworkFound] = field(default_factory=dict)
     instances: dict[str, InstanceFound] = field(default_factory=dict)
+    routers: dict[str, RouterFound] = field(default_factory=dict)
+    upstreams: dict[str, UpstreamFound] = field(default_factory=dict)
     # namespaces of kinds named in naming.py that nothing creates yet (routers, underlays): orphans by definition
     reserved: set[str] = field(default_factory=set)
     # dnsmasq/udhcpc processes in our namespaces that no pid file accounts for
@@ -109,6 +149,17 @@ class HostDriver(Protocol):
     def remove_networks(self, net_ids: Iterable[str]) -> None: ...
     def instances_of(self, net_ids: Iterable[str]) -> list[str]: ...
 
+    # routers and the simulated upstream
+    def plan_router(self, spec: RouterSpec) -> list[Op]: ...
+    def transcript_router(self, spec: RouterSpec) -> list[str]: ...
+    def ensure_router(self, spec: RouterSpec) -> RouterRealised: ...
+    def remove_routers(self, router_ids: Iterable[str]) -> None: ...
+    def router_ruleset(self, router_id: str) -> str: ...
+    def router_conntrack(self, router_id: str) -> list[str]: ...
+    def ensure_upstream(self, spec: UpstreamSpec) -> UpstreamRealised: ...
+    def remove_upstream(self, network_kernel_id: str) -> None: ...
+
     # scan and reconcile
     def scan_host(self) -> HostScan: ...
-    def remove_orphans(self, wanted_networks: Iterable[str], wanted_instances: Iterable[str]) -> HostScan: ...
+    def remove_orphans(self, wanted_networks: Iterable[str], wanted_instances: Iterable[str], *,
+                       wanted_routers: Iterable[str] | None = None) -> HostScan: ...

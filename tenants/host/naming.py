@@ -10,14 +10,20 @@ Layout for a network ``N`` and an instance ``I`` (kernel ids: 1-8 lowercase hex 
     namespace {p}qdhcp-N    DHCP side: veth {p}dN (peer {p}qN), dnsmasq bound to it
     namespace {p}inst-I     instance: veth {p}iI (peer {p}vI), udhcpc on it
 
+    namespace {p}qrouter-R  router R: nftables table ``netdash``; per port P a veth {p}rP (Neutron's qr-, here)
+                            with peer {p}sP on that network's bridge; the gateway veth {p}gR (qg-, here) with
+                            peer {p}hR on the external network's bridge
+    namespace {p}upstream-N the simulated outside world on external network N: veth {p}uN (peer {p}wN on the
+                            bridge), a TEST-NET address, no default route, the echo service
+
 Reserved for the kinds to come (names only; nothing creates them yet)::
 
-    namespace {p}qrouter-R  router: nftables, ports {p}rX (Neutron's qr-, inside) and {p}gX (qg-, outside)
     namespace {p}ul-N       a node's VXLAN underlay: VXLAN device {p}xN is created here, moved to the segment
     namespace {p}fabric-N   the simulated fabric joining the nodes' underlays (TEST-NET addresses only)
 
     state_dir/{p}qdhcp-N/   dnsmasq.pid leases hosts opts dnsmasq.log
     state_dir/{p}inst-I/    udhcpc.pid lease network udhcpc.log
+    state_dir/{p}upstream-N/  echo.pid echo.log
     /etc/netns/{p}inst-I/resolv.conf   so ``ip netns exec`` lookups use the network's DNS
 
 Device names are ``prefix + one letter + id``: at most 6 + 1 + 8 = 15 bytes = IFNAMSIZ - 1. That is why a
@@ -41,8 +47,8 @@ from .errors import HostInputError
 IFNAMSIZ = 16
 KERNEL_ID_RE = re.compile(r"[0-9a-f]{1,8}")
 
-NS_KINDS = ("seg", "qdhcp", "inst", "qrouter", "ul", "fabric")
-RESERVED_NS_KINDS = ("qrouter", "ul", "fabric")  # named here, created by nothing yet
+NS_KINDS = ("seg", "qdhcp", "inst", "qrouter", "upstream", "ul", "fabric")
+RESERVED_NS_KINDS = ("ul", "fabric")  # named here, created by nothing yet
 # One letter per device role; kept here so a new role cannot silently reuse a letter.
 DEV_LETTERS = {
     "bridge": "b",
@@ -50,8 +56,12 @@ DEV_LETTERS = {
     "dhcp_port": "q",
     "inst": "i",
     "inst_port": "v",
-    "router_port": "r",  # reserved: a router's port on a segment (Neutron's qr-)
-    "gateway_port": "g",  # reserved: a router's external port (Neutron's qg-)
+    "router_port": "r",  # a router's port to a tenant network, in the router (Neutron's qr-)
+    "router_port_peer": "s",  # its peer on the tenant network's bridge
+    "gateway_port": "g",  # a router's external port, in the router (Neutron's qg-)
+    "gateway_port_peer": "h",  # its peer on the external network's bridge
+    "upstream": "u",  # the simulated upstream's NIC
+    "upstream_port": "w",  # its peer on the external network's bridge
     "vxlan": "x",  # reserved: a segment's VXLAN tunnel device
 }
 RESOLV_ROOT = Path("/etc/netns")
@@ -107,7 +117,8 @@ class Names:
     seg_ns = _derived("ns", "seg", "Namespace holding the network's bridge (the L2 segment).")
     dhcp_ns = _derived("ns", "qdhcp", "Namespace holding the network's dnsmasq.")
     inst_ns = _derived("ns", "inst", "Namespace standing in for an instance (VM).")
-    router_ns = _derived("ns", "qrouter", "Reserved: namespace of a future router.")
+    router_ns = _derived("ns", "qrouter", "Namespace of a router (forwarding, NAT).")
+    upstream_ns = _derived("ns", "upstream", "Namespace of the simulated outside world on an external network.")
     underlay_ns = _derived("ns", "ul", "Reserved: a node's VXLAN underlay namespace.")
     fabric_ns = _derived("ns", "fabric", "Reserved: the simulated fabric between the nodes' underlays.")
 
@@ -133,8 +144,13 @@ class Names:
     dhcp_port = _derived("dev", "dhcp_port", "Bridge-side peer of the DHCP interface (in the seg namespace).")
     inst_dev = _derived("dev", "inst", "The instance's NIC (in the inst namespace).")
     inst_port = _derived("dev", "inst_port", "Bridge-side peer of the instance NIC (in the seg namespace).")
-    router_port = _derived("dev", "router_port", "Reserved: a router's port on a segment.")
-    gateway_port = _derived("dev", "gateway_port", "Reserved: a router's external port.")
+    router_port = _derived("dev", "router_port", "A router's port to a tenant network (in the router namespace).")
+    router_port_peer = _derived("dev", "router_port_peer", "Bridge-side peer of a router port (in the seg namespace).")
+    gateway_port = _derived("dev", "gateway_port", "A router's external port (in the router namespace).")
+    gateway_port_peer = _derived("dev", "gateway_port_peer",
+                                 "Bridge-side peer of a router's external port (in the external seg namespace).")
+    upstream_dev = _derived("dev", "upstream", "The simulated upstream's NIC (in the upstream namespace).")
+    upstream_port = _derived("dev", "upstream_port", "Bridge-side peer of the upstream's NIC (in the seg namespace).")
     vxlan = _derived("dev", "vxlan", "Reserved: the segment's VXLAN device.")
 
     def role(self, ifname: str | None) -> str | None:
@@ -155,6 +171,10 @@ class Names:
         """State directory of an instance's DHCP client."""
         return self.config.state_dir / self.inst_ns(inst_id)
 
+    def upstream_dir(self, net_id: str) -> Path:
+        """State directory of a simulated upstream's echo service."""
+        return self.config.state_dir / self.upstream_ns(net_id)
+
     def resolv_dir(self, inst_id: str) -> Path:
         """``ip netns exec`` bind-mounts files from here over /etc."""
         return RESOLV_ROOT / self.inst_ns(inst_id)
@@ -169,4 +189,6 @@ class Names:
     inst_lease = _file("inst_dir", "lease", "Lease as seen by the instance, written by our udhcpc script.")
     inst_network = _file("inst_dir", "network", "Which network the instance is plugged into (cascading removal).")
     udhcpc_log = _file("inst_dir", "udhcpc.log", "udhcpc's start-up output (script errors).")
+    echo_pid = _file("upstream_dir", "echo.pid", "The upstream echo service's pid file (written by its parent).")
+    echo_log = _file("upstream_dir", "echo.log", "The upstream echo service's start-up output.")
     resolv_conf = _file("resolv_dir", "resolv.conf", "The instance's resolver, used by ``ip netns exec``.")

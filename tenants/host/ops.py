@@ -313,3 +313,39 @@ def apply_all(ops: list[Op], s: Session) -> None:
             raise op.fail(exc) from exc
         except OSError as exc:
             raise op.fail(exc) from exc
+
+
+@dataclass(frozen=True)
+class Sysctl(Op):
+    """A per-namespace sysctl (``net.*`` keys are per network namespace)."""
+
+    ns: str
+    key: str
+    value: str
+
+    def shell(self) -> str:
+        return shell_command(["ip", "netns", "exec", self.ns, "sysctl", "-qw", f"{self.key}={self.value}"])
+
+    def apply(self, s: Session) -> None:
+        # /proc/sys/net answers for the network namespace of the thread that opens it.
+        path = Path("/proc/sys", *self.key.split("."))
+        netns.run_in(self.ns, lambda: path.write_text(self.value))
+
+
+@dataclass(frozen=True)
+class RouteReplace(Op):
+    """The default route via ``gateway`` on ``dev`` (replaced, so a changed gateway converges)."""
+
+    ns: str
+    dev: str
+    gateway: str
+
+    def shell(self) -> str:
+        return shell_command(["ip", "-n", self.ns, "route", "replace", "default", "via", self.gateway,
+                              "dev", self.dev])
+
+    def apply(self, s: Session) -> None:
+        idx = s.index(self.ns, self.dev)
+        if idx is None:
+            raise self.fail(f"device {self.dev} missing in {self.ns}")
+        s.ipr(self.ns).route("replace", dst="default", gateway=self.gateway, oif=idx)

@@ -8,6 +8,7 @@ IPv6 can be added without changing the shapes; the driver currently realises IPv
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,3 +144,146 @@ class InstanceSpec:
         check_kernel_id(self.network_kernel_id)
         object.__setattr__(self, "mac", v.mac(self.mac))
         v.hostname(self.hostname)
+
+
+# -- routers and the simulated upstream ----------------------------------------------------------------------
+# IPv4 only, like the networks. Every address here reaches an nftables rule or an ``ip`` argv, so each is parsed
+# into an ``ipaddress`` object (never kept as text) and checked against the others before anything is planned.
+
+TEST_NETS = (ipaddress.ip_network("203.0.113.0/24"), ipaddress.ip_network("198.51.100.0/24"))  # RFC 5737
+
+
+def _ipv4_interface(value: Any, what: str) -> ipaddress.IPv4Interface:
+    """An address with its prefix (``10.0.1.1/24``), a usable host address of that prefix."""
+    if isinstance(value, str) and value.isprintable():
+        try:
+            value = ipaddress.ip_interface(value)
+        except ValueError:
+            pass
+    if not isinstance(value, ipaddress.IPv4Interface):
+        raise HostInputError(f"{what} {repr(value)[:80]} is not an IPv4 address with a prefix (e.g. '10.0.1.1/24')")
+    v.in_subnet(value.ip, value.network, what)
+    return value
+
+
+def _ipv4(value: Any, what: str) -> ipaddress.IPv4Address:
+    addr = v.ip(value, what)
+    if addr.version != 4:
+        raise HostInputError(f"{what} {addr}: only IPv4 is realised by this driver so far")
+    return addr
+
+
+@dataclass(frozen=True)
+class RouterPortSpec:
+    """A router's interface on a tenant network: the gateway address(es) of the subnets it routes."""
+
+    kernel_id: str  # the router-interface row's own id: names the port's devices
+    network_kernel_id: str
+    addresses: tuple[Any, ...]  # ip_interface per subnet, e.g. 10.0.1.1/24 (the subnet's gateway)
+
+    def __post_init__(self) -> None:
+        check_kernel_id(self.kernel_id)
+        check_kernel_id(self.network_kernel_id)
+        addrs = tuple(_ipv4_interface(a, "router port address") for a in _sequence(self.addresses, "addresses"))
+        if not addrs:
+            raise HostInputError(f"router port {self.kernel_id} needs at least one address")
+        object.__setattr__(self, "addresses", addrs)
+
+
+@dataclass(frozen=True)
+class RouterGatewaySpec:
+    """A router's port on an external network: its address there and the upstream gateway (default route)."""
+
+    network_kernel_id: str
+    address: Any  # ip_interface, e.g. 203.0.113.10/24
+    gateway: Any = None  # ip_address in the same subnet, or None: no default route
+
+    def __post_init__(self) -> None:
+        check_kernel_id(self.network_kernel_id)
+        addr = _ipv4_interface(self.address, "external address")
+        object.__setattr__(self, "address", addr)
+        if self.gateway is not None:
+            gw = v.in_subnet(_ipv4(self.gateway, "external gateway"), addr.network, "external gateway")
+            if gw == addr.ip:
+                raise HostInputError(f"external gateway {gw} must differ from the router's address")
+            object.__setattr__(self, "gateway", gw)
+
+
+@dataclass(frozen=True)
+class FloatingIPSpec:
+    """An external address that stands for one tenant address (DNAT in, SNAT out)."""
+
+    floating_ip: Any
+    fixed_ip: Any
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "floating_ip", _ipv4(self.floating_ip, "floating IP"))
+        object.__setattr__(self, "fixed_ip", _ipv4(self.fixed_ip, "fixed IP"))
+
+
+@dataclass(frozen=True)
+class RouterSpec:
+    """A router: ports on tenant networks, an optional external gateway, SNAT of the attached subnets, FIPs."""
+
+    kernel_id: str
+    ports: tuple[RouterPortSpec, ...]
+    gateway: RouterGatewaySpec | None
+    snat: bool = True
+    floating_ips: tuple[FloatingIPSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_kernel_id(self.kernel_id)
+        ports = _sequence(self.ports, "router ports", RouterPortSpec)
+        object.__setattr__(self, "ports", ports)
+        if self.gateway is not None and not isinstance(self.gateway, RouterGatewaySpec):
+            raise HostInputError(f"router gateway must be a RouterGatewaySpec, not {type(self.gateway).__name__}")
+        if not isinstance(self.snat, bool):
+            raise HostInputError(f"snat must be True or False, not {self.snat!r}")
+        fips = _sequence(self.floating_ips, "floating IPs", FloatingIPSpec)
+        object.__setattr__(self, "floating_ips", fips)
+        ids = [p.kernel_id for p in ports]
+        if len(set(ids)) != len(ids):
+            raise HostInputError(f"router {self.kernel_id}: two ports have the same id")
+        nets = [a.network for p in ports for a in p.addresses]
+        for i, a in enumerate(nets):
+            for b in nets[i + 1 :]:
+                if a.overlaps(b):
+                    raise HostInputError(f"router {self.kernel_id}: subnets {a} and {b} overlap")
+        if self.gateway is not None and self.gateway.network_kernel_id in {p.network_kernel_id for p in ports}:
+            raise HostInputError(f"router {self.kernel_id}: network {self.gateway.network_kernel_id} cannot be "
+                                 "both external and attached as a tenant network")
+        if fips and self.gateway is None:
+            raise HostInputError(f"router {self.kernel_id}: floating IPs need an external gateway")
+        for what in ("floating_ip", "fixed_ip"):
+            values = [getattr(f, what) for f in fips]
+            if len(set(values)) != len(values):
+                raise HostInputError(f"router {self.kernel_id}: a {what.replace('_', ' ')} appears twice")
+        for f in fips:
+            ext = self.gateway.address  # type: ignore[union-attr]  # checked above
+            v.in_subnet(f.floating_ip, ext.network, "floating IP")
+            if f.floating_ip in (ext.ip, self.gateway.gateway):  # type: ignore[union-attr]
+                raise HostInputError(f"floating IP {f.floating_ip} is the router's or the upstream's address")
+            if not any(f.fixed_ip in n for n in nets):
+                raise HostInputError(f"fixed IP {f.fixed_ip} of floating IP {f.floating_ip} is not in a subnet "
+                                     f"attached to router {self.kernel_id}")
+
+    @property
+    def subnets(self) -> tuple[Any, ...]:
+        """The attached tenant subnets (what SNAT translates)."""
+        return tuple(a.network for p in self.ports for a in p.addresses)
+
+
+@dataclass(frozen=True)
+class UpstreamSpec:
+    """The simulated outside world on an external network: one TEST-NET address, no route anywhere else."""
+
+    network_kernel_id: str
+    address: Any  # ip_interface inside 203.0.113.0/24 or 198.51.100.0/24, e.g. 203.0.113.1/24
+
+    def __post_init__(self) -> None:
+        check_kernel_id(self.network_kernel_id)
+        addr = _ipv4_interface(self.address, "upstream address")
+        if not any(addr.network.subnet_of(t) for t in TEST_NETS):
+            raise HostInputError(f"upstream address {addr} must lie inside a TEST-NET range "
+                                 f"({', '.join(map(str, TEST_NETS))}): the outside world here is simulated")
+        object.__setattr__(self, "address", addr)

@@ -226,7 +226,8 @@ def test_bulk_delete_goes_through_the_services(admin_client, network_factory, ou
 
 def tenant_fields(tenant, **overrides):
     fields = {"name": tenant.name, "slug": tenant.slug, "quota_networks": tenant.quota_networks,
-              "quota_subnets": tenant.quota_subnets, "quota_instances": tenant.quota_instances}
+              "quota_subnets": tenant.quota_subnets, "quota_instances": tenant.quota_instances,
+              "quota_routers": tenant.quota_routers, "quota_floating_ips": tenant.quota_floating_ips}
     fields.update(overrides)
     return fields
 
@@ -236,6 +237,7 @@ def test_add_and_change_tenant_through_admin_are_audited(admin_client, admin_use
     add = url(Tenant, "add")
     response = admin_client.post(add, post_data(admin_client, add, name="Initech", slug="initech",
                                                 quota_networks="3", quota_subnets="4", quota_instances="5",
+                                                quota_routers="1", quota_floating_ips="2",
                                                 **{"memberships-TOTAL_FORMS": "1", "memberships-0-user": boss.pk,
                                                    "memberships-0-role": "admin"}))
     assert response.status_code == 302, response.context["adminform"].form.errors

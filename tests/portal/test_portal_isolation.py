@@ -31,8 +31,8 @@ from rest_framework.views import APIView
 from api import services as token_services
 from live import naming
 from teach.models import Classroom, Lab
-from tenants import services
-from tenants.models import Instance, Lease, Membership, Network, Subnet
+from tenants import routers, services
+from tenants.models import FloatingIP, Instance, Lease, Membership, Network, Router, Subnet
 
 pytestmark = pytest.mark.django_db
 
@@ -49,10 +49,13 @@ OTHER_TENANT_KWARGS: dict[str, Callable[[SimpleNamespace], Any]] = {
     "token_id": lambda w: w.b_token.pk,
     "lab_id": lambda w: w.b_lab.pk,
     "classroom_id": lambda w: w.b_classroom.pk,
+    "router_id": lambda w: w.b_router.pk,
+    "floating_ip_id": lambda w: w.b_fip.pk,
 }
 # Kwargs that select nothing tenant-specific: any valid value will do.
 NEUTRAL_KWARGS: dict[str, Callable[[SimpleNamespace], Any]] = {
     "format": lambda w: "json",
+    "external_network_id": lambda w: w.external.pk,  # every tenant may see (never change) an external network
 }
 # Routes an anonymous client may open (they must still show nothing of tenant B).
 # The operators' endpoints are for machines: /healthz and /readyz answer load balancers anonymously, /metrics a
@@ -130,8 +133,18 @@ def world(isolation_world):
     w.b_classroom.learners.add(w.alpha)
     w.a_subnet = w.a_network.subnets.get()
     w.a_instance = services.instance_create(network=w.a_network, hostname="alpha-vm")
+    # B's router (gateway on an external network of the operators', B's subnet attached) and an associated FIP.
+    operators = services.tenant_create(name="Operators", slug="operators")
+    w.external = routers.external_network_create(tenant=operators, name="public",
+                                                 subnet={"cidr": "203.0.113.0/24", "enable_dhcp": False})
+    w.b_router = routers.router_create(tenant=w.b, name="beta-secret-router", external_network=w.external)
+    routers.router_interface_add(router=w.b_router, subnet=w.b_subnet)
+    w.b_fip = routers.floating_ip_allocate(tenant=w.b, external_network=w.external)
+    routers.floating_ip_associate(floating_ip=w.b_fip, instance=w.b_instance)
+    w.b_router.refresh_from_db()
     w.markers = [*w.markers, w.beta.username, w.b_network.kernel_id, w.b_instance.kernel_id,
-                 naming.dhcp_namespace(w.b_network.kernel_id), naming.instance_namespace(w.b_instance.kernel_id)]
+                 naming.dhcp_namespace(w.b_network.kernel_id), naming.instance_namespace(w.b_instance.kernel_id),
+                 w.b_router.kernel_id, w.b_router.external_ip, w.b_fip.address]
     return w
 
 
@@ -155,6 +168,9 @@ def snapshot(world: SimpleNamespace) -> dict[str, Any]:
         "token": type(world.b_token).objects.filter(pk=world.b_token.pk).values("revoked_at").get(),
         "labs": list(Lab.objects.filter(learner=world.beta).values("id", "expires_at")),
         "classrooms": list(Classroom.objects.filter(pk=world.b_classroom.pk).values("id", "labs_enabled")),
+        "routers": list(Router.objects.filter(tenant=world.b).values("id", "status", "external_ip",
+                                                                       "interfaces__subnet")),
+        "floating_ips": list(FloatingIP.objects.filter(tenant=world.b).values("id", "address", "instance")),
     }
 
 
@@ -194,7 +210,8 @@ def test_enumeration_sees_the_routes_it_should():
     names = {r.name for r in tenant_routes()}
     for expected in ("portal:network-detail", "portal:member-remove", "portal:token-revoke", "api:network-detail",
                      "api:lease-detail", "api:tenant-detail", "teach:lab-detail", "teach:lab-end",
-                     "teach:classroom-labs", "login"):
+                     "teach:classroom-labs", "api:router-detail", "api:router-add-interface",
+                     "api:floating-ip-detail", "api:external-network-detail", "login"):
         assert expected in names
     assert any(r.is_api for r in tenant_routes())
 
@@ -231,6 +248,7 @@ OTHER_TENANT_FILTERS: dict[str, Callable[[SimpleNamespace], list[Any]]] = {
     "subnet": lambda w: [w.b_subnet.pk],
     "instance": lambda w: [w.b_instance.pk],
     "lease": lambda w: [w.b_lease.pk],
+    "external_network": lambda w: [w.external.pk],  # A's routers on it: none (B's router is there)
     "tenant": lambda w: [w.b.pk, w.b.slug],
     "a": lambda w: [f"inst-{w.b_instance.pk}", f"dhcp-{w.b_network.pk}", f"seg-{w.b_network.pk}"],
     "b": lambda w: [f"inst-{w.b_instance.pk}", f"dhcp-{w.b_network.pk}"],
@@ -317,7 +335,9 @@ def test_the_filter_walk_reaches_the_filtered_lists_and_compare(world):
     urls = {url for _, url in filtered_urls(world)}
     for expected in (f"/api/v1/instances/?subnet={world.b_subnet.pk}",
                      f"/api/v1/leases/?instance={world.b_instance.pk}",
-                     f"/api/v1/networks/?tenant={world.b.slug}", f"/api/v1/subnets/?network={world.b_network.pk}"):
+                     f"/api/v1/networks/?tenant={world.b.slug}", f"/api/v1/subnets/?network={world.b_network.pk}",
+                     f"/api/v1/routers/?tenant={world.b.pk}", f"/api/v1/floating-ips/?instance={world.b_instance.pk}",
+                     f"/api/v1/routers/?external_network={world.external.pk}"):
         assert expected in urls, expected
     assert any("?a=inst-" in u and "compare" in u for u in urls)
 
@@ -374,11 +394,14 @@ def test_outsider_with_a_token_gets_404_for_another_tenants_objects(bearer_clien
                                ("api:subnet-detail", "subnet_id", world.b_subnet.pk),
                                ("api:instance-detail", "instance_id", world.b_instance.pk),
                                ("api:lease-detail", "lease_id", world.b_lease.pk),
-                               ("api:tenant-detail", "tenant_id", world.b.pk)):
+                               ("api:tenant-detail", "tenant_id", world.b.pk),
+                               ("api:router-detail", "router_id", world.b_router.pk),
+                               ("api:floating-ip-detail", "floating_ip_id", world.b_fip.pk)):
         url = reverse(name, kwargs={kwarg: value})
         assert api.get(url).status_code == 404
         assert api.delete(url).status_code in (404, 405)
-    for name in ("api:network-list", "api:subnet-list", "api:instance-list", "api:lease-list", "api:tenant-list"):
+    for name in ("api:network-list", "api:subnet-list", "api:instance-list", "api:lease-list", "api:tenant-list",
+                 "api:router-list", "api:floating-ip-list", "api:external-network-list"):
         body = api.get(reverse(name)).content.decode()
         assert not any(m in body for m in world.markers), name
     # Writes that reference B's objects by id are refused as "does not exist".

@@ -22,7 +22,7 @@ from schemathesis.checks import not_a_server_error
 from security_helpers import record, size
 
 from api import services as token_services
-from tenants import services
+from tenants import routers, services
 from tenants.choices import Role
 
 pytestmark = pytest.mark.django_db
@@ -47,10 +47,17 @@ def wsgi_app():
 @pytest.fixture
 def token(tenant_factory, member_factory):
     tenant = tenant_factory(name="Schema", slug="schema", quota_networks=10**6, quota_subnets=10**6,
-                            quota_instances=10**6)
+                            quota_instances=10**6, quota_routers=10**6, quota_floating_ips=10**6)
     admin = member_factory(tenant, role=Role.ADMIN, username="schema-admin")
     network = services.network_create(tenant=tenant, name="schema-net", subnet={"cidr": "10.40.0.0/24"})
-    services.instance_create(network=network, hostname="vm-1")
+    instance = services.instance_create(network=network, hostname="vm-1")
+    # A router with a gateway and an interface, and an associated floating IP: the fuzzer reaches real ones.
+    external = routers.external_network_create(tenant=tenant_factory(slug="schema-ops"), name="public",
+                                               subnet={"cidr": "203.0.113.0/24", "enable_dhcp": False})
+    router = routers.router_create(tenant=tenant, name="schema-router", external_network=external)
+    routers.router_interface_add(router=router, subnet=network.subnets.get())
+    routers.floating_ip_associate(floating_ip=routers.floating_ip_allocate(tenant=tenant, external_network=external),
+                                  instance=instance)
     _, secret = token_services.api_token_create(user=admin, name="schemathesis")
     return secret
 
@@ -112,10 +119,14 @@ def url_conf_operations() -> set[str]:
 
 
 def test_the_url_conf_count_sees_every_viewset_action():
-    """Guard the derivation itself: the five resources' 22 operations as of the API's first version."""
+    """Guard the derivation itself: the five resources' 22 operations of the API's first version, and the 16 of
+    routers (6 + add/remove-interface), floating IPs (6) and external networks (2)."""
     operations = url_conf_operations()
-    assert len(operations) == 22, sorted(operations)
+    assert len(operations) == 38, sorted(operations)
     assert "DELETE /api/v1/instances/{instance_id}/" in operations and "GET /api/v1/leases/" in operations
+    assert "POST /api/v1/routers/{router_id}/add-interface/" in operations
+    assert "PATCH /api/v1/floating-ips/{floating_ip_id}/" in operations
+    assert "GET /api/v1/external-networks/{external_network_id}/" in operations
 
 
 def test_no_operation_answers_5xx(token, wsgi_app):

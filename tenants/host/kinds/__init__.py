@@ -3,15 +3,17 @@ supervised by :mod:`..process`), removes what it made and reports what a scan fo
 
 * :mod:`.segment` — the network's L2 segment: namespace ``seg-N`` with bridge ``bN``;
 * :mod:`.dhcp` — the network's DHCP side: namespace ``qdhcp-N``, veth into the bridge, dnsmasq;
-* :mod:`.instance` — an instance: namespace ``inst-I``, veth on the bridge with its MAC, udhcpc.
+* :mod:`.instance` — an instance: namespace ``inst-I``, veth on the bridge with its MAC, udhcpc;
+* :mod:`.router` — a router: namespace ``qrouter-R``, veths ``rP``/``gR`` into the bridges, its NAT as one
+  nftables table (:mod:`..nft`) replaced atomically;
+* :mod:`.upstream` — the simulated outside world on an external network: namespace ``upstream-N``, a TEST-NET
+  address, no routes, the echo service (:mod:`..echo_peer`).
 
 :class:`..driver.LinuxHostDriver` composes them. A new kind touches: a module here (plan, remove, scan), its
-names in :mod:`..naming` (already reserved for the two below), its ops in :mod:`..ops` if netlink gives no
+names in :mod:`..naming` (already reserved for the overlay below), its ops in :mod:`..ops` if netlink gives no
 existing one, its spec in :mod:`..specs`, its found-state in :mod:`..interface`, and the driver's ensure /
-remove / ``scan_host`` calls. For example:
+remove / ``scan_host`` calls, as the router did (``kinds/router.py``, ``RouterSpec``, the ``NftApply`` op). Next:
 
-* a router — ``qrouter-R`` with ports ``rX``/``gR`` and an nftables rule set rendered from a frozen description
-  and applied atomically (``nft -f``): ``kinds/router.py``, a ``RouterSpec``, an ``NftApply`` op;
 * an overlay tunnel — a VXLAN device ``xN`` created in the node's underlay namespace ``ul-…`` and moved into the
   segment namespace (its UDP socket stays in the underlay, never in the root namespace): ``kinds/overlay.py``,
   a ``VxlanAdd`` op, and ``bridge fdb`` entries reconciled from the database.

@@ -16,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true")
 
     def handle(self, *args, **options) -> None:
-        found = driver().remove_orphans(set(), set())
+        found = driver().remove_orphans(set(), set(), wanted_routers=set())
         if not options["quiet"]:
             self.stdout.write(f"removed {len(found.networks)} network(s) and {len(found.instances)} instance(s) "
-                              f"with prefix {driver().config.prefix!r}")
+                              f"with prefix {driver().config.prefix!r} (and {len(found.routers)} router(s))")

@@ -1,0 +1,209 @@
+"""A router: namespace ``qrouter-R`` forwarding between its ports, with its NAT in one nftables table.
+
+Like Neutron's legacy L3 agent (``neutron/agent/l3``): a veth per port into that tenant network's bridge holding
+the subnets' gateway addresses (``qr``), a veth into the external network's bridge holding the router's external
+address, its floating IPs as /32 and the default route (``qg``), Neutron's sysctls, and the NAT of :mod:`..nft`.
+Everything it plans is convergent; :func:`prune` removes what the spec no longer names (ports, addresses,
+floating IPs), and the conntrack entries of a floating IP that moved or went are deleted, so an established flow
+does not keep reaching the old instance.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from .. import netns, nft
+from ..errors import HostError
+from ..interface import HostScan, RouterFound
+from ..naming import Names
+from ..ops import AddrAdd, LinkUp, NetnsAdd, Op, RouteReplace, Session, Sysctl, VethAdd, shell_command
+from ..process import c_env, kill_all_in
+from ..specs import RouterSpec
+
+NS_KIND = "qrouter"
+NFT = "/usr/sbin/nft"
+CONNTRACK = "/usr/sbin/conntrack"
+# Neutron's namespace sysctls (neutron/agent/l3/namespaces.py); rp_filter stays 0, the default in a new namespace.
+SYSCTLS = (
+    ("net.ipv4.ip_forward", "1"),
+    ("net.ipv4.conf.all.arp_ignore", "1"),
+    ("net.ipv4.conf.all.arp_announce", "2"),
+    ("net.netfilter.nf_conntrack_tcp_be_liberal", "1"),
+)
+
+
+def run_in(ns: str, argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a short command inside ``ns`` and return its result (the caller judges the exit status)."""
+    try:
+        return netns.run_in(ns, lambda: subprocess.run(argv, input=stdin, capture_output=True, text=True,
+                                                       env=c_env(), check=False, timeout=30))
+    except FileNotFoundError:
+        raise HostError(f"{argv[0]} not installed") from None
+
+
+@dataclass(frozen=True)
+class AnnouncedAddr(AddrAdd):
+    """An address followed by a gratuitous ARP when it is new, so neighbours' caches follow a moved address."""
+
+    busybox: str = "/usr/bin/busybox"
+
+    def _arping(self) -> list[str]:
+        return [self.busybox, "arping", "-U", "-c", "1", "-I", self.dev, self.address]
+
+    def shell(self) -> str:
+        return f"{super().shell()} && {shell_command(['ip', 'netns', 'exec', self.ns, *self._arping()])}"
+
+    def apply(self, s: Session) -> None:
+        idx = s.index(self.ns, self.dev)
+        if idx is None:
+            raise self.fail(f"device {self.dev} missing in {self.ns}")
+        try:
+            s.ipr(self.ns).addr("add", index=idx, address=self.address, prefixlen=self.prefixlen)
+        except NetlinkError as exc:
+            if exc.code == errno.EEXIST:
+                return
+            raise self.fail(exc) from exc
+        run_in(self.ns, self._arping())  # best effort, like Neutron's: a lost GARP only delays the neighbours
+
+
+@dataclass(frozen=True)
+class NftApply(Op):
+    """The router's table, replaced in one ``nft -f`` transaction unless the live one already equals it."""
+
+    ns: str
+    text: str
+
+    def shell(self) -> str:
+        lines = nft.transaction(self.text).splitlines()
+        return ("printf '%s\\n' " + " ".join(shell_command([x]) for x in lines)
+                + " | " + shell_command(["ip", "netns", "exec", self.ns, "nft", "-f", "-"]))
+
+    def apply(self, s: Session) -> None:
+        if nft.canonical(listed(self.ns)) == self.text:
+            return
+        r = run_in(self.ns, [NFT, "-f", "-"], nft.transaction(self.text))
+        if r.returncode != 0:
+            raise self.fail(r.stderr.strip() or f"nft exit status {r.returncode}")
+
+
+def listed(ns: str) -> str:
+    """``nft list table`` of the router's table, counters included; "" when it does not exist."""
+    r = run_in(ns, [NFT, "list", "table", "ip", nft.TABLE])
+    return r.stdout if r.returncode == 0 else ""
+
+
+def table(n: Names, spec: RouterSpec) -> nft.NatTable:
+    """The frozen description of what the router translates."""
+    gw = spec.gateway
+    return nft.NatTable(
+        gateway_dev=n.gateway_port(spec.kernel_id),
+        external=None if gw is None else gw.address.ip,
+        snat_sources=spec.subnets if spec.snat else (),
+        floating_ips=tuple((f.floating_ip, f.fixed_ip) for f in spec.floating_ips),
+    )
+
+
+def plan(n: Names, spec: RouterSpec, busybox: str) -> list[Op]:
+    """Namespace and sysctls, a veth per port with the gateway addresses, the external port with its address,
+    floating IPs and default route, then the NAT table."""
+    rid, ns = spec.kernel_id, n.router_ns(spec.kernel_id)
+    ops: list[Op] = [NetnsAdd(ns), *(Sysctl(ns, k, val) for k, val in SYSCTLS), LinkUp(ns, "lo")]
+    for p in spec.ports:
+        dev, nid = n.router_port(p.kernel_id), p.network_kernel_id
+        ops += [VethAdd(n.seg_ns(nid), n.router_port_peer(p.kernel_id), ns, dev, master=n.bridge(nid)),
+                LinkUp(ns, dev)]
+        ops += [AnnouncedAddr(ns, dev, str(a.ip), a.network.prefixlen, busybox) for a in p.addresses]
+    gw = spec.gateway
+    if gw is not None:
+        dev, nid = n.gateway_port(rid), gw.network_kernel_id
+        ops += [VethAdd(n.seg_ns(nid), n.gateway_port_peer(rid), ns, dev, master=n.bridge(nid)),
+                LinkUp(ns, dev),
+                AnnouncedAddr(ns, dev, str(gw.address.ip), gw.address.network.prefixlen, busybox)]
+        ops += [AnnouncedAddr(ns, dev, str(f.floating_ip), 32, busybox) for f in spec.floating_ips]
+        if gw.gateway is not None:
+            ops.append(RouteReplace(ns, dev, str(gw.gateway)))
+    ops.append(NftApply(ns, nft.render(table(n, spec))))
+    return ops
+
+
+def networks(spec: RouterSpec) -> set[str]:
+    """The networks whose segments the router plugs into."""
+    nets = {p.network_kernel_id for p in spec.ports}
+    return nets | ({spec.gateway.network_kernel_id} if spec.gateway else set())
+
+
+def prune(s: Session, n: Names, spec: RouterSpec) -> set[str]:
+    """Delete the ports and addresses the spec no longer names (the peers on the bridges go with their veth);
+    return the floating IPs (/32 on a gateway port) that went, whose flows must go too.
+
+    Run before :func:`plan`'s operations: a port that moved to another network is rebuilt by its ``VethAdd``.
+    """
+    ns = n.router_ns(spec.kernel_id)
+    wanted: dict[str, set[tuple[str, int]]] = {
+        n.router_port(p.kernel_id): {(str(a.ip), a.network.prefixlen) for a in p.addresses} for p in spec.ports}
+    if spec.gateway is not None:
+        a = spec.gateway.address
+        wanted[n.gateway_port(spec.kernel_id)] = {(str(a.ip), a.network.prefixlen)} | {
+            (str(f.floating_ip), 32) for f in spec.floating_ips}
+    ipr = s.ipr(ns)
+    gone: set[str] = set()
+    for link in ipr.get_links():
+        name, idx = link.get_attr("IFLA_IFNAME"), link["index"]
+        role = n.role(name)
+        if role not in ("router_port", "gateway_port"):
+            continue
+        stale = [(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=socket.AF_INET)
+                 if (a.get_attr("IFA_ADDRESS"), a["prefixlen"]) not in wanted.get(name, set())]
+        if role == "gateway_port":
+            gone |= {address for address, prefixlen in stale if prefixlen == 32}
+        if name not in wanted:
+            ipr.link("del", index=idx)
+            s.forget(ns, name)
+            continue
+        for address, prefixlen in stale:
+            ipr.addr("del", index=idx, address=address, prefixlen=prefixlen)
+    return gone
+
+
+def clear_conntrack(ns: str, floating_ips: Iterable[str]) -> None:
+    """Delete the flows through these floating IPs: inbound (original destination) and outbound (SNATed to it,
+    so the reply's destination). ``conntrack -D`` exits 1 when there was nothing to delete."""
+    for fip in floating_ips:
+        for selector in ("--orig-dst", "--reply-dst"):
+            r = run_in(ns, [CONNTRACK, "-D", selector, fip])
+            if r.returncode not in (0, 1):
+                raise HostError(f"conntrack -D {selector} {fip} in {ns} failed: {r.stderr.strip()}")
+
+
+def moved(before: dict[str, str], spec: RouterSpec) -> list[str]:
+    """Floating IPs the live table translated that the spec drops or points elsewhere."""
+    now = {str(f.floating_ip): str(f.fixed_ip) for f in spec.floating_ips}
+    return sorted(fip for fip, fixed in before.items() if now.get(fip) != fixed)
+
+
+def conntrack(ns: str) -> list[str]:
+    """The router's conntrack table, one flow per line."""
+    r = run_in(ns, [CONNTRACK, "-L"])
+    if r.returncode != 0:
+        raise HostError(f"conntrack -L in {ns} failed: {r.stderr.strip()}")
+    return r.stdout.splitlines()
+
+
+def remove(n: Names, router_ids: Iterable[str]) -> None:
+    """Delete the router namespaces: their veths (and the peers on the bridges) go with them."""
+    ids = list(router_ids)
+    kill_all_in([n.router_ns(rid) for rid in ids])
+    for rid in ids:
+        netns.remove(n.router_ns(rid))
+
+
+def scan(scan: HostScan, namespaces: set[str]) -> None:
+    """Record the routers found (kernel ids of the ``qrouter`` namespaces)."""
+    for rid in namespaces:
+        scan.routers.setdefault(rid, RouterFound()).ns = True
