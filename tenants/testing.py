@@ -117,3 +117,36 @@ def serve_daphne(db_name: str, log: Path, *, probe: str = "/accounts/login/", wr
             proc.kill()
             proc.wait()
 
+
+
+def run_concurrently(n: int, fn: Callable[[int], object]) -> list[tuple[str, object]]:
+    """Run ``fn(i)`` in ``n`` threads released together, each closing its own database connection; return
+    ``[("ok", value) | ("error", exc)]`` in order. For race tests: a barrier makes the requests really overlap."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(n)
+    results: list[tuple[str, object]] = [("error", RuntimeError("not run"))] * n
+
+    def worker(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[i] = ("ok", fn(i))
+        except Exception as exc:  # noqa: BLE001 - the caller judges every outcome
+            results[i] = ("error", exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    return results
+
+
+def split(results: list[tuple[str, object]]) -> tuple[list[object], list[object]]:
+    """``run_concurrently``'s results as (values, exceptions)."""
+    return [v for kind, v in results if kind == "ok"], [v for kind, v in results if kind == "error"]

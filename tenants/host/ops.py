@@ -287,6 +287,10 @@ class AddrAdd(Op):
         return shell_command(["ip", "-n", self.ns, "addr", "add", f"{self.address}/{self.prefixlen}", "dev", self.dev])
 
     def apply(self, s: Session) -> None:
+        self.add(s)
+
+    def add(self, s: Session) -> bool:
+        """Add the address; True if it was not there before (already present is fine, and False)."""
         idx = s.index(self.ns, self.dev)
         if idx is None:
             raise self.fail(f"device {self.dev} missing in {self.ns}")
@@ -295,6 +299,8 @@ class AddrAdd(Op):
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise self.fail(exc) from exc
+            return False
+        return True
 
 
 def transcript(ops: list[Op]) -> list[str]:

@@ -10,43 +10,14 @@ import threading
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
 
 from tenants import services
 from tenants.models import Instance, Network, Subnet, Tenant
+from tenants.testing import run_concurrently, split
 
 # These tests commit for real, so on-commit jobs and events would run: record them instead (``outbox``) so no
 # job for a row that the next test's flush removes is left on the agent queue. The Redis path has its own tests.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("outbox")]
-
-
-def run_concurrently(n, fn):
-    """Run ``fn(i)`` in ``n`` threads released together; return [("ok", value) | ("error", exc)] in order."""
-    barrier = threading.Barrier(n)
-    results = [None] * n
-
-    def worker(i):
-        try:
-            barrier.wait(timeout=30)
-            results[i] = ("ok", fn(i))
-        except Exception as exc:
-            results[i] = ("error", exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return results
-
-
-def split(results):
-    ok = [value for kind, value in results if kind == "ok"]
-    errors = [value for kind, value in results if kind == "error"]
-    return ok, errors
 
 
 def test_concurrent_instance_creates_get_distinct_ips_and_macs(network_factory):

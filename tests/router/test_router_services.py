@@ -2,15 +2,14 @@
 quotas, jobs enqueued only after commit, and allocation races on the external subnet's row lock."""
 
 import ipaddress
-import threading
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
 
 from tenants import routers, services
 from tenants.choices import ObjectStatus
 from tenants.models import FloatingIP, Network, Router, RouterInterface, Subnet
+from tenants.testing import run_concurrently, split
 
 pytestmark = pytest.mark.django_db
 
@@ -181,28 +180,6 @@ def test_subnets_and_external_networks_in_use_cannot_be_deleted(routed):
         services.network_delete(network=routed["external"])
 
 
-def run_concurrently(n, fn):
-    """``fn(i)`` in ``n`` threads released together, each on its own connection: [("ok", v) | ("error", exc)]."""
-    barrier, results = threading.Barrier(n), [None] * n
-
-    def worker(i):
-        try:
-            barrier.wait(timeout=30)
-            results[i] = ("ok", fn(i))
-        except Exception as exc:
-            results[i] = ("error", exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return [v for kind, v in results if kind == "ok"], [v for kind, v in results if kind == "error"]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_floating_ip_allocations_get_distinct_addresses(tenant_factory, external_factory, outbox):
     """Tenants racing on one external subnet: its row lock (and the unique constraint) give each its own address."""
@@ -212,7 +189,7 @@ def test_concurrent_floating_ip_allocations_get_distinct_addresses(tenant_factor
     def allocate(i):
         return routers.floating_ip_allocate(tenant=tenants[i % 4], external_network=external).address
 
-    ok, errors = run_concurrently(16, allocate)
+    ok, errors = split(run_concurrently(16, allocate))
     assert len(ok) == 12 and len(set(ok)) == 12
     assert all(ipaddress.ip_address(a) in ipaddress.ip_network("198.51.100.0/28") for a in ok)
     assert len(errors) == 4 and all("no free addresses left" in messages(e) for e in errors)

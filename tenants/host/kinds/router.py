@@ -10,13 +10,10 @@ does not keep reaching the old instance.
 
 from __future__ import annotations
 
-import errno
 import socket
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-from pyroute2.netlink.exceptions import NetlinkError
 
 from .. import netns, nft
 from ..errors import HostError
@@ -60,16 +57,8 @@ class AnnouncedAddr(AddrAdd):
         return f"{super().shell()} && {shell_command(['ip', 'netns', 'exec', self.ns, *self._arping()])}"
 
     def apply(self, s: Session) -> None:
-        idx = s.index(self.ns, self.dev)
-        if idx is None:
-            raise self.fail(f"device {self.dev} missing in {self.ns}")
-        try:
-            s.ipr(self.ns).addr("add", index=idx, address=self.address, prefixlen=self.prefixlen)
-        except NetlinkError as exc:
-            if exc.code == errno.EEXIST:
-                return
-            raise self.fail(exc) from exc
-        run_in(self.ns, self._arping())  # best effort, like Neutron's: a lost GARP only delays the neighbours
+        if self.add(s):
+            run_in(self.ns, self._arping())  # best effort, like Neutron's: a lost GARP only delays the neighbours
 
 
 @dataclass(frozen=True)
