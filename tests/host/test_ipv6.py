@@ -149,3 +149,42 @@ def test_transcript_replayed_with_bash_gives_the_same_v6_state(host_config):
     fresh.remove_instance("d4")
     fresh.remove_network("c4")
     assert [n for n in netns.list_names() if n.startswith(fresh.config.prefix)] == []
+
+
+def start_dhcpcd(ns: str, dev: str, log) -> subprocess.Popen:
+    """Debian's dhcpcd as the instance's DHCPv6 client, the way research measured it: a private /run and
+    /var/lib (its compiled-in paths) and no hooks, so nothing of the host's is touched."""
+    inner = ("mount -t tmpfs none /run && mount -t tmpfs none /var/lib && "
+             f"exec dhcpcd -f /dev/null -6 -B -d -c /bin/true {dev}")
+    return subprocess.Popen(["ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", "-c",
+                             inner], stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_stateful_dhcpv6_address_follows_the_reservation(fast_driver, tmp_path):
+    """A DHCPv6 client gets exactly the address reserved for its MAC (as /128, next to its v4 lease); dnsmasq's
+    lease file then holds a v6 line the parser maps back to the MAC; a reservation change moves the address."""
+    d, mac, nid, iid = fast_driver, "02:00:00:00:64:01", "c5", "d5"
+    spec = NetworkSpec(nid, (v4_subnet(), v6_subnet("dhcpv6-stateful")),
+                       (ReservationSpec(mac, "vm", "192.168.1.13", ip6="2001:db8:61::10"),))
+    d.ensure_network(spec)
+    inst = d.ensure_instance(InstanceSpec(iid, nid, mac, "vm"))
+    dev, log = d.names.inst_dev(iid), open(tmp_path / "dhcpcd.log", "w")
+    client = start_dhcpcd(inst.ns, dev, log)
+    try:
+        assert settled(inst.ns, dev, {"2001:db8:61::10"}), (tmp_path / "dhcpcd.log").read_text()
+        [held] = global_addresses(inst.ns, dev)
+        assert held["prefixlen"] == 128  # dhcpcd adds DHCPv6 addresses as /128; the RA gave the on-link route
+        v6_leases = lambda: [x for x in d.network_leases(nid) if x.ip.version == 6]  # noqa: E731
+        lease = wait_for(v6_leases, timeout=10)
+        assert [(x.mac, str(x.ip)) for x in lease] == [(mac, "2001:db8:61::10")]
+        assert str(inst.lease.ip) == "192.168.1.13"
+        client.terminate()
+        client.wait(timeout=30)
+        d.ensure_network(dataclasses.replace(spec, reservations=(
+            ReservationSpec(mac, "vm", "192.168.1.13", ip6="2001:db8:61::20"),)))
+        client = start_dhcpcd(inst.ns, dev, log)
+        assert settled(inst.ns, dev, {"2001:db8:61::20"}), (tmp_path / "dhcpcd.log").read_text()
+    finally:
+        client.kill()
+        client.wait(timeout=30)
+        d.remove_instance(iid)  # ends dhcpcd's privilege-separation helpers with everything in the namespace
