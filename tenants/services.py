@@ -389,7 +389,7 @@ def subnet_delete(*, subnet: Subnet, actor: AbstractBaseUser | None = None) -> N
         _lock_tenant(network.tenant)
         if not Subnet.objects.select_for_update().filter(pk=subnet.pk).exists():
             return
-        in_use = subnet.instances.count()
+        in_use = subnet.instances.count() + subnet.ipv6_instances.count()
         if in_use:
             raise ValidationError(
                 f"Subnet {subnet.cidr} still has {in_use} instance(s); delete them first.", code="in_use",

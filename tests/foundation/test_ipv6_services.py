@@ -150,3 +150,12 @@ def test_dhcpv6_lease_lines_become_lease_rows_of_the_v6_subnet(network_factory):
     assert rows == {(inst.subnet_id, "192.168.1.3", inst.pk, "active"), (v6.pk, "2001:db8:75::3", inst.pk, "active")}
     changes = lease_sync.sync_network_leases(net, parse_leases(v4_line))
     assert [(c.kind, c.ip) for c in changes] == [("release", "2001:db8:75::3")]
+
+
+def test_a_v6_subnet_dual_stack_instances_use_cannot_be_deleted(network_factory):
+    net = network_factory(cidr="192.168.1.0/24")
+    v6 = v6_subnet(net)
+    services.instance_create(network=net, hostname="vm")
+    with pytest.raises(ValidationError) as exc:
+        services.subnet_delete(subnet=v6)
+    assert "still has 1 instance(s); delete them first" in exc.value.messages[0]
