@@ -201,6 +201,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Self-service virtual networks: each network is a Linux namespace with its own dnsmasq.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # ipv6_ra_mode and ipv6_address_mode share Neutron's three values: one enum in the schema, not two names.
+    "ENUM_NAME_OVERRIDES": {"Ipv6ModeEnum": "tenants.models.IPV6_MODE_CHOICES"},
 }
 
 # --- Production hardening (manage.py check --deploy with NETDASH_PRODUCTION=1) ----------------------
