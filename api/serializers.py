@@ -19,7 +19,7 @@ from tenants.models import Instance, Lease, Network, Subnet, Tenant
 
 # Subnet arguments of network_create's nested ``subnet``: their errors are reported under "subnet".
 SUBNET_ERROR_FIELDS = ("cidr", "gateway", "dhcp_address", "allocation_pools", "dns_nameservers", "domain_name",
-                       "lease_seconds", "enable_dhcp")
+                       "lease_seconds", "enable_dhcp", "ipv6_ra_mode", "ipv6_address_mode")
 
 
 @extend_schema_field(OpenApiTypes.INT)
@@ -126,6 +126,15 @@ class SubnetInputSerializer(SubnetSettingsSerializer):
     """A new subnet's CIDR and settings (without the network; used nested in network create)."""
 
     cidr = serializers.CharField(max_length=43, help_text="Network address with prefix, e.g. 192.168.1.0/24.")
+    # Plain strings, not choices: the service's message names the valid pairs, a choice error would not.
+    ipv6_ra_mode = serializers.CharField(
+        required=False, allow_blank=True, max_length=16,
+        help_text="IPv6 only: slaac, dhcpv6-stateless or dhcpv6-stateful (equal to the address mode), or blank.",
+    )
+    ipv6_address_mode = serializers.CharField(
+        required=False, allow_blank=True, max_length=16,
+        help_text="IPv6 only (required there): slaac, dhcpv6-stateless or dhcpv6-stateful.",
+    )
 
     def service_kwargs(self) -> dict[str, Any]:
         data = dict(self.validated_data)
@@ -161,7 +170,7 @@ class SubnetSerializer(serializers.ModelSerializer):
         model = Subnet
         fields = ["id", "network", "tenant", "name", "cidr", "ip_version", "gateway", "dhcp_address",
                   "allocation_pools", "dns_nameservers", "domain_name", "lease_seconds", "enable_dhcp",
-                  "created_at", "updated_at"]
+                  "ipv6_ra_mode", "ipv6_address_mode", "created_at", "updated_at"]
         read_only_fields = fields
 
     @extend_schema_field(PoolSerializer(many=True))
@@ -232,7 +241,8 @@ class InstanceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Instance
         fields = ["id", "network", "subnet", "tenant", "hostname", "kernel_id", "namespace", "mac_address",
-                  "ip_address", "fixed_ip", "status", "status_reason", "created_at", "updated_at"]
+                  "ip_address", "fixed_ip", "ipv6_subnet", "ipv6_address", "status", "status_reason", "created_at",
+                  "updated_at"]
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.STR)

@@ -174,6 +174,8 @@ if not re.fullmatch(r"[a-z][a-z0-9]{0,4}-?", NETDASH_PREFIX):
 NETDASH_STATE_DIR = Path(os.environ.get("NETDASH_STATE_DIR", VAR_DIR / "state"))
 NETDASH_DNSMASQ = os.environ.get("NETDASH_DNSMASQ", "/usr/sbin/dnsmasq")
 NETDASH_BUSYBOX = os.environ.get("NETDASH_BUSYBOX", "/usr/bin/busybox")
+# Instances skip IPv6 router-solicitation delay and DAD (SLAAC in ms instead of ~3.5 s); off = realistic.
+NETDASH_FAST_IPV6 = os.environ.get("NETDASH_FAST_IPV6", "") == "1"
 # Locally administered unicast OUI for generated instance MACs (the same one Neutron uses by default).
 NETDASH_MAC_BASE = os.environ.get("NETDASH_MAC_BASE", "fa:16:3e")
 NETDASH_RECONCILE_SECONDS = int(os.environ.get("NETDASH_RECONCILE_SECONDS", "60"))
@@ -208,6 +210,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Self-service virtual networks: each network is a Linux namespace with its own dnsmasq.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # ipv6_ra_mode and ipv6_address_mode share Neutron's three values: one enum in the schema, not two names.
+    "ENUM_NAME_OVERRIDES": {"Ipv6ModeEnum": "tenants.models.IPV6_MODE_CHOICES"},
 }
 
 # --- Production hardening (manage.py check --deploy with NETDASH_PRODUCTION=1) ----------------------

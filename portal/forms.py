@@ -118,7 +118,28 @@ class SubnetFieldsMixin(forms.Form):
         }
 
 
-class NetworkCreateForm(SubnetFieldsMixin, ServiceForm):
+_IPV6_MODE_CHOICES = [("", "—"), *((m, m) for m in validators.IPV6_MODES)]
+
+
+class IPv6ModesMixin(forms.Form):
+    """Neutron's two IPv6 mode fields of a new subnet (fixed once created, like its CIDR)."""
+
+    ipv6_ra_mode = forms.ChoiceField(
+        label="IPv6 RA mode", required=False, choices=_IPV6_MODE_CHOICES,
+        help_text="IPv6 only: what the network's router advertisements announce; blank = an outside router.",
+    )
+    ipv6_address_mode = forms.ChoiceField(
+        label="IPv6 address mode", required=False, choices=_IPV6_MODE_CHOICES,
+        help_text="IPv6 only: slaac (from the MAC), dhcpv6-stateless (SLAAC + DHCPv6 options) or "
+                  "dhcpv6-stateful (DHCPv6 addresses). Valid pairs: the same mode twice, or an address mode alone.",
+    )
+
+    def ipv6_kwargs(self) -> dict[str, Any]:
+        return {"ipv6_ra_mode": self.cleaned_data.get("ipv6_ra_mode", ""),
+                "ipv6_address_mode": self.cleaned_data.get("ipv6_address_mode", "")}
+
+
+class NetworkCreateForm(IPv6ModesMixin, SubnetFieldsMixin, ServiceForm):
     """A network and its first subnet in one step (a network without a subnet cannot serve anyone)."""
 
     name = forms.CharField(max_length=validators.MAX_NAME_LENGTH, help_text="Unique within the tenant.")
@@ -126,10 +147,10 @@ class NetworkCreateForm(SubnetFieldsMixin, ServiceForm):
                            help_text="A private network address, e.g. 192.168.1.0/24.")
 
     field_order = ["name", "cidr", "gateway", "dhcp_address", "allocation_pools", "dns_nameservers", "domain_name",
-                   "lease_seconds", "enable_dhcp"]
+                   "lease_seconds", "enable_dhcp", "ipv6_ra_mode", "ipv6_address_mode"]
 
     def save(self, *, tenant, actor: AbstractBaseUser) -> Network | None:
-        subnet = {"cidr": self.cleaned_data["cidr"].strip(), **self.subnet_kwargs()}
+        subnet = {"cidr": self.cleaned_data["cidr"].strip(), **self.subnet_kwargs(), **self.ipv6_kwargs()}
         return self.submit(services.network_create, tenant=tenant, name=self.cleaned_data["name"],
                            subnet=subnet, actor=actor)
 
@@ -143,18 +164,19 @@ class NetworkEditForm(ServiceForm):
         return self.submit(services.network_update, network=network, name=self.cleaned_data["name"], actor=actor)
 
 
-class SubnetCreateForm(SubnetFieldsMixin, ServiceForm):
+class SubnetCreateForm(IPv6ModesMixin, SubnetFieldsMixin, ServiceForm):
     """Add a subnet to a network."""
 
     cidr = forms.CharField(label="CIDR", max_length=43, help_text="A private network address, e.g. 10.0.5.0/24.")
     name = forms.CharField(required=False, max_length=validators.MAX_NAME_LENGTH)
 
     field_order = ["cidr", "name", "gateway", "dhcp_address", "allocation_pools", "dns_nameservers", "domain_name",
-                   "lease_seconds", "enable_dhcp"]
+                   "lease_seconds", "enable_dhcp", "ipv6_ra_mode", "ipv6_address_mode"]
 
     def save(self, *, network: Network, actor: AbstractBaseUser) -> Subnet | None:
         return self.submit(services.subnet_create, network=network, cidr=self.cleaned_data["cidr"].strip(),
-                           name=self.cleaned_data.get("name", ""), actor=actor, **self.subnet_kwargs())
+                           name=self.cleaned_data.get("name", ""), actor=actor, **self.subnet_kwargs(),
+                           **self.ipv6_kwargs())
 
 
 class SubnetEditForm(SubnetFieldsMixin, ServiceForm):

@@ -272,6 +272,7 @@ class AllocationPoolInline(ReadOnlyInline):
 
 class InstanceInline(ReadOnlyInline):
     model = Instance
+    fk_name = "subnet"
     fields = ["hostname", "ip_address", "mac_address", "status"]
     readonly_fields = fields
     show_change_link = True
@@ -284,7 +285,7 @@ class SubnetAdmin(CountColumns, ServiceBackedAdmin):
     list_filter = ["enable_dhcp", "ip_version", "network__tenant"]
     search_fields = ["cidr", "network__name", "network__tenant__name"]
     fields = ["network", "name", "cidr", "gateway", "dhcp_address", "dns_nameservers", "domain_name",
-              "lease_seconds", "enable_dhcp"]
+              "lease_seconds", "enable_dhcp", "ipv6_ra_mode", "ipv6_address_mode"]
     inlines = [AllocationPoolInline, InstanceInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Subnet]:
@@ -294,7 +295,7 @@ class SubnetAdmin(CountColumns, ServiceBackedAdmin):
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Subnet | None = None) -> list[str]:
-        return ["network", "cidr"] if obj else []
+        return ["network", "cidr", "ipv6_ra_mode", "ipv6_address_mode"] if obj else []
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
@@ -316,6 +317,8 @@ class SubnetAdmin(CountColumns, ServiceBackedAdmin):
             return services.subnet_update(subnet=Subnet.objects.get(pk=form.instance.pk), actor=request.user, **data)
         data["gateway"] = data.get("gateway") or services.AUTO
         return services.subnet_create(network=form.cleaned_data["network"], cidr=form.cleaned_data["cidr"],
+                                      ipv6_ra_mode=form.cleaned_data.get("ipv6_ra_mode", ""),
+                                      ipv6_address_mode=form.cleaned_data.get("ipv6_address_mode", ""),
                                       actor=request.user, **data)
 
     def delete_service(self, request: HttpRequest, obj: Subnet) -> None:
@@ -324,10 +327,12 @@ class SubnetAdmin(CountColumns, ServiceBackedAdmin):
 
 @admin.register(Instance)
 class InstanceAdmin(ServiceBackedAdmin):
-    list_display = ["hostname", "network", "tenant", "ip_address", "fixed_ip", "mac_address", "status"]
+    list_display = ["hostname", "network", "tenant", "ip_address", "ipv6_address", "fixed_ip", "mac_address",
+                    "status"]
     list_filter = ["status", "fixed_ip", "network__tenant"]
     search_fields = ["hostname", "ip_address", "mac_address", "network__name", "kernel_id"]
-    readonly_fields = ["kernel_id", "mac_address", "status", "status_reason", "created_at", "updated_at"]
+    readonly_fields = ["kernel_id", "mac_address", "ipv6_subnet", "ipv6_address", "status", "status_reason",
+                       "created_at", "updated_at"]
     fields = ["network", "subnet", "hostname", "ip_address", *readonly_fields]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Instance]:

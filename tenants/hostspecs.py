@@ -36,6 +36,7 @@ def host_config() -> HostConfig:
         state_dir=settings.NETDASH_STATE_DIR.resolve(),
         dnsmasq=settings.NETDASH_DNSMASQ,
         busybox=settings.NETDASH_BUSYBOX,
+        fast_ipv6=settings.NETDASH_FAST_IPV6,
     )
 
 
@@ -67,18 +68,27 @@ def network_spec(network: Network) -> NetworkSpec:
             lease_seconds=s.lease_seconds,
             enable_dhcp=s.enable_dhcp,
             tag=subnet_tag(s.pk),
+            ipv6_ra_mode=s.ipv6_ra_mode or None,
+            ipv6_address_mode=s.ipv6_address_mode or None,
         )
         # .all() and sorting here, not order_by()/exclude(): a batch job prefetches both relations for many networks.
         for s in sorted(network.subnets.all(), key=lambda s: s.pk)
     )
-    dhcp_cidrs = [s.cidr for s in subnets if s.enable_dhcp]
-    reservations = tuple(
-        ReservationSpec(mac=i.mac_address, hostname=i.hostname, ip=i.ip_address)
-        for i in sorted(network.instances.all(), key=lambda i: i.pk)
-        if i.status != ObjectStatus.DELETING and i.ip_address is not None
-        and any(ipaddress.ip_address(i.ip_address) in cidr for cidr in dhcp_cidrs)
-    )
-    return NetworkSpec(kernel_id=network.kernel_id, subnets=subnets, reservations=reservations)
+    # dnsmasq reserves IPv4 and DHCPv6-stateful addresses; SLAAC ones come from the MAC without it.
+    reserved_in = [s.cidr for s in subnets if s.enable_dhcp and s.ipv6_address_mode in (None, "dhcpv6-stateful")]
+
+    def reserved(address: str | None) -> str | None:
+        return address if address and any(ipaddress.ip_address(address) in c for c in reserved_in) else None
+
+    reservations = []
+    for i in sorted(network.instances.all(), key=lambda i: i.pk):
+        if i.status == ObjectStatus.DELETING:
+            continue
+        ip, ip6 = reserved(i.ip_address), reserved(i.ipv6_address)
+        if ip is not None or ip6 is not None:
+            reservations.append(ReservationSpec(mac=i.mac_address, hostname=i.hostname, ip=ip or ip6,
+                                                ip6=ip6 if ip else None))
+    return NetworkSpec(kernel_id=network.kernel_id, subnets=subnets, reservations=tuple(reservations))
 
 
 def instance_spec(instance: Instance) -> InstanceSpec:

@@ -103,6 +103,9 @@ class Network(models.Model):
         return reverse("portal:network-detail", args=[self.pk])
 
 
+IPV6_MODE_CHOICES = [(m, m) for m in validators.IPV6_MODES]
+
+
 class Subnet(models.Model):
     """An IP range on a network, served by the network's dnsmasq.
 
@@ -120,6 +123,14 @@ class Subnet(models.Model):
                                    validators=[validators.validate_domain_name])
     lease_seconds = models.PositiveIntegerField(default=3600, validators=[validators.validate_lease_seconds])
     enable_dhcp = models.BooleanField(default=True)
+    ipv6_ra_mode = models.CharField(
+        max_length=16, blank=True, default="", choices=IPV6_MODE_CHOICES,
+        help_text="IPv6: what the router advertisements announce (blank: an outside router sends them).",
+    )
+    ipv6_address_mode = models.CharField(
+        max_length=16, blank=True, default="", choices=IPV6_MODE_CHOICES,
+        help_text="IPv6: how instances get addresses (SLAAC, SLAAC + DHCPv6 options, or DHCPv6 addresses).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -133,6 +144,11 @@ class Subnet(models.Model):
     @property
     def ip_network(self) -> validators.IPNetwork:
         return ipaddress.ip_network(self.cidr)
+
+    @property
+    def predicts_addresses(self) -> bool:
+        """True when instances take their address by SLAAC (EUI-64 of their MAC), not from the pools."""
+        return self.ip_version == 6 and self.ipv6_address_mode != "dhcpv6-stateful"
 
     @property
     def pools(self) -> list[tuple[validators.IPAddress, validators.IPAddress]]:
@@ -175,7 +191,9 @@ class Subnet(models.Model):
                 f"The DHCP server address {self.dhcp_address} is the gateway; pick another address."
             )
         with validators.collect_errors(errors, "dns_nameservers"):
-            self.dns_nameservers = validators.validate_dns_servers(self.dns_nameservers or [])
+            self.dns_nameservers = validators.validate_dns_servers(self.dns_nameservers or [], network.version)
+        with validators.collect_errors(errors, "ipv6_address_mode"):
+            validators.validate_ipv6_modes(network, self.ipv6_ra_mode, self.ipv6_address_mode)
         if errors:
             raise ValidationError(errors)
 
@@ -208,6 +226,11 @@ class Instance(models.Model):
     mac_address = models.CharField(max_length=17, validators=[validators.validate_mac])
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     fixed_ip = models.BooleanField(default=False, help_text="True when the user asked for this exact address.")
+    # Dual stack: the IPv6 subnet and address of an instance whose ``subnet`` is IPv4 (SLAAC's EUI-64 prediction or
+    # a DHCPv6 reservation from IPAM). An instance on an IPv6-only network holds its address in ``ip_address``.
+    ipv6_subnet = models.ForeignKey(Subnet, on_delete=models.PROTECT, null=True, blank=True,
+                                    related_name="ipv6_instances")
+    ipv6_address = models.GenericIPAddressField(null=True, blank=True, protocol="IPv6")
     status = models.CharField(max_length=16, choices=ObjectStatus.choices, default=ObjectStatus.PENDING)
     status_reason = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -219,6 +242,8 @@ class Instance(models.Model):
             models.UniqueConstraint(fields=["network", "hostname"], name="instance_unique_hostname_per_network"),
             models.UniqueConstraint(fields=["subnet", "ip_address"], condition=Q(ip_address__isnull=False),
                                     name="instance_unique_ip_per_subnet"),
+            models.UniqueConstraint(fields=["ipv6_subnet", "ipv6_address"], condition=Q(ipv6_address__isnull=False),
+                                    name="instance_unique_ipv6_per_subnet"),
         ]
         ordering = ["network_id", "hostname"]
 
@@ -232,6 +257,12 @@ class Instance(models.Model):
         if self.ip_address and self.subnet_id:
             with validators.collect_errors(errors, "ip_address"):
                 self.ip_address = str(self.subnet.instance_address(self.ip_address))
+        if self.ipv6_subnet_id:
+            if self.ipv6_subnet.network_id != self.network_id or self.ipv6_subnet.ip_version != 6:
+                errors["ipv6_subnet"] = ["The IPv6 subnet must be an IPv6 subnet of the instance's network."]
+            elif self.ipv6_address:
+                with validators.collect_errors(errors, "ipv6_address"):
+                    self.ipv6_address = str(self.ipv6_subnet.instance_address(self.ipv6_address))
         if errors:
             raise ValidationError(errors)
 

@@ -315,8 +315,9 @@ def _check_no_overlap(network: Network, net: validators.IPNetwork, exclude_pk: i
 def subnet_create(*, network: Network, cidr: str, gateway: str | None = AUTO, dhcp_address: str | None = None,
                   allocation_pools: object = None, dns_nameservers: Sequence[str] = (), domain_name: str = "",
                   lease_seconds: int = 3600, enable_dhcp: bool = True, name: str = "",
+                  ipv6_ra_mode: str = "", ipv6_address_mode: str = "",
                   actor: AbstractBaseUser | None = None, _enqueue: bool = True) -> Subnet:
-    """Add a subnet to a network and have the network's dnsmasq serve it."""
+    """Add a subnet to a network and have the network's dnsmasq serve it (and, for IPv6, advertise it)."""
     try:
         net = (validators.validate_external_cidr if network.external else validators.validate_subnet_cidr)(cidr)
     except ValidationError as exc:
@@ -326,6 +327,7 @@ def subnet_create(*, network: Network, cidr: str, gateway: str | None = AUTO, dh
         network=network, name=name, cidr=str(net), gateway=str(gw) if gw else None, dhcp_address=str(dhcp),
         dns_nameservers=dns_nameservers or [], domain_name=validators.lowercase_domain(domain_name or ""),
         lease_seconds=lease_seconds, enable_dhcp=enable_dhcp,
+        ipv6_ra_mode=ipv6_ra_mode or "", ipv6_address_mode=ipv6_address_mode or "",
     )
     subnet.full_clean(exclude=["network"])
     with transaction.atomic():
@@ -408,7 +410,7 @@ def subnet_delete(*, subnet: Subnet, actor: AbstractBaseUser | None = None) -> N
         _lock_tenant(network.tenant)
         if not Subnet.objects.select_for_update().filter(pk=subnet.pk).exists():
             return
-        in_use = subnet.instances.count()
+        in_use = subnet.instances.count() + subnet.ipv6_instances.count()
         if in_use:
             raise ValidationError(
                 f"Subnet {subnet.cidr} still has {in_use} instance(s); delete them first.", code="in_use",
@@ -428,10 +430,16 @@ def generate_mac() -> str:
     return settings.NETDASH_MAC_BASE + "".join(f":{b:02x}" for b in secrets.token_bytes(3))
 
 
+def _held_addresses(subnet: Subnet) -> set[validators.IPAddress]:
+    """Addresses instances hold in ``subnet``, as their own subnet's or as their dual-stack IPv6 one."""
+    held = subnet.instances.exclude(ip_address=None).values_list("ip_address", flat=True)
+    held_v6 = subnet.ipv6_instances.exclude(ipv6_address=None).values_list("ipv6_address", flat=True)
+    return {ipaddress.ip_address(ip) for ip in [*held, *held_v6]}
+
+
 def _next_free_address(subnet: Subnet) -> validators.IPAddress:
     """Lowest free address in the subnet's pools (IPAM). Callers hold the subnet row lock."""
-    used = {ipaddress.ip_address(ip) for ip in subnet.instances.exclude(ip_address=None)
-            .values_list("ip_address", flat=True)}
+    used = _held_addresses(subnet)
     for start, end in subnet.pools:
         address = start
         while address <= end:
@@ -445,14 +453,34 @@ def _next_free_address(subnet: Subnet) -> validators.IPAddress:
 
 def _check_fixed_ip(subnet: Subnet, ip: str, exclude_pk: int | None = None) -> str:
     """A fixed IP the subnet allows (``Subnet.instance_address``) that no other instance holds."""
+    if subnet.predicts_addresses:
+        raise ValidationError({"ip_address": [f"Instances on {subnet.cidr} ({subnet.ipv6_address_mode}) take "
+                                              "their address from their MAC by SLAAC; a fixed IP needs a "
+                                              "dhcpv6-stateful subnet."]})
     try:
         address = subnet.instance_address(ip)
     except ValidationError as exc:
         raise ValidationError({"ip_address": exc.messages}) from None
-    holder = subnet.instances.filter(ip_address=str(address)).exclude(pk=exclude_pk).first()
+    holder = (subnet.instances.filter(ip_address=str(address)).exclude(pk=exclude_pk).first()
+              or subnet.ipv6_instances.filter(ipv6_address=str(address)).exclude(pk=exclude_pk).first())
     if holder is not None:
         raise ValidationError({"ip_address": [f"{address} is already reserved by instance {holder.hostname!r}."]})
     return str(address)
+
+
+def _allocate(subnet: Subnet, mac: str) -> str:
+    """IPAM's address for a new instance: SLAAC's EUI-64 of its MAC (unique, as MACs are per network), or the
+    lowest free pool address (IPv4, DHCPv6 stateful). Callers hold the subnet row lock."""
+    if subnet.predicts_addresses:
+        return str(validators.eui64_address(subnet.ip_network, mac))
+    return str(_next_free_address(subnet))
+
+
+def _dual_stack_subnet(network: Network, subnet: Subnet) -> Subnet | None:
+    """The IPv6 subnet an instance on IPv4 ``subnet`` also gets an address in (the network's first), locked."""
+    if subnet.ip_version != 4:
+        return None
+    return Subnet.objects.select_for_update().filter(network=network, ip_version=6).order_by("id").first()
 
 
 def instance_create(*, network: Network, hostname: str, subnet: Subnet | None = None, ip_address: str | None = None,
@@ -466,7 +494,8 @@ def instance_create(*, network: Network, hostname: str, subnet: Subnet | None = 
     if network.status == ObjectStatus.DELETING:
         raise ValidationError("This network is being deleted.", code="deleting")
     if subnet is None:
-        subnet = network.subnets.order_by("id").first()
+        # IPv4 first: on a dual-stack network the instance's own subnet is the IPv4 one, IPv6 comes as well.
+        subnet = network.subnets.order_by("ip_version", "id").first()
         if subnet is None:
             raise ValidationError({"subnet": ["The network has no subnet yet; add one first."]})
     elif subnet.network_id != network.pk:
@@ -483,13 +512,16 @@ def instance_create(*, network: Network, hostname: str, subnet: Subnet | None = 
                 _check_quota(locked_tenant, "instances", in_use)
                 if Instance.objects.filter(network=network, hostname=hostname).exists():
                     raise ValidationError({"hostname": [f"{hostname!r} is already used in network {network.name!r}."]})
+                mac = generate_mac()
                 if ip_address:
                     address, fixed = _check_fixed_ip(locked_subnet, ip_address), True
                 else:
-                    address, fixed = str(_next_free_address(locked_subnet)), False
-                instance = Instance(network=network, subnet=locked_subnet, hostname=hostname,
-                                    mac_address=generate_mac(), ip_address=address, fixed_ip=fixed)
-                instance.full_clean(exclude=["network", "subnet"])
+                    address, fixed = _allocate(locked_subnet, mac), False
+                v6_subnet = _dual_stack_subnet(network, locked_subnet)
+                instance = Instance(network=network, subnet=locked_subnet, hostname=hostname, mac_address=mac,
+                                    ip_address=address, fixed_ip=fixed, ipv6_subnet=v6_subnet,
+                                    ipv6_address=_allocate(v6_subnet, mac) if v6_subnet else None)
+                instance.full_clean(exclude=["network", "subnet", "ipv6_subnet"])
                 instance.save()
                 audit_record(actor=actor, tenant=network.tenant, action="instance.create", obj=instance,
                        detail=f"{hostname} {address}")

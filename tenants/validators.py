@@ -35,6 +35,13 @@ _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?\Z")
 # Tenant subnets live in RFC 1918 space only. ipaddress's is_private is broader: it also says True for
 # 0.0.0.0/8, TEST-NETs, 198.18.0.0/15 and 240.0.0.0/4, none of which a tenant should be handed.
 PRIVATE_IPV4 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+# IPv6 tenant prefixes: unique local addresses (RFC 4193) or the documentation prefix; never global space.
+TENANT_IPV6 = tuple(ipaddress.ip_network(n) for n in ("fc00::/7", "2001:db8::/32"))
+IPv6_MIN_PREFIX = 64  # dnsmasq's DHCPv6 and RA need /64 or longer; SLAAC needs exactly /64
+IPv6_MAX_PREFIX = 120
+SLAAC_PREFIX = 64
+# Neutron's ipv6_ra_mode / ipv6_address_mode values: who sends the RA, and how instances get addresses.
+IPV6_MODES = ("slaac", "dhcpv6-stateless", "dhcpv6-stateful")
 
 
 def validate_display_name(value: str) -> None:
@@ -146,7 +153,7 @@ def validate_subnet_cidr(value: str) -> IPNetwork:
     """A tenant subnet: a network address, IPv4 /16–/29 in a private range (tenants stay inside namespaces)."""
     network = parse_network(value)
     if network.version == 6:
-        raise ValidationError("IPv6 subnets are not supported yet; enter an IPv4 CIDR.", code="ipv6")
+        return _validate_ipv6_cidr(network)
     if not IPv4_MIN_PREFIX <= network.prefixlen <= IPv4_MAX_PREFIX:
         raise ValidationError(
             f"Prefix length /{network.prefixlen} is outside /{IPv4_MIN_PREFIX}–/{IPv4_MAX_PREFIX}; "
@@ -178,6 +185,54 @@ def validate_external_cidr(value: str) -> IPNetwork:
         raise ValidationError(f"Prefix length /{network.prefixlen} leaves too few addresses; use at most "
                               f"/{IPv4_MAX_PREFIX}.", code="prefixlen")
     return network
+
+
+def _validate_ipv6_cidr(network: ipaddress.IPv6Network) -> ipaddress.IPv6Network:
+    """An IPv6 tenant subnet: /64–/120 inside ULA or 2001:db8::/32 (isolated, so it may overlap other tenants)."""
+    if not IPv6_MIN_PREFIX <= network.prefixlen <= IPv6_MAX_PREFIX:
+        raise ValidationError(
+            f"Prefix length /{network.prefixlen} is outside /{IPv6_MIN_PREFIX}–/{IPv6_MAX_PREFIX}; "
+            f"router advertisements and DHCPv6 need /64 or longer. Did you mean {network.network_address}/64?",
+            code="prefixlen",
+        )
+    if not any(network.subnet_of(block) for block in TENANT_IPV6):
+        raise ValidationError(
+            f"{network} is not a unique local or documentation prefix; use one inside fc00::/7 (e.g. an RFC 4193 "
+            "fdXX:XXXX:XXXX::/48) or 2001:db8::/32.",
+            code="not_private",
+        )
+    return network
+
+
+def validate_ipv6_modes(network: IPNetwork, ra_mode: str, address_mode: str) -> None:
+    """Neutron's matrix: ``ra_mode`` equal to ``address_mode``, or address mode only (an outside router sends the
+    RAs); mixed pairs are refused. SLAAC and stateless need a /64 (the interface identifier is 64 bits)."""
+    valid = ", ".join(f"{m}/{m}" for m in IPV6_MODES)
+    for label, mode in (("RA mode", ra_mode), ("address mode", address_mode)):
+        if mode and mode not in IPV6_MODES:
+            raise ValidationError(f"{mode!r} is not an IPv6 {label}; use one of {', '.join(IPV6_MODES)}.",
+                                  code="ipv6_mode")
+    if network.version == 4:
+        if ra_mode or address_mode:
+            raise ValidationError(f"{network} is an IPv4 subnet; IPv6 RA and address modes apply to IPv6 only.",
+                                  code="ipv6_mode_v4")
+        return
+    if not address_mode:
+        raise ValidationError(f"Choose an IPv6 address mode for {network}; valid RA/address mode pairs are "
+                              f"{valid}, or an address mode alone.", code="ipv6_mode_required")
+    if ra_mode and ra_mode != address_mode:
+        raise ValidationError(f"RA mode {ra_mode} with address mode {address_mode} is not a valid pair; valid "
+                              f"pairs are {valid}, or an address mode alone.", code="ipv6_mode_pair")
+    if address_mode != "dhcpv6-stateful" and network.prefixlen != SLAAC_PREFIX:
+        raise ValidationError(f"{address_mode} needs a /{SLAAC_PREFIX} (SLAAC builds a 64-bit interface id). "
+                              f"Did you mean {network.network_address}/{SLAAC_PREFIX}?", code="ipv6_slaac_prefix")
+
+
+def eui64_address(network: IPNetwork, mac: str) -> ipaddress.IPv6Address:
+    """The address SLAAC gives ``mac`` in the /64 ``network`` (RFC 4291 modified EUI-64), known before it appears."""
+    octets = bytes.fromhex(mac.replace(":", ""))
+    interface_id = bytes([octets[0] ^ 0x02]) + octets[1:3] + b"\xff\xfe" + octets[3:]
+    return ipaddress.IPv6Address(int(network.network_address) | int.from_bytes(interface_id, "big"))
 
 
 def parse_address(value: object, *, field: str = "address") -> IPAddress:
@@ -285,15 +340,18 @@ def validate_lease_seconds(value: int) -> None:
         )
 
 
-def validate_dns_servers(values: Sequence[object]) -> list[str]:
-    """Up to three IP addresses handed to clients as DNS servers (normalised strings)."""
+def validate_dns_servers(values: Sequence[object], version: int = 4) -> list[str]:
+    """Up to three IP addresses of the subnet's family handed to clients as DNS servers (normalised strings)."""
     if not isinstance(values, list | tuple):
         raise ValidationError('DNS servers must be a list of addresses, e.g. ["9.9.9.9"].', code="dns_list")
     if len(values) > MAX_DNS_SERVERS:
         raise ValidationError(f"At most {MAX_DNS_SERVERS} DNS servers.", code="dns_count")
     servers = [parse_address(v, field="DNS server") for v in values]
     for server in servers:
-        if server.version != 4:
+        if version == 6 and server.version != 6:
+            raise ValidationError(f"{server} is not an IPv6 address; DHCPv6 and RAs hand out IPv6 DNS servers only.",
+                                  code="dns_version")
+        if version == 4 and server.version != 4:
             # Subnets are IPv4 and DHCPv4's DNS option carries IPv4 addresses only: dnsmasq refuses the line.
             raise ValidationError(f"{server} is not an IPv4 address; DHCP hands out IPv4 DNS servers only.",
                                   code="dns_version")

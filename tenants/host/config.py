@@ -25,6 +25,9 @@ class HostConfig:
     state_dir: Path
     dnsmasq: str = "/usr/sbin/dnsmasq"
     busybox: str = "/usr/bin/busybox"
+    # Instances solicit routers at once and skip DAD: SLAAC in ~16 ms instead of ~3.5 s (research §2.3). Off by
+    # default, for realism; MACs are unique per network, so EUI-64 addresses cannot collide either way.
+    fast_ipv6: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefix, str) or len(self.prefix) > PREFIX_MAX or not PREFIX_RE.fullmatch(

@@ -10,6 +10,10 @@ Choices (see STYLE.md "dnsmasq lessons"):
   is 128 and we run hundreds of dnsmasqs. Reservations are reloaded with SIGHUP after an
   atomic file replace instead.
 * ``--no-ping`` (else ~3 s per new client) and ``--dhcp-rapid-commit`` as LXD does.
+* IPv6 (research §2.1): ``--enable-ra`` with ``--ra-param=DEV,0,0`` (router lifetime 0: the
+  prefix and the M/O/A flags, never a default route via the DHCP namespace) and per subnet
+  ``ra-only`` (SLAAC), ``ra-stateless`` (SLAAC + DHCPv6 options) or ``static`` (DHCPv6
+  addresses reserved by MAC, ``[addr]`` in the hosts file).
 * dnsmasq daemonises itself: its first process exits only after the listening sockets are
   bound and the pid file is written (or prints the reason it failed), which gives us a
   synchronous, error-reporting start and a daemon that is reparented away from us.
@@ -27,22 +31,37 @@ from . import validate as v
 from .process import c_env
 from .specs import NetworkSpec, SubnetSpec
 
+# dnsmasq's range mode per IPv6 address mode when dnsmasq sends the RA; with an outside router (address mode
+# alone) SLAAC needs nothing from dnsmasq and DHCPv6 is answered from a static range, as Neutron does.
+_RA_RANGE_MODE = {"slaac": "ra-only", "dhcpv6-stateless": "ra-stateless", "dhcpv6-stateful": "static"}
+
 
 @dataclass(frozen=True)
 class DhcpRange:
-    """One ``--dhcp-range=set:TAG,NETWORK,static,MASK,LEASE``: reservations only, like Neutron's static mode."""
+    """One ``--dhcp-range=set:TAG,NETWORK,MODE,MASK,LEASE``: ``static`` = reservations only, like Neutron's static
+    mode (IPv4 and DHCPv6); ``ra-only`` / ``ra-stateless`` = advertised for SLAAC. IPv6 masks are prefix lengths."""
 
     tag: str
     network: str
     netmask: str
     lease_seconds: int
+    mode: str = "static"
+    advertised: bool = False
 
     def arg(self) -> str:
-        return f"--dhcp-range=set:{self.tag},{self.network},static,{self.netmask},{self.lease_seconds}"
+        return f"--dhcp-range=set:{self.tag},{self.network},{self.mode},{self.netmask},{self.lease_seconds}"
 
     @classmethod
-    def for_subnet(cls, s: SubnetSpec) -> DhcpRange:
-        return cls(s.tag, str(s.cidr.network_address), str(s.cidr.netmask), s.lease_seconds)
+    def for_subnet(cls, s: SubnetSpec) -> DhcpRange | None:
+        """The range serving ``s``; None for SLAAC behind an outside router (nothing for dnsmasq to do)."""
+        if s.cidr.version == 4:
+            return cls(s.tag, str(s.cidr.network_address), str(s.cidr.netmask), s.lease_seconds)
+        if s.ipv6_ra_mode is None:
+            if s.ipv6_address_mode == "slaac":
+                return None
+            return cls(s.tag, str(s.cidr.network_address), str(s.cidr.prefixlen), s.lease_seconds)
+        return cls(s.tag, str(s.cidr.network_address), str(s.cidr.prefixlen), s.lease_seconds,
+                   _RA_RANGE_MODE[s.ipv6_ra_mode], advertised=True)
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,9 @@ class DnsmasqCommand:
             "--cache-size=0",
         ]
         argv += [r.arg() for r in self.ranges]
+        if any(r.advertised for r in self.ranges):
+            # Router lifetime 0: the network is isolated, dnsmasq is nobody's default router.
+            argv += ["--enable-ra", f"--ra-param={self.interface},0,0"]
         if self.domains:
             # --dhcp-fqdn needs a default domain; per-subnet ones then override it.
             argv.append(f"--domain={self.domains[0][0]}")
@@ -107,7 +129,7 @@ class DnsmasqCommand:
 def command_for(spec: NetworkSpec, *, binary: str, interface: str, pid_file: Path, lease_file: Path,
                 hosts_file: Path, opts_file: Path, log_file: Path) -> DnsmasqCommand:
     """Build the dnsmasq command serving ``spec``'s DHCP-enabled subnets."""
-    ranges = [DhcpRange.for_subnet(s) for s in spec.dhcp_subnets]
+    ranges = [r for r in (DhcpRange.for_subnet(s) for s in spec.dhcp_subnets) if r is not None]
     domains: list[tuple[str, str]] = []
     for s in spec.dhcp_subnets:
         if s.domain:
@@ -117,15 +139,17 @@ def command_for(spec: NetworkSpec, *, binary: str, interface: str, pid_file: Pat
 
 
 def render_hosts(spec: NetworkSpec) -> str:
-    """``--dhcp-hostsfile`` content: ``mac[,ip][,hostname]`` per reservation.
+    """``--dhcp-hostsfile`` content: ``mac[,ip][,[ip6]][,hostname]`` per reservation (IPv6 in brackets).
 
     Values were validated by the specs (no commas, newlines, NULs can reach here).
     """
     lines = []
     for r in spec.reservations:
         fields = [v.mac(r.mac)]
-        if r.ip is not None:
-            fields.append(str(v.ip(r.ip)))
+        for ip in (r.ip, r.ip6):
+            if ip is not None:
+                address = v.ip(ip)
+                fields.append(f"[{address}]" if address.version == 6 else str(address))
         if r.hostname:
             fields.append(v.hostname(r.hostname))
         lines.append(",".join(fields))
@@ -141,12 +165,24 @@ def render_opts(spec: NetworkSpec) -> str:
     lines = []
     for s in spec.dhcp_subnets:
         t = f"tag:{v.tag(s.tag)}"
+        if s.cidr.version == 6:
+            lines += _render_opts_v6(t, s)
+            continue
         lines.append(f"{t},option:router,{s.gateway}" if s.gateway else f"{t},option:router")
         dns = ",".join(str(x) for x in s.dns_servers) if s.dns_servers else str(s.dhcp_address)
         lines.append(f"{t},option:dns-server,{dns}")
         if s.domain:
             lines.append(f"{t},option:domain-name,{v.domain(s.domain)}")
     return "".join(line + "\n" for line in lines)
+
+
+def _render_opts_v6(t: str, s: SubnetSpec) -> list[str]:
+    """DHCPv6 options of an IPv6 subnet: DNS servers and search domain (no router option in DHCPv6: RAs say it)."""
+    dns = ",".join(f"[{x}]" for x in (s.dns_servers or (s.dhcp_address,)))
+    lines = [f"{t},option6:dns-server,{dns}"]
+    if s.domain:
+        lines.append(f"{t},option6:domain-search,{v.domain(s.domain)}")
+    return lines
 
 
 def write_atomic(path: Path, content: str, mode: int = 0o644) -> bool:

@@ -51,7 +51,7 @@ class LinuxHostDriver:
 
     def plan_network(self, spec: NetworkSpec) -> list[Op]:
         """Operations realising ``spec``: segment bridge, DHCP namespace, files, dnsmasq."""
-        return segment.plan(self.names, spec.kernel_id) + dhcp.plan(self.config, self.names, spec)
+        return segment.plan(self.names, spec.kernel_id, ipv6=spec.has_ipv6) + dhcp.plan(self.config, self.names, spec)
 
     def plan_instance(self, spec: InstanceSpec, *, wait: bool = True) -> list[Op]:
         """Operations realising ``spec``: namespace, NIC plugged into the segment, udhcpc."""

@@ -31,30 +31,55 @@ LEASE_FILE_NAME = "leases"
 
 @dataclass(frozen=True)
 class DnsmasqLease:
-    """One line of a dnsmasq lease file: ``expiry mac ip hostname clientid``."""
+    """One line of a dnsmasq lease file: ``expiry mac ip hostname clientid`` (IPv4), or after the ``duid`` line
+    ``expiry iaid ip hostname client-duid`` (DHCPv6; the MAC is read from the client's link-layer DUID)."""
 
     expiry: int  # epoch seconds; 0 means infinite
     mac: str
     ip: IPAddress
     hostname: str | None
-    client_id: str | None
+    client_id: str | None  # the IPv4 client id, or the DHCPv6 client's DUID
+    iaid: int | None = None  # DHCPv6 identity association id
+
+
+def mac_from_duid(duid: str) -> str | None:
+    """The Ethernet MAC inside a DUID-LLT (type 1) or DUID-LL (type 3), as dnsmasq writes it (hex with colons);
+    None for other DUIDs: such a client cannot be matched to an instance (our clients are directly connected)."""
+    try:
+        raw = bytes.fromhex(duid.replace(":", ""))
+    except ValueError:
+        return None
+    kind, hwtype = int.from_bytes(raw[:2], "big"), int.from_bytes(raw[2:4], "big")
+    mac = raw[8:] if kind == 1 else raw[4:] if kind == 3 else b""
+    if hwtype != 1 or len(mac) != 6:
+        return None
+    return ":".join(f"{b:02x}" for b in mac)
 
 
 def parse_leases(text: str) -> list[DnsmasqLease]:
-    """Parse a dnsmasq lease file; malformed or IPv6 ``duid`` lines are skipped."""
+    """Parse a dnsmasq lease file; malformed lines, the server's ``duid`` line and DHCPv6 leases whose client
+    DUID carries no MAC are skipped."""
     out = []
+    v6 = False  # dnsmasq writes the DHCPv6 leases after its "duid SERVER-DUID" line
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) < 4 or parts[0] == "duid":
+        if parts[:1] == ["duid"]:
+            v6 = True
+            continue
+        if len(parts) < 4:
             continue
         try:
             expiry = int(parts[0])
             ip = ipaddress.ip_address(parts[2])
+            iaid = int(parts[1]) if v6 else None
         except ValueError:
             continue
         host = None if parts[3] == "*" else parts[3]
         cid = parts[4] if len(parts) > 4 and parts[4] != "*" else None
-        out.append(DnsmasqLease(expiry, parts[1].lower(), ip, host, cid))
+        mac = mac_from_duid(cid or "") if v6 else parts[1].lower()
+        if mac is None or ip.version != (6 if v6 else 4):
+            continue
+        out.append(DnsmasqLease(expiry, mac, ip, host, cid, iaid))
     return out
 
 

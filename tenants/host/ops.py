@@ -274,17 +274,25 @@ class LinkUp(Op):
             raise self.fail(exc if exc.code != errno.ENODEV else f"device {self.dev} missing in {self.ns}") from exc
 
 
+IFA_F_NODAD = 0x02  # linux/if_addr.h
+
+
 @dataclass(frozen=True)
 class AddrAdd(Op):
-    """An address with prefix length on a device; already present is fine."""
+    """An address with prefix length on a device; already present is fine.
+
+    ``nodad`` for infrastructure IPv6 addresses: usable at once, never "tentative" while dnsmasq binds to it.
+    """
 
     ns: str
     dev: str
     address: str
     prefixlen: int
+    nodad: bool = False
 
     def shell(self) -> str:
-        return shell_command(["ip", "-n", self.ns, "addr", "add", f"{self.address}/{self.prefixlen}", "dev", self.dev])
+        argv = ["ip", "-n", self.ns, "addr", "add", f"{self.address}/{self.prefixlen}", "dev", self.dev]
+        return shell_command([*argv, "nodad"] if self.nodad else argv)
 
     def apply(self, s: Session) -> None:
         self.add(s)
@@ -294,13 +302,38 @@ class AddrAdd(Op):
         idx = s.index(self.ns, self.dev)
         if idx is None:
             raise self.fail(f"device {self.dev} missing in {self.ns}")
+        extra = {"flags": IFA_F_NODAD} if self.nodad else {}
         try:
-            s.ipr(self.ns).addr("add", index=idx, address=self.address, prefixlen=self.prefixlen)
+            s.ipr(self.ns).addr("add", index=idx, address=self.address, prefixlen=self.prefixlen, **extra)
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise self.fail(exc) from exc
             return False
         return True
+
+
+@dataclass(frozen=True)
+class Sysctl(Op):
+    """One ``net.*`` sysctl inside a namespace (``/proc/sys/net`` is per network namespace)."""
+
+    ns: str
+    key: str
+    value: str
+
+    def shell(self) -> str:
+        return shell_command(["ip", "netns", "exec", self.ns, "sysctl", "-qw", f"{self.key}={self.value}"])
+
+    def apply(self, s: Session) -> None:
+        path = "/proc/sys/" + self.key.replace(".", "/")
+
+        def write() -> None:
+            with open(path, "w") as f:
+                f.write(self.value)
+
+        try:
+            netns.run_in(self.ns, write)
+        except OSError as exc:
+            raise self.fail(exc) from exc
 
 
 def transcript(ops: list[Op]) -> list[str]:
@@ -319,23 +352,6 @@ def apply_all(ops: list[Op], s: Session) -> None:
             raise op.fail(exc) from exc
         except OSError as exc:
             raise op.fail(exc) from exc
-
-
-@dataclass(frozen=True)
-class Sysctl(Op):
-    """A per-namespace sysctl (``net.*`` keys are per network namespace)."""
-
-    ns: str
-    key: str
-    value: str
-
-    def shell(self) -> str:
-        return shell_command(["ip", "netns", "exec", self.ns, "sysctl", "-qw", f"{self.key}={self.value}"])
-
-    def apply(self, s: Session) -> None:
-        # /proc/sys/net answers for the network namespace of the thread that opens it.
-        path = Path("/proc/sys", *self.key.split("."))
-        netns.run_in(self.ns, lambda: path.write_text(self.value))
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,7 @@
 
 The jobs layer builds these from database rows; the driver turns them into operations.
 Each spec validates itself on construction, so an invalid value never reaches a file or
-an argv (see :mod:`.validate`). Addresses are ``ipaddress`` objects of either version so
-IPv6 can be added without changing the shapes; the driver currently realises IPv4.
+an argv (see :mod:`.validate`). Addresses are ``ipaddress`` objects of either version.
 """
 
 from __future__ import annotations
@@ -34,6 +33,9 @@ class SubnetSpec:
     ``dhcp_address`` is chosen by the caller (the DB layer takes the first usable address
     that is not the gateway). There are no dynamic pools: dnsmasq runs in static mode and
     answers only the MACs the network's reservations name (IPAM in the database decides).
+
+    IPv6 subnets carry Neutron's ``ipv6_ra_mode`` (dnsmasq sends the RA, with router lifetime 0
+    on these isolated networks; None = an outside router does) and ``ipv6_address_mode``.
     """
 
     cidr: Any
@@ -44,11 +46,12 @@ class SubnetSpec:
     lease_seconds: int = 86400
     enable_dhcp: bool = True
     tag: str = "s0"
+    ipv6_ra_mode: str | None = None
+    ipv6_address_mode: str | None = None
 
     def __post_init__(self) -> None:
         net = v.network(self.cidr)
-        if net.version != 4:
-            raise HostInputError(f"subnet {net}: only IPv4 is realised by this driver so far")
+        v.ipv6_modes(net, self.ipv6_ra_mode, self.ipv6_address_mode)
         s = object.__setattr__
         s(self, "cidr", net)
         s(self, "gateway", None if self.gateway is None else v.in_subnet(v.ip(self.gateway, "gateway"), net, "gateway"))
@@ -80,6 +83,7 @@ class ReservationSpec:
     mac: str
     hostname: str | None = None
     ip: Any = None
+    ip6: Any = None  # a DHCPv6 (stateful) address, next to the IPv4 one of a dual-stack instance
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mac", v.mac(self.mac))
@@ -87,6 +91,10 @@ class ReservationSpec:
             v.hostname(self.hostname)
         if self.ip is not None:
             object.__setattr__(self, "ip", v.ip(self.ip, "reserved address"))
+        if self.ip6 is not None:
+            object.__setattr__(self, "ip6", v.ip(self.ip6, "reserved IPv6 address"))
+            if self.ip6.version != 6 or (self.ip is not None and self.ip.version != 4):
+                raise HostInputError(f"reservation for {self.mac}: ip6 must be IPv6 and ip IPv4 when both are set")
         if self.hostname is None and self.ip is None:
             raise HostInputError(f"reservation for {self.mac} needs a hostname or an address")
 
@@ -115,12 +123,13 @@ class NetworkSpec:
         if len(set(macs)) != len(macs):
             raise HostInputError(f"network {self.kernel_id}: a MAC has two reservations")
         for r in self.reservations:
-            if r.ip is not None and not any(r.ip in s.cidr for s in self.subnets if s.enable_dhcp):
-                raise HostInputError(
-                    f"reserved address {r.ip} for {r.mac} is not inside any DHCP-enabled subnet of "
-                    f"network {self.kernel_id}"
-                )
-        ips = [r.ip for r in self.reservations if r.ip is not None]
+            for ip in (r.ip, r.ip6):
+                if ip is not None and not any(ip in s.cidr for s in self.subnets if s.enable_dhcp):
+                    raise HostInputError(
+                        f"reserved address {ip} for {r.mac} is not inside any DHCP-enabled subnet of "
+                        f"network {self.kernel_id}"
+                    )
+        ips = [ip for r in self.reservations for ip in (r.ip, r.ip6) if ip is not None]
         if len(set(ips)) != len(ips):
             raise HostInputError(f"network {self.kernel_id}: an address is reserved twice")
 
@@ -128,6 +137,11 @@ class NetworkSpec:
     def dhcp_subnets(self) -> tuple[SubnetSpec, ...]:
         """Subnets dnsmasq serves (its interface carries only their addresses)."""
         return tuple(s for s in self.subnets if s.enable_dhcp)
+
+    @property
+    def has_ipv6(self) -> bool:
+        """Whether any DHCP-enabled subnet is IPv6: the namespaces then get their IPv6 sysctls."""
+        return any(s.cidr.version == 6 for s in self.dhcp_subnets)
 
 
 @dataclass(frozen=True)

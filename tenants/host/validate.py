@@ -99,6 +99,22 @@ def network(value: Any) -> IPNetwork:
     raise HostInputError(f"CIDR {_shown(value)} is invalid: use e.g. '192.168.1.0/24'")
 
 
+IPV6_MODES = ("slaac", "dhcpv6-stateless", "dhcpv6-stateful")
+
+
+def ipv6_modes(net: IPNetwork, ra_mode: Any, address_mode: Any) -> None:
+    """Neutron's pairs: IPv4 has none; IPv6 has an address mode and an equal RA mode or none."""
+    if net.version == 4:
+        if ra_mode is not None or address_mode is not None:
+            raise HostInputError(f"subnet {net}: IPv6 modes on an IPv4 subnet")
+        return
+    if address_mode not in IPV6_MODES or ra_mode not in (None, address_mode):
+        raise HostInputError(f"subnet {net}: IPv6 modes {ra_mode!r}/{address_mode!r} are not a valid pair; "
+                             f"use the same one of {', '.join(IPV6_MODES)} twice, or an address mode alone")
+    if not 64 <= net.prefixlen <= 120 or (address_mode != "dhcpv6-stateful" and net.prefixlen != 64):
+        raise HostInputError(f"subnet {net}: {address_mode} needs a /64 (DHCPv6 stateful /64-/120)")
+
+
 def in_subnet(addr: IPAddress, net: IPNetwork, what: str) -> IPAddress:
     """``addr`` must be a usable host address of ``net``."""
     if addr.version != net.version or addr not in net:

@@ -124,6 +124,8 @@ def test_add_subnet_through_admin_fills_defaults(admin_client, admin_user, netwo
     ({"gateway": "192.168.1.1", "dhcp_address": "192.168.1.1"}, "is the gateway; pick another address."),
     ({"dns_nameservers": "5"}, "DNS servers must be a list"),
     ({"domain_name": "Bad_Domain"}, "is not a valid domain name"),
+    ({"cidr": "2001:db8:a::/64", "ipv6_ra_mode": "slaac", "ipv6_address_mode": "dhcpv6-stateful"},
+     "valid pairs are slaac/slaac, dhcpv6-stateless/dhcpv6-stateless, dhcpv6-stateful/dhcpv6-stateful"),
 ])
 def test_bad_subnet_in_admin_shows_the_service_message_and_saves_nothing(admin_client, network_factory,
                                                                          overrides, expected):
@@ -136,6 +138,18 @@ def test_bad_subnet_in_admin_shows_the_service_message_and_saves_nothing(admin_c
     assert expected.replace("'", "&#x27;") in response.content.decode()
     assert not Subnet.objects.filter(network=network).exists()
     assert not AuditEntry.objects.filter(action="subnet.create").exists()
+
+
+def test_add_ipv6_subnet_through_admin_with_its_modes(admin_client, network_factory):
+    network = network_factory()
+    fields = subnet_fields(network, cidr="2001:db8:a::/64", ipv6_ra_mode="dhcpv6-stateful",
+                           ipv6_address_mode="dhcpv6-stateful")
+    response = admin_client.post(url(Subnet, "add"), post_data(admin_client, url(Subnet, "add"), **fields))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    subnet = Subnet.objects.get(network=network)
+    assert (subnet.ip_version, subnet.ipv6_ra_mode, subnet.ipv6_address_mode, subnet.dhcp_address) == (
+        6, "dhcpv6-stateful", "dhcpv6-stateful", "2001:db8:a::2")
+    assert "dhcpv6-stateful" in admin_client.get(url(Subnet, "change", subnet.pk)).content.decode()
 
 
 def test_change_subnet_through_admin_uses_subnet_update(admin_client, network_factory):

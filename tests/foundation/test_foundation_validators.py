@@ -111,7 +111,9 @@ def test_prefix_lengths_outside_16_to_29_are_rejected(host, prefixlen):
         ("192.168.1.0", "has no prefix length. Did you mean 192.168.1.0/24?"),
         ("192.168.1.0/33", "is not a valid CIDR"),
         ("banana/24", "is not a valid CIDR"),
-        ("fd00::/64", "IPv6 subnets are not supported"),
+        ("2001:db8:5::/48", "Prefix length /48 is outside /64–/120; router advertisements and DHCPv6 need /64 or "
+                            "longer. Did you mean 2001:db8:5::/64?"),
+        ("2a00:1450::/64", "is not a unique local or documentation prefix"),
         ("", "Enter a CIDR"),
         ("192.168.1.0/24\n10.0.0.0/8", "Enter a CIDR"),
         ("10.0.0.0/30", "outside /16–/29"),

@@ -166,3 +166,19 @@ def test_instance_lease_tells_two_leases_within_one_second_apart():
     renewed = parse_lease("ip=192.168.1.5\nmask=24\nobtained=1700000000.900000000\n")
     assert first.obtained < renewed.obtained and first.ip == renewed.ip
     assert parse_lease("ip=192.168.1.5\nmask=24\nobtained=1e9\n").obtained is None
+
+
+def test_lease_parse_reads_dhcpv6_lines_after_the_server_duid():
+    """dnsmasq's v6 lines are ``expiry iaid addr name client-duid`` after ``duid SERVER``; the MAC comes from a
+    DUID-LLT (type 1) or DUID-LL (type 3), and a DUID without one (DUID-EN, type 2) cannot name an instance."""
+    text = ("1700000000 02:00:00:00:00:01 192.168.1.5 web *\n"
+            "duid 00:01:00:01:2c:00:00:01:02:aa:bb:cc:dd:ee\n"
+            "1700000300 3215712 2001:db8:6::10 vm6 00:01:00:01:2c:11:22:33:02:00:00:00:06:0a\n"
+            "1700000300 7 2001:db8:6::11 * 00:03:00:01:02:00:00:00:06:0b\n"
+            "1700000300 8 2001:db8:6::12 * 00:02:00:00:ab:11:01:02\n")
+    v4, a, b = parse_leases(text)
+    assert (v4.mac, str(v4.ip), v4.iaid) == ("02:00:00:00:00:01", "192.168.1.5", None)
+    assert a == DnsmasqLease(1700000300, "02:00:00:00:06:0a", a.ip, "vm6",
+                             "00:01:00:01:2c:11:22:33:02:00:00:00:06:0a", 3215712)
+    assert str(a.ip) == "2001:db8:6::10"
+    assert (b.mac, str(b.ip), b.hostname, b.iaid) == ("02:00:00:00:06:0b", "2001:db8:6::11", None, 7)

@@ -147,3 +147,44 @@ def any_value() -> st.SearchStrategy[object]:
     """Values of the wrong type (what a JSON client or a buggy caller may send)."""
     return st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.lists(st.integers(), max_size=3),
                      st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+
+
+IPV6_MODES = ("slaac", "dhcpv6-stateless", "dhcpv6-stateful")
+IPV6_BLOCKS = tuple(ipaddress.ip_network(n) for n in ("2001:db8::/32", "fd3c:9a41:7e02::/48"))
+
+
+@st.composite
+def ipv6_tenant_cidrs(draw) -> str:
+    """A valid IPv6 tenant prefix: /64–/120 in the documentation prefix or a generated ULA /48."""
+    block = draw(st.sampled_from(IPV6_BLOCKS))
+    prefix = draw(st.sampled_from([64, 64, 64, 80, 96, 112, 120]))
+    index = draw(st.integers(0, 2 ** (prefix - block.prefixlen) - 1))
+    return f"{block.network_address + (index << (128 - prefix))}/{prefix}"
+
+
+def ipv6_cidrs() -> st.SearchStrategy[str]:
+    """IPv6 CIDR-like strings: valid tenant prefixes, too short/long, global, host bits set, decorated."""
+    return st.one_of(
+        ipv6_tenant_cidrs(),
+        ipv6_tenant_cidrs(),
+        ipv6_tenant_cidrs(),
+        ipv6_tenant_cidrs().map(lambda c: c.replace("::/", "::5/")),
+        st.builds(lambda a, p: f"{a}/{p}", st.ip_addresses(v=6), st.integers(0, 130)),
+        st.tuples(ipv6_tenant_cidrs(), st.sampled_from(NASTY)).map("".join),
+        st.sampled_from(["::/0", "2001:db8::/32", "fe80::/64", "ff02::/64", "2001:db8::/64%eth0", "2001:db8::"]),
+        nasty_text(max_size=50),
+    )
+
+
+def ipv6_modes() -> st.SearchStrategy[object]:
+    """Values for ipv6_ra_mode / ipv6_address_mode: the three, blank, near misses, hostile text, wrong types."""
+    return st.one_of(
+        st.sampled_from([*IPV6_MODES, ""]),
+        st.sampled_from([*IPV6_MODES, ""]),
+        st.sampled_from([*IPV6_MODES, ""]),
+        st.sampled_from(["SLAAC", "slaac ", "dhcpv6-stateful\n", "dhcpv6_stateless", "ra-only", "static",
+                         "slaac,ra-names", "dhcpv6"]),
+        st.tuples(st.sampled_from(IPV6_MODES), st.sampled_from(NASTY)).map("".join),
+        nasty_text(max_size=20),
+        any_value(),
+    )

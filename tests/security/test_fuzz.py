@@ -38,6 +38,8 @@ from fuzz_strategies import (
     cidrs,
     dns_lists,
     domains,
+    ipv6_cidrs,
+    ipv6_modes,
     lease_times,
     macs,
     nasty_text,
@@ -321,6 +323,44 @@ def test_instance_spec_refuses_with_host_input_error(kernel_id, net_id, mac, hos
         return
     assert hv.hostname(spec.hostname) == hostname and hv.mac(spec.mac) == spec.mac
     record("hostspecs.instance", examples=1, accepted=1)
+
+
+@pure(1500)
+@given(cidr=ipv6_cidrs(), ra_mode=ipv6_modes(), address_mode=ipv6_modes(),
+       dns=st.one_of(st.just([]), st.lists(st.ip_addresses(v=6).map(str), max_size=3), dns_lists("2001:db8::/64")),
+       mac=UNICAST_MAC, hostname=LABEL, offset=OFFSET, same=st.booleans())
+def test_ipv6_modes_agree_across_layers_and_render_exactly(cidr, ra_mode, address_mode, dns, mac, hostname, offset,
+                                                           same):
+    """What the Django validators accept as an IPv6 subnet the host specs accept unchanged, and the rendered
+    dnsmasq range, options and ``[addr]`` reservation carry exactly those values; what they refuse never
+    reaches a spec."""
+    ra_mode = address_mode if same else ra_mode  # valid pairs often enough to exercise the rendering
+    try:
+        net = validators.validate_subnet_cidr(cidr)
+        if net.version != 6 or not all(isinstance(m, str) for m in (ra_mode, address_mode)):
+            raise ValidationError("not an IPv6 case")
+        validators.validate_ipv6_modes(net, ra_mode, address_mode)
+        servers = validators.validate_dns_servers(dns, 6)
+    except ValidationError:
+        record("validators.ipv6", examples=1, refused=1)
+        return
+    ip6 = net.network_address + 3 + offset % (net.num_addresses - 3)
+    subnet = SubnetSpec(cidr=str(net), gateway=str(net[1]), dhcp_address=str(net[2]), dns_servers=tuple(servers),
+                        tag="s6", ipv6_ra_mode=ra_mode or None, ipv6_address_mode=address_mode)
+    spec = NetworkSpec("f6", (subnet,), (ReservationSpec(mac, hostname, str(ip6)),))
+    assert file_lines(dnsmasq.render_hosts(spec)) == [[mac, f"[{ip6}]", hostname]]
+    assert file_lines(dnsmasq.render_opts(spec)) == [["tag:s6", "option6:dns-server",
+                                                      *(f"[{x}]" for x in (servers or [str(net[2])]))]]
+    argv = real_argv(spec)
+    ranges = [a for a in argv if a.startswith("--dhcp-range=")]
+    mode = {"slaac": "ra-only", "dhcpv6-stateless": "ra-stateless", "dhcpv6-stateful": "static"}
+    if not ra_mode and address_mode == "slaac":
+        assert ranges == []
+    else:
+        kind = mode[ra_mode] if ra_mode else "static"
+        assert ranges == [f"--dhcp-range=set:s6,{net.network_address},{kind},{net.prefixlen},86400"]
+    assert ("--enable-ra" in argv) == bool(ra_mode)
+    record("validators.ipv6", examples=1, accepted=1)
 
 
 # --- services against the database ------------------------------------------------------------------------

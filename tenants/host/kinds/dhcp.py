@@ -22,7 +22,7 @@ from ..config import HostConfig
 from ..errors import HostError
 from ..interface import HostScan, NetworkFound
 from ..naming import Names
-from ..ops import AddrAdd, LinkUp, MakeDir, NetnsAdd, Op, Session, VethAdd, WriteFile, shell_exec_in
+from ..ops import AddrAdd, LinkUp, MakeDir, NetnsAdd, Op, Session, Sysctl, VethAdd, WriteFile, shell_exec_in
 from ..process import Daemon, Supervisor, cmdline, kill, kill_all_in
 from ..specs import NetworkSpec
 
@@ -57,11 +57,19 @@ def plan(config: HostConfig, n: Names, spec: NetworkSpec) -> list[Op]:
         WriteFile(n.hosts(nid), dm.render_hosts(spec)),
         WriteFile(n.opts(nid), dm.render_opts(spec)),
         NetnsAdd(dhcp),
+    ]
+    # The DHCP namespace never autoconfigures from the RAs it (or anyone on the tenant's link) sends, as
+    # Neutron's DHCP agent: off by default before its device exists, and on the device if it already did.
+    ra_off = [Sysctl(dhcp, f"net.ipv6.conf.{which}.accept_ra", "0") for which in ("default", dev)]
+    ops += ra_off[:1] if spec.has_ipv6 else []
+    ops += [
         VethAdd(n.seg_ns(nid), n.dhcp_port(nid), dhcp, dev, master=n.bridge(nid)),
+        *(ra_off[1:] if spec.has_ipv6 else []),
         LinkUp(dhcp, "lo"),
         LinkUp(dhcp, dev),
     ]
-    ops += [AddrAdd(dhcp, dev, str(s.dhcp_address), s.cidr.prefixlen) for s in spec.dhcp_subnets]
+    ops += [AddrAdd(dhcp, dev, str(s.dhcp_address), s.cidr.prefixlen, nodad=s.cidr.version == 6)
+            for s in spec.dhcp_subnets]
     ops.append(RunDnsmasq(dhcp, command(config, n, spec)))
     return ops
 

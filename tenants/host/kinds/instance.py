@@ -14,7 +14,7 @@ from ..dhcp_client import UdhcpcCommand
 from ..errors import HostError
 from ..interface import HostScan, InstanceFound
 from ..naming import Names
-from ..ops import LinkUp, MakeDir, NetnsAdd, Op, Session, VethAdd, WriteFile, shell_exec_in
+from ..ops import LinkUp, MakeDir, NetnsAdd, Op, Session, Sysctl, VethAdd, WriteFile, shell_exec_in
 from ..process import DAEMON_PID_WAIT, Daemon, Supervisor, kill_all_in
 from ..specs import InstanceSpec
 
@@ -45,11 +45,19 @@ def plan(config: HostConfig, n: Names, spec: InstanceSpec, *, wait: bool) -> lis
         MakeDir(n.inst_dir(iid)),
         WriteFile(n.inst_network(iid), nid + "\n"),
         NetnsAdd(ns),
+        *fast_ipv6(ns, enabled=config.fast_ipv6),
         VethAdd(n.seg_ns(nid), n.inst_port(iid), ns, dev, master=n.bridge(nid), peer_mac=spec.mac),
         LinkUp(ns, "lo"),
         LinkUp(ns, dev),
         RunUdhcpc(ns, command(config, n, spec), wait=wait),
     ]
+
+
+def fast_ipv6(ns: str, *, enabled: bool) -> list[Op]:
+    """HostConfig.fast_ipv6: the instance's NIC (made after these) solicits routers at once and skips DAD."""
+    if not enabled:
+        return []
+    return [Sysctl(ns, f"net.ipv6.conf.default.{key}", "0") for key in ("router_solicitation_delay", "accept_dad")]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,190 @@
+"""IPv6 on isolated networks against the real kernel and dnsmasq: the three Neutron modes, dual stack, overlap.
+
+Every test reads what the instance itself sees: the RA's flags off the wire (a raw ICMPv6 socket in the instance
+namespace), its addresses and routes from the kernel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import subprocess
+
+import pytest
+from host_helpers import ipv6_addresses, ns_exec, router_advertisement, sysctl, wait_for
+
+from tenants.host import InstanceSpec, LinuxHostDriver, NetworkSpec, ReservationSpec, SubnetSpec, netns
+
+pytestmark = pytest.mark.host
+
+if os.geteuid() != 0:  # CI runs as root, so these never silently skip there
+    pytest.skip("host tests need root", allow_module_level=True)
+
+PREFIX = "2001:db8:61::/64"
+
+
+def v4_subnet() -> SubnetSpec:
+    return SubnetSpec(cidr="192.168.1.0/24", gateway="192.168.1.1", dhcp_address="192.168.1.2", tag="s1")
+
+
+def v6_subnet(mode: str, *, cidr: str = PREFIX, ra: bool = True) -> SubnetSpec:
+    net = ipaddress.ip_network(cidr)
+    return SubnetSpec(cidr=cidr, gateway=net[1], dhcp_address=net[2], tag="s6", lease_seconds=600,
+                      ipv6_ra_mode=mode if ra else None, ipv6_address_mode=mode)
+
+
+def eui64(prefix: str, mac: str) -> ipaddress.IPv6Address:
+    """RFC 4291 modified EUI-64, written out independently of the product's."""
+    b = bytearray.fromhex(mac.replace(":", ""))
+    b[0] ^= 2
+    iid = bytes(b[:3]) + b"\xff\xfe" + bytes(b[3:])
+    return ipaddress.ip_network(prefix)[int.from_bytes(iid, "big")]
+
+
+def global_addresses(ns: str, dev: str) -> list[dict]:
+    return [a for a in ipv6_addresses(ns, dev) if a["scope"] == "global"]
+
+
+@pytest.fixture
+def fast_driver(driver) -> LinuxHostDriver:
+    """The test driver with HostConfig.fast_ipv6 (no RS delay, no DAD in instances)."""
+    return type(driver)(dataclasses.replace(driver.config, fast_ipv6=True))
+
+
+def settled(ns: str, dev: str, expected: set[str]):
+    """Wait until the device's global addresses are exactly ``expected`` and none is tentative."""
+    def done():
+        addrs = global_addresses(ns, dev)
+        ok = {a["local"] for a in addrs} == expected and not any(a.get("tentative") for a in addrs)
+        return addrs if ok else None
+    return wait_for(done, timeout=30, step=0.05)
+
+
+@pytest.mark.parametrize("mode,flags", [("slaac", (0, 0)), ("dhcpv6-stateless", (0, 1))])
+def test_slaac_modes_dual_stack(fast_driver, mode, flags):
+    """SLAAC and stateless: the instance holds its v4 lease and exactly the predicted EUI-64 address, the RA has
+    the mode's M/O flags, A=1, and router lifetime 0 (no default route through the DHCP namespace)."""
+    d, mac = fast_driver, "02:00:00:00:61:01"
+    d.ensure_network(NetworkSpec("c1", (v4_subnet(), v6_subnet(mode)), (ReservationSpec(mac, "vm", "192.168.1.10"),)))
+    inst = d.ensure_instance(InstanceSpec("d1", "c1", mac, "vm"))
+    assert inst.lease is not None and str(inst.lease.ip) == "192.168.1.10"
+    dev = d.names.inst_dev("d1")
+    addrs = settled(inst.ns, dev, {str(eui64(PREFIX, mac))})
+    assert addrs, global_addresses(inst.ns, dev)
+    assert all("mngtmpaddr" in a or a.get("dynamic") for a in addrs)  # autoconfigured, not added by anyone
+    ra = router_advertisement(inst.ns, dev)
+    assert (ra["M"], ra["O"]) == flags
+    assert ra["router_lifetime"] == 0
+    assert ra["prefixes"] == [{"prefix": PREFIX, "L": 1, "A": 1}]
+    assert "default" not in ns_exec(inst.ns, "ip", "-6", "route").stdout
+
+
+def test_stateful_mode_advertises_managed_and_reserves_by_mac(fast_driver):
+    """Stateful: RA says M=1, A=0 (no SLAAC address appears), and dnsmasq reserves the IPAM address by MAC."""
+    d, mac = fast_driver, "02:00:00:00:61:02"
+    spec = NetworkSpec("c2", (v4_subnet(), v6_subnet("dhcpv6-stateful")),
+                       (ReservationSpec(mac, "vm", "192.168.1.11", ip6="2001:db8:61::10"),))
+    d.ensure_network(spec)
+    assert d.names.hosts("c2").read_text() == f"{mac},192.168.1.11,[2001:db8:61::10],vm\n"
+    inst = d.ensure_instance(InstanceSpec("d2", "c2", mac, "vm"))
+    ra = router_advertisement(inst.ns, d.names.inst_dev("d2"))
+    assert (ra["M"], ra["O"], ra["router_lifetime"]) == (1, 1, 0)
+    assert ra["prefixes"] == [{"prefix": PREFIX, "L": 1, "A": 0}]
+    assert global_addresses(inst.ns, d.names.inst_dev("d2")) == []
+
+
+def test_infrastructure_namespaces_do_not_autoconfigure(fast_driver):
+    """qdhcp: accept_ra off and its v6 address nodad (never tentative); segment: IPv6 off on bridge and ports."""
+    d, mac = fast_driver, "02:00:00:00:61:03"
+    d.ensure_network(NetworkSpec("c3", (v6_subnet("slaac"),)))
+    d.ensure_instance(InstanceSpec("d3", "c3", mac, "vm"))
+    dhcp, dev = d.names.dhcp_ns("c3"), d.names.dhcp_dev("c3")
+    assert sysctl(dhcp, f"net.ipv6.conf.{dev}.accept_ra") == "0"
+    [served] = global_addresses(dhcp, dev)
+    assert served["local"] == "2001:db8:61::2" and served.get("nodad") and not served.get("tentative")
+    seg = d.names.seg_ns("c3")
+    for port in (d.names.bridge("c3"), d.names.dhcp_port("c3"), d.names.inst_port("d3")):
+        assert sysctl(seg, f"net.ipv6.conf.{port}.disable_ipv6") == "1"
+        assert ipv6_addresses(seg, port) == []
+
+
+def test_two_tenants_same_v6_prefix_isolated(fast_driver):
+    """Two networks on the same prefix: each instance has its own EUI-64 address and reaches its own dnsmasq."""
+    d = fast_driver
+    macs = {"e1": "02:00:00:00:62:01", "e2": "02:00:00:00:62:02"}
+    for nid, iid in (("e1", "f1"), ("e2", "f2")):
+        d.ensure_network(NetworkSpec(nid, (v6_subnet("slaac"),)))
+        inst = d.ensure_instance(InstanceSpec(iid, nid, macs[nid], "vm"))
+        assert settled(inst.ns, d.names.inst_dev(iid), {str(eui64(PREFIX, macs[nid]))})
+    for nid, iid in (("e1", "f1"), ("e2", "f2")):
+        ns = d.names.inst_ns(iid)
+        ns_exec(ns, "busybox", "ping6", "-c", "1", "-W", "5", "2001:db8:61::2")
+        neigh = ns_exec(ns, "ip", "-6", "neigh", "show", "2001:db8:61::2").stdout
+        dhcp_mac = ns_exec(d.names.dhcp_ns(nid), "cat", f"/sys/class/net/{d.names.dhcp_dev(nid)}/address").stdout
+        assert dhcp_mac.strip() in neigh
+        other_addr = str(eui64(PREFIX, macs["e2" if nid == "e1" else "e1"]))
+        assert ns_exec(ns, "busybox", "ping6", "-c", "1", "-W", "1", other_addr, check=False).returncode != 0
+
+
+def test_transcript_replayed_with_bash_gives_the_same_v6_state(host_config):
+    """The v6 network's equivalent commands, replayed with bash on a fresh prefix, build the same state."""
+    mac = "02:00:00:00:63:01"
+    spec = NetworkSpec("c4", (v4_subnet(), v6_subnet("dhcpv6-stateless")),
+                       (ReservationSpec(mac, "rp", "192.168.1.12"),))
+    ispec = InstanceSpec("d4", "c4", mac, "rp")
+    fresh = LinuxHostDriver(dataclasses.replace(host_config(), fast_ipv6=True))
+    script = "\n".join(["set -e", f"mkdir -p -m 755 {fresh.config.state_dir}",
+                        *fresh.transcript_network(spec), *fresh.transcript_instance(ispec)])
+    r = subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    ns, dev = fresh.names.inst_ns("d4"), fresh.names.inst_dev("d4")
+    assert settled(ns, dev, {str(eui64(PREFIX, mac))})
+    assert sysctl(fresh.names.dhcp_ns("c4"), f"net.ipv6.conf.{fresh.names.dhcp_dev('c4')}.accept_ra") == "0"
+    assert sysctl(fresh.names.seg_ns("c4"), "net.ipv6.conf.default.disable_ipv6") == "1"
+    assert router_advertisement(ns, dev)["O"] == 1
+    pid = wait_for(lambda: fresh.dnsmasq_pid("c4"))
+    fresh.ensure_network(spec)  # the replayed host is what the driver builds: nothing to restart
+    assert fresh.dnsmasq_pid("c4") == pid
+    fresh.remove_instance("d4")
+    fresh.remove_network("c4")
+    assert [n for n in netns.list_names() if n.startswith(fresh.config.prefix)] == []
+
+
+def start_dhcpcd(ns: str, dev: str, log) -> subprocess.Popen:
+    """Debian's dhcpcd as the instance's DHCPv6 client, the way research measured it: a private /run and
+    /var/lib (its compiled-in paths) and no hooks, so nothing of the host's is touched."""
+    inner = ("mount -t tmpfs none /run && mount -t tmpfs none /var/lib && "
+             f"exec dhcpcd -f /dev/null -6 -B -d -c /bin/true {dev}")
+    return subprocess.Popen(["ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", "-c",
+                             inner], stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_stateful_dhcpv6_address_follows_the_reservation(fast_driver, tmp_path):
+    """A DHCPv6 client gets exactly the address reserved for its MAC (as /128, next to its v4 lease); dnsmasq's
+    lease file then holds a v6 line the parser maps back to the MAC; a reservation change moves the address."""
+    d, mac, nid, iid = fast_driver, "02:00:00:00:64:01", "c5", "d5"
+    spec = NetworkSpec(nid, (v4_subnet(), v6_subnet("dhcpv6-stateful")),
+                       (ReservationSpec(mac, "vm", "192.168.1.13", ip6="2001:db8:61::10"),))
+    d.ensure_network(spec)
+    inst = d.ensure_instance(InstanceSpec(iid, nid, mac, "vm"))
+    dev, log = d.names.inst_dev(iid), open(tmp_path / "dhcpcd.log", "w")
+    client = start_dhcpcd(inst.ns, dev, log)
+    try:
+        assert settled(inst.ns, dev, {"2001:db8:61::10"}), (tmp_path / "dhcpcd.log").read_text()
+        [held] = global_addresses(inst.ns, dev)
+        assert held["prefixlen"] == 128  # dhcpcd adds DHCPv6 addresses as /128; the RA gave the on-link route
+        v6_leases = lambda: [x for x in d.network_leases(nid) if x.ip.version == 6]  # noqa: E731
+        lease = wait_for(v6_leases, timeout=10)
+        assert [(x.mac, str(x.ip)) for x in lease] == [(mac, "2001:db8:61::10")]
+        assert str(inst.lease.ip) == "192.168.1.13"
+        client.terminate()
+        client.wait(timeout=30)
+        d.ensure_network(dataclasses.replace(spec, reservations=(
+            ReservationSpec(mac, "vm", "192.168.1.13", ip6="2001:db8:61::20"),)))
+        client = start_dhcpcd(inst.ns, dev, log)
+        assert settled(inst.ns, dev, {"2001:db8:61::20"}), (tmp_path / "dhcpcd.log").read_text()
+    finally:
+        client.kill()
+        client.wait(timeout=30)
+        d.remove_instance(iid)  # ends dhcpcd's privilege-separation helpers with everything in the namespace
