@@ -14,6 +14,7 @@ router.register("networks", views.NetworkViewSet, basename="network")
 router.register("subnets", views.SubnetViewSet, basename="subnet")
 router.register("instances", views.InstanceViewSet, basename="instance")
 router.register("leases", views.LeaseViewSet, basename="lease")
+router.register("nodes", views.NodeViewSet, basename="node")
 
 urlpatterns = [
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),

@@ -144,6 +144,13 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 # are scheduled to a node and their jobs go to that node's queue.
 NETDASH_NODE = os.environ.get("NETDASH_NODE", socket.gethostname().split(".")[0] or "node")
 NETDASH_AGENT_QUEUE = f"agent-{NETDASH_NODE}"
+# Nodes: each agent registers its Node row and heartbeats every NETDASH_NODE_HEARTBEAT_SECONDS; a node whose
+# heartbeat is older than NETDASH_NODE_DEAD_SECONDS is not scheduled to. NETDASH_NODE_VTEP is this node's VXLAN
+# tunnel endpoint on the underlay (unset: no overlay).
+NETDASH_NODE_HEARTBEAT_SECONDS = float(os.environ.get("NETDASH_NODE_HEARTBEAT_SECONDS", "5"))
+NETDASH_NODE_DEAD_SECONDS = float(os.environ.get("NETDASH_NODE_DEAD_SECONDS", "30"))
+NETDASH_NODE_VTEP = os.environ.get("NETDASH_NODE_VTEP") or None
+NETDASH_NODE_ROLES = os.environ.get("NETDASH_NODE_ROLES", "dhcp,compute")
 
 RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300},

@@ -1,5 +1,7 @@
-"""The host agent: one per network node. An RQ worker plus three small loops.
+"""The host agent: one per network node. An RQ worker plus four small loops.
 
+- registration and heartbeat: the node's row says which node this is and that it is alive (scheduling only
+  sends new work to nodes with a fresh heartbeat);
 - start-up reconcile: after a reboot or crash the host is rebuilt from the database before any job runs;
 - lease watcher: one inotify instance over every network's lease file → ``lease_sync`` within milliseconds;
 - process monitor (like Neutron's ProcessMonitor): a dnsmasq or DHCP client that died is restarted within a
@@ -23,7 +25,7 @@ from django.db import close_old_connections
 from redis.exceptions import RedisError
 from rq import SimpleWorker
 
-from . import jobs
+from . import jobs, nodes
 from .choices import ObjectStatus
 from .host.leases import LeaseWatcher
 from .host.process import RESTART_BACKOFF, RestartBackoff
@@ -157,12 +159,23 @@ class Agent:
         log.warning(why)
         enqueue_now(func, pk, node=self.node)
 
+    def register(self) -> None:
+        """Create or refresh this node's row from its settings (VTEP address, roles)."""
+        nodes.node_register(name=self.node, vtep_address=settings.NETDASH_NODE_VTEP,
+                            roles=settings.NETDASH_NODE_ROLES)
+
+    def heartbeat(self) -> None:
+        if not nodes.node_heartbeat(self.node):
+            log.warning("node %s has no row (deleted?); registering it again", self.node)
+            self.register()
+
     def schedule_reconcile(self) -> None:
         enqueue_now("tenants.jobs.reconcile", self.node, node=self.node)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start_loops(self) -> None:
         loops = {
+            "heartbeat": lambda: self._loop("heartbeat", self.heartbeat, settings.NETDASH_NODE_HEARTBEAT_SECONDS),
             "leases": lambda: self._loop("leases", self.watch_leases, 1.0),
             "monitor": lambda: self._loop("monitor", self.monitor_processes, MONITOR_INTERVAL),
             "reconcile": lambda: self._loop("reconcile", self.schedule_reconcile, self.reconcile_interval),
@@ -175,6 +188,7 @@ class Agent:
     def run(self, *, burst: bool = False) -> None:
         """Reconcile once, then serve jobs until stopped (or until the queue is empty with ``burst``)."""
         host_config().state_dir.mkdir(parents=True, exist_ok=True)
+        self.register()
         report = jobs.reconcile(self.node)
         for line in report.lines():
             log.info("start-up reconcile: %s", line)

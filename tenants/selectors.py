@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Model, Q, QuerySet
 
 from .choices import LeaseState, Role
-from .models import Instance, Lease, LeaseEvent, Membership, Network, Subnet, Tenant
+from .models import Instance, Lease, LeaseEvent, Membership, Network, Node, Subnet, Tenant
 
 
 def tenants_for_user(user: AbstractBaseUser) -> QuerySet[Tenant]:
@@ -53,6 +53,13 @@ def leases_for_user(user: AbstractBaseUser, tenant: Tenant | None = None) -> Que
     return Lease.objects.filter(subnet__in=subnets_for_user(user, tenant)).select_related(
         "subnet__network", "instance"
     )
+
+
+def nodes_for_user(user: AbstractBaseUser) -> QuerySet[Node]:
+    """Node internals (VTEP, roles, heartbeat) are for superusers only; tenants see a network's node by name."""
+    if not user.is_authenticated or not user.is_superuser:
+        return Node.objects.none()
+    return Node.objects.all()
 
 
 def networks_with_counts(qs: QuerySet[Network]) -> QuerySet[Network]:
