@@ -11,7 +11,8 @@ reboot or a half-finished job are all repaired here. The steps, in order:
    whose lock is busy (a running job, or a holder that crashed) is realised on its own with the waiting lock,
    which takes over from a dead holder;
 4. sync the leases of the healthy ones;
-5. remove anything with our prefix that the database no longer wants.
+5. remove anything with our prefix that the database no longer wants, leaving alone what it assigns to other
+   nodes (agents of several nodes on one machine share the prefix: each removes only its own orphans).
 """
 
 from __future__ import annotations
@@ -140,12 +141,22 @@ def _realise_batch(chunk: list[Network], report: ReconcileReport) -> None:
 
 
 def _remove_orphans(node: str, report: ReconcileReport) -> None:
-    """Step 5: anything with our prefix the database no longer wants (re-read: the steps above deleted rows)."""
+    """Step 5: anything with our prefix the database no longer wants (re-read: the steps above deleted rows).
+
+    The host is scanned before the database is read: a network another node's agent realises meanwhile is then
+    either missing from the scan or already in the database as that node's.
+    """
+    scan = driver().scan_host()
     wanted = Network.objects.filter(node=node).exclude(status=ObjectStatus.DELETING)
     wanted_networks = set(wanted.values_list("kernel_id", flat=True))
     wanted_instances = set(Instance.objects.filter(network__in=wanted).exclude(status=ObjectStatus.DELETING)
                            .values_list("kernel_id", flat=True))
-    before = driver().remove_orphans(wanted_networks, wanted_instances)
+    others = Network.objects.exclude(node=node)
+    before = driver().remove_orphans(
+        wanted_networks, wanted_instances, scan=scan,
+        foreign_networks=set(others.values_list("kernel_id", flat=True)),
+        foreign_instances=set(Instance.objects.filter(network__in=others).values_list("kernel_id", flat=True)),
+    )
     report.removed_orphans = sorted(
         [f"network {k}" for k in before.networks if k not in wanted_networks]
         + [f"instance {k}" for k in before.instances if k not in wanted_instances]

@@ -229,7 +229,9 @@ class LinuxHostDriver:
         known = {f.dnsmasq_pid for f in scan.networks.values()} | {f.udhcpc_pid for f in scan.instances.values()}
         # One /proc walk: ours in our namespaces but no pid file names them, and ours by argv (our state dir)
         # but in a namespace that was deleted (behind our back, or mid-start), which nothing else finds.
-        marker = str(self.config.state_dir)
+        # The trailing separator: a sibling state dir (another node's, ``…/state/n10`` beside ``…/state/n1``)
+        # is not ours.
+        marker = f"{self.config.state_dir}{os.sep}"
         for p in processes():
             if p.program not in PROGRAMS or p.pid in known:
                 continue
@@ -240,13 +242,32 @@ class LinuxHostDriver:
                 scan.stray_pids.setdefault("(deleted namespace)", []).append(p.pid)
         return scan
 
-    def remove_orphans(self, wanted_networks: Iterable[str], wanted_instances: Iterable[str]) -> HostScan:
-        """Remove every network/instance with our prefix not in the wanted sets.
+    def _without_foreign(self, scan: HostScan, networks: set[str], instances: set[str]) -> HostScan:
+        """``scan`` minus the networks and instances of other nodes, and minus processes in their namespaces."""
+        n = self.names
+        foreign_ns = {n.seg_ns(k) for k in networks} | {n.dhcp_ns(k) for k in networks} | {
+            n.inst_ns(k) for k in instances}
+        return HostScan(
+            networks={k: f for k, f in scan.networks.items() if k not in networks},
+            instances={k: f for k, f in scan.instances.items() if k not in instances},
+            reserved=scan.reserved,
+            stray_pids={where: pids for where, pids in scan.stray_pids.items() if where not in foreign_ns},
+        )
 
-        Also kills stray dnsmasq/udhcpc processes in our namespaces (e.g. a pid file lost in
-        a crash). Returns what was found before removal.
+    def remove_orphans(
+        self, wanted_networks: Iterable[str], wanted_instances: Iterable[str], *,
+        foreign_networks: Iterable[str] = (), foreign_instances: Iterable[str] = (), scan: HostScan | None = None,
+    ) -> HostScan:
+        """Remove every network/instance with our prefix that is neither wanted nor foreign.
+
+        Also kills stray dnsmasq/udhcpc processes in our namespaces (e.g. a pid file lost in a crash), except in
+        foreign ones. Foreign objects belong to another node's agent on this machine (same prefix, its own state
+        dir): their processes look like strays from here, so they are left alone entirely. ``scan`` is what the
+        caller scanned *before* it read the wanted and foreign sets, so an object another agent creates in
+        between is in neither the scan nor the sets and is not mistaken for an orphan. Returns what was found
+        of ours (the scan without the foreign objects) before removal.
         """
-        scan = self.scan_host()
+        scan = self._without_foreign(scan or self.scan_host(), set(foreign_networks), set(foreign_instances))
         nets, insts = set(wanted_networks), set(wanted_instances)
         for pids in scan.stray_pids.values():
             for pid in pids:
