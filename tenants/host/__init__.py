@@ -22,7 +22,7 @@ from .interface import HostDriver, HostScan, InstanceFound, InstanceRealised, Ne
 from .leases import DnsmasqLease, LeaseFileChange, LeaseWatcher, parse_leases, read_leases
 from .naming import Names
 from .ops import Op, transcript
-from .specs import InstanceSpec, NetworkSpec, ReservationSpec, SubnetSpec
+from .specs import InstanceSpec, NetworkSpec, ReservationSpec, SubnetSpec, TunnelSpec, UnderlaySpec
 from .validate import MIN_LEASE_SECONDS, IPAddress, IPNetwork
 
 __all__ = [
@@ -30,5 +30,5 @@ __all__ = [
     "IPAddress", "IPNetwork", "InstanceFound", "InstanceLease", "InstanceRealised", "InstanceSpec",
     "LeaseFileChange", "LeaseWatcher", "LinuxHostDriver", "NamespaceInfo", "Names", "NetworkFound",
     "NetworkRealised", "NetworkSpec", "Op", "ReservationSpec", "SubnetSpec", "inspect_namespace", "netns",
-    "parse_leases", "read_leases", "transcript",
+    "TunnelSpec", "UnderlaySpec", "parse_leases", "read_leases", "transcript",
 ]

@@ -22,12 +22,12 @@ from .dhcp_client import InstanceLease, UdhcpcCommand, read_lease
 from .dnsmasq import DnsmasqCommand
 from .errors import HostError
 from .interface import HostScan, InstanceRealised, NetworkRealised
-from .kinds import dhcp, instance, segment
+from .kinds import dhcp, instance, overlay, segment
 from .leases import DnsmasqLease, read_leases
 from .naming import RESERVED_NS_KINDS, Names, check_kernel_id
 from .ops import Op, Session, apply_all, transcript
 from .process import Supervisor, kill, processes
-from .specs import InstanceSpec, NetworkSpec
+from .specs import InstanceSpec, NetworkSpec, TunnelSpec, UnderlaySpec
 
 PROGRAMS = (dhcp.PROGRAM, instance.PROGRAM)
 
@@ -125,6 +125,42 @@ class LinuxHostDriver:
         nothing a quick look can see."""
         return instance.running(self.supervisor, self.udhcpc_command(spec), instance.daemon(self.names,
                                                                                             spec.kernel_id))
+
+    # -- overlay (several nodes) ------------------------------------------------------------
+    def plan_overlay(self, underlay: UnderlaySpec, tunnels: Iterable[TunnelSpec] = ()) -> list[Op]:
+        """Operations for this prefix's fabric, a node's underlay on it, and that node's tunnels."""
+        ops = overlay.plan_fabric(self.names) + overlay.plan_underlay(self.names, underlay)
+        return ops + [op for t in tunnels for op in overlay.plan_tunnel(self.names, t)]
+
+    def fabric(self) -> tuple[str, str]:
+        """(namespace, bridge) of this prefix's fabric, for the :class:`UnderlaySpec` of nodes joining it."""
+        return overlay.fabric_names(self.names)
+
+    def ensure_fabric(self) -> None:
+        """Create the shared fabric idempotently (any node may; none owns it, reconcile never reaps it)."""
+        self._apply(overlay.plan_fabric(self.names))
+
+    def ensure_underlay(self, spec: UnderlaySpec) -> None:
+        """Realise a node's underlay on an existing fabric, idempotently."""
+        self._apply(overlay.plan_underlay(self.names, spec))
+
+    def ensure_tunnel(self, spec: TunnelSpec) -> None:
+        """Realise a network's VXLAN port and flood list on a node whose underlay and segment exist."""
+        if not netns.exists(self.names.seg_ns(spec.network_kernel_id)):
+            raise HostError(f"network {spec.network_kernel_id} is not realised; ensure it first")
+        self._apply(overlay.plan_tunnel(self.names, spec))
+
+    def remove_underlay(self, node_id: str) -> None:
+        """Delete a node's underlay (and with it every VXLAN device made from it)."""
+        overlay.remove_underlay(self.names, check_kernel_id(node_id))
+
+    def remove_overlay(self) -> None:
+        """Delete every underlay and the fabric of this prefix (teardown of the whole host only)."""
+        for name in netns.list_names():
+            parsed = self.names.parse_ns(name)
+            if parsed is not None and parsed[0] == "ul":
+                overlay.remove_underlay(self.names, parsed[1])
+        overlay.remove_fabric(self.names)
 
     # -- queries ---------------------------------------------------------------------------
     def dnsmasq_pid(self, net_id: str) -> int | None:

@@ -10,11 +10,16 @@ Layout for a network ``N`` and an instance ``I`` (kernel ids: 1-8 lowercase hex 
     namespace {p}qdhcp-N    DHCP side: veth {p}dN (peer {p}qN), dnsmasq bound to it
     namespace {p}inst-I     instance: veth {p}iI (peer {p}vI), udhcpc on it
 
+Overlay (several nodes, :mod:`.kinds.overlay`)::
+
+    namespace {p}fabric-F   the simulated fabric joining the nodes' underlays: bridge {p}bF, ports {p}fN
+    namespace {p}ul-N       node N's underlay: veth {p}uN (peer {p}fN in the fabric) holding the VTEP; the UDP
+                            socket of every VXLAN device {p}xNET created here stays here, the device itself is
+                            created straight into the segment namespace {p}seg-NET
+
 Reserved for the kinds to come (names only; nothing creates them yet)::
 
     namespace {p}qrouter-R  router: nftables, ports {p}rX (Neutron's qr-, inside) and {p}gX (qg-, outside)
-    namespace {p}ul-N       a node's VXLAN underlay: VXLAN device {p}xN is created here, moved to the segment
-    namespace {p}fabric-N   the simulated fabric joining the nodes' underlays (TEST-NET addresses only)
 
     state_dir/{p}qdhcp-N/   dnsmasq.pid leases hosts opts dnsmasq.log
     state_dir/{p}inst-I/    udhcpc.pid lease network udhcpc.log
@@ -42,7 +47,7 @@ IFNAMSIZ = 16
 KERNEL_ID_RE = re.compile(r"[0-9a-f]{1,8}")
 
 NS_KINDS = ("seg", "qdhcp", "inst", "qrouter", "ul", "fabric")
-RESERVED_NS_KINDS = ("qrouter", "ul", "fabric")  # named here, created by nothing yet
+RESERVED_NS_KINDS = ("qrouter",)  # named here, created by nothing yet
 # One letter per device role; kept here so a new role cannot silently reuse a letter.
 DEV_LETTERS = {
     "bridge": "b",
@@ -52,7 +57,9 @@ DEV_LETTERS = {
     "inst_port": "v",
     "router_port": "r",  # reserved: a router's port on a segment (Neutron's qr-)
     "gateway_port": "g",  # reserved: a router's external port (Neutron's qg-)
-    "vxlan": "x",  # reserved: a segment's VXLAN tunnel device
+    "vxlan": "x",  # a segment's VXLAN tunnel device (in the segment namespace, its socket in the underlay)
+    "underlay": "u",  # a node's underlay veth end holding its VTEP (in the underlay namespace)
+    "fabric_port": "f",  # its peer, a port of the fabric's bridge (in the fabric namespace)
 }
 RESOLV_ROOT = Path("/etc/netns")
 
@@ -108,8 +115,8 @@ class Names:
     dhcp_ns = _derived("ns", "qdhcp", "Namespace holding the network's dnsmasq.")
     inst_ns = _derived("ns", "inst", "Namespace standing in for an instance (VM).")
     router_ns = _derived("ns", "qrouter", "Reserved: namespace of a future router.")
-    underlay_ns = _derived("ns", "ul", "Reserved: a node's VXLAN underlay namespace.")
-    fabric_ns = _derived("ns", "fabric", "Reserved: the simulated fabric between the nodes' underlays.")
+    underlay_ns = _derived("ns", "ul", "A node's VXLAN underlay namespace.")
+    fabric_ns = _derived("ns", "fabric", "The simulated fabric between the nodes' underlays.")
 
     def parse_ns(self, name: str) -> tuple[str, str] | None:
         """``(kind, kernel_id)`` if ``name`` is one of our namespaces, else ``None``."""
@@ -135,7 +142,9 @@ class Names:
     inst_port = _derived("dev", "inst_port", "Bridge-side peer of the instance NIC (in the seg namespace).")
     router_port = _derived("dev", "router_port", "Reserved: a router's port on a segment.")
     gateway_port = _derived("dev", "gateway_port", "Reserved: a router's external port.")
-    vxlan = _derived("dev", "vxlan", "Reserved: the segment's VXLAN device.")
+    vxlan = _derived("dev", "vxlan", "The segment's VXLAN device (in the seg namespace).")
+    underlay_dev = _derived("dev", "underlay", "The node's VTEP device (in its underlay namespace).")
+    fabric_port = _derived("dev", "fabric_port", "A node's port on the fabric bridge (in the fabric namespace).")
 
     def role(self, ifname: str | None) -> str | None:
         """The role (a key of :data:`DEV_LETTERS`) of one of our device names, else None."""

@@ -3,7 +3,9 @@ supervised by :mod:`..process`), removes what it made and reports what a scan fo
 
 * :mod:`.segment` — the network's L2 segment: namespace ``seg-N`` with bridge ``bN``;
 * :mod:`.dhcp` — the network's DHCP side: namespace ``qdhcp-N``, veth into the bridge, dnsmasq;
-* :mod:`.instance` — an instance: namespace ``inst-I``, veth on the bridge with its MAC, udhcpc.
+* :mod:`.instance` — an instance: namespace ``inst-I``, veth on the bridge with its MAC, udhcpc;
+* :mod:`.overlay` — several nodes: the shared fabric ``fabric-F``, a node's underlay ``ul-N`` holding its VTEP,
+  and a network's VXLAN port ``xNET`` with its flood list (built as the example below describes).
 
 :class:`..driver.LinuxHostDriver` composes them. A new kind touches: a module here (plan, remove, scan), its
 names in :mod:`..naming` (already reserved for the two below), its ops in :mod:`..ops` if netlink gives no
