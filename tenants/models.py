@@ -76,6 +76,11 @@ class Network(models.Model):
     )
     node = models.CharField(max_length=64, blank=True, default="",
                             help_text="The network node (agent) this network is scheduled to.")
+    vni = models.PositiveIntegerField(
+        null=True, blank=True, unique=True, editable=False,
+        help_text="VXLAN network identifier on the overlay between nodes (unique: two tenants' segments on one "
+                  "node's underlay must never share one).",
+    )
     status = models.CharField(max_length=16, choices=ObjectStatus.choices, default=ObjectStatus.PENDING)
     status_reason = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -93,3 +93,10 @@ def test_jobs_go_to_the_queue_of_the_node_the_network_is_scheduled_to(registered
     assert [(j.func_name, j.args) for j in jobs] == [("tenants.jobs.realise_network", (network.pk,))]
     assert agent_queue("node-b").count == 0
     agent_queue("node-a").empty()
+
+
+def test_every_network_gets_a_vni_of_its_own_from_the_database(tenant_factory):
+    first = services.network_create(tenant=tenant_factory(), name="one", subnet={"cidr": "10.5.0.0/24"})
+    second = services.network_create(tenant=tenant_factory(), name="one", subnet={"cidr": "10.5.0.0/24"})
+    vnis = [Network.objects.get(pk=n.pk).vni for n in (first, second)]
+    assert vnis == [first.pk, second.pk] and len(set(vnis)) == 2
