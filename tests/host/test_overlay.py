@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from host_helpers import ns_exec
+from host_helpers import ns_exec, wait_for
 
 from tenants.host import (
     HostConfig,
@@ -149,7 +149,8 @@ def test_a_network_spans_three_nodes_and_two_tenants_on_one_cidr_stay_apart(over
 
     # Deleting a node's underlay deletes the VXLAN devices made from it; ensuring again brings them back.
     d1.remove_underlay("1")
-    assert vx1 not in {x.name for x in inspect_namespace(seg1).links}
+    # The kernel frees a deleted namespace's devices asynchronously (and with them those made from it).
+    assert wait_for(lambda: vx1 not in {x.name for x in inspect_namespace(seg1).links}, timeout=30)
     d1.ensure_underlay(o.underlay(1))
     d1.ensure_tunnel(o.tunnel("a1", 101, 1, [2, 3]))
     ns_exec(o.node[1].names.inst_ns("c1"), "busybox", "ping", "-c", "2", "-W", "3", "10.77.0.13")
