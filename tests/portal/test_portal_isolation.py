@@ -28,7 +28,7 @@ from rest_framework.views import APIView
 
 from api import services as token_services
 from live import naming
-from tenants import services
+from tenants import nodes, services
 from tenants.models import Instance, Lease, Membership, Network, Subnet
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +48,8 @@ OTHER_TENANT_KWARGS: dict[str, Callable[[SimpleNamespace], Any]] = {
 # Kwargs that select nothing tenant-specific: any valid value will do.
 NEUTRAL_KWARGS: dict[str, Callable[[SimpleNamespace], Any]] = {
     "format": lambda w: "json",
+    # A node belongs to no tenant (and only superusers see one): a real row, so a leak would answer 200.
+    "node_id": lambda w: nodes.node_register(name="isolation-walk").pk,
 }
 # Routes an anonymous client may open (they must still show nothing of tenant B).
 PUBLIC_ROUTES = {"login", "logout", "api:api-root", "api:schema", "api:docs"}

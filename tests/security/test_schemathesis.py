@@ -112,9 +112,10 @@ def url_conf_operations() -> set[str]:
 
 
 def test_the_url_conf_count_sees_every_viewset_action():
-    """Guard the derivation itself: the five resources' 22 operations as of the API's first version."""
+    """Guard the derivation itself: the five resources' 22 operations as of the API's first version, plus the
+    nodes' two (list and detail, read-only)."""
     operations = url_conf_operations()
-    assert len(operations) == 22, sorted(operations)
+    assert len(operations) == 24, sorted(operations)
     assert "DELETE /api/v1/instances/{instance_id}/" in operations and "GET /api/v1/leases/" in operations
 
 
