@@ -15,7 +15,7 @@ from rest_framework import serializers
 from tenants import selectors, services, validators
 from tenants.choices import Role
 from tenants.hostspecs import names
-from tenants.models import Instance, Lease, Network, Subnet, Tenant
+from tenants.models import Instance, Lease, Network, Node, Subnet, Tenant
 
 # Subnet arguments of network_create's nested ``subnet``: their errors are reported under "subnet".
 SUBNET_ERROR_FIELDS = ("cidr", "gateway", "dhcp_address", "allocation_pools", "dns_nameservers", "domain_name",
@@ -273,4 +273,13 @@ class LeaseSerializer(serializers.ModelSerializer):
         model = Lease
         fields = ["id", "network", "subnet", "instance", "ip_address", "mac_address", "hostname", "state",
                   "expires_at", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+# --- nodes ---------------------------------------------------------------------------------------------
+
+class NodeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Node
+        fields = ["id", "name", "vtep_address", "dhcp", "compute", "state", "heartbeat_at", "registered_at"]
         read_only_fields = fields

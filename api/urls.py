@@ -17,6 +17,7 @@ router.register("leases", views.LeaseViewSet, basename="lease")
 router.register("routers", router_views.RouterViewSet, basename="router")
 router.register("floating-ips", router_views.FloatingIPViewSet, basename="floating-ip")
 router.register("external-networks", router_views.ExternalNetworkViewSet, basename="external-network")
+router.register("nodes", views.NodeViewSet, basename="node")
 
 urlpatterns = [
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),

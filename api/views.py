@@ -229,3 +229,19 @@ class LeaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
 
     def get_queryset(self) -> QuerySet:
         return selectors.leases_for_user(self.request.user).order_by("subnet_id", "ip_address", "id")
+
+
+# --- nodes ---------------------------------------------------------------------------------------------
+
+@extend_schema_view(
+    list=extend_schema(summary="List nodes (superusers only)"),
+    retrieve=extend_schema(summary="Get a node (superusers only)"),
+)
+class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    """The nodes running agents, read-only: agents register them. Other users get an empty list."""
+
+    serializer_class = s.NodeSerializer
+    lookup_url_kwarg = "node_id"
+
+    def get_queryset(self) -> QuerySet:
+        return selectors.nodes_for_user(self.request.user).order_by("name")

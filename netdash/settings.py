@@ -143,7 +143,19 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 # This host's name as a network node. Each node runs one agent (RQ worker) on its own queue; networks
 # are scheduled to a node and their jobs go to that node's queue.
 NETDASH_NODE = os.environ.get("NETDASH_NODE", socket.gethostname().split(".")[0] or "node")
+if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", NETDASH_NODE):
+    raise ImproperlyConfigured(
+        f"NETDASH_NODE={NETDASH_NODE!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or "
+        "digit (it names the node's queue and its state directory)"
+    )
 NETDASH_AGENT_QUEUE = f"agent-{NETDASH_NODE}"
+# Nodes: each agent registers its Node row and heartbeats every NETDASH_NODE_HEARTBEAT_SECONDS; a node whose
+# heartbeat is older than NETDASH_NODE_DEAD_SECONDS is not scheduled to. NETDASH_NODE_VTEP is this node's VXLAN
+# tunnel endpoint on the underlay (unset: no overlay).
+NETDASH_NODE_HEARTBEAT_SECONDS = float(os.environ.get("NETDASH_NODE_HEARTBEAT_SECONDS", "5"))
+NETDASH_NODE_DEAD_SECONDS = float(os.environ.get("NETDASH_NODE_DEAD_SECONDS", "30"))
+NETDASH_NODE_VTEP = os.environ.get("NETDASH_NODE_VTEP") or None
+NETDASH_NODE_ROLES = os.environ.get("NETDASH_NODE_ROLES", "dhcp,compute")
 
 RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300},

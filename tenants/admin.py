@@ -27,6 +27,7 @@ from .models import (
     LeaseEvent,
     Membership,
     Network,
+    Node,
     Router,
     RouterInterface,
     Subnet,
@@ -387,6 +388,23 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ["at", "tenant", "actor", "action", "object_type", "object_id", "detail"]
     list_filter = ["action", "tenant"]
     search_fields = ["detail", "object_id", "actor__username"]
+
+
+@admin.register(Node)
+class NodeAdmin(ReadOnlyAdmin):
+    """Agents register and heartbeat their nodes; only superusers see node internals."""
+
+    list_display = ["name", "vtep_address", "dhcp", "compute", "state", "heartbeat_at"]
+    list_filter = ["state", "dhcp", "compute"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Membership)

@@ -1,5 +1,7 @@
-"""The host agent: one per network node. An RQ worker plus three small loops.
+"""The host agent: one per network node. An RQ worker plus four small loops.
 
+- registration and heartbeat: the node's row says which node this is and that it is alive (scheduling only
+  sends new work to nodes with a fresh heartbeat);
 - start-up reconcile: after a reboot or crash the host is rebuilt from the database before any job runs;
 - lease watcher: one inotify instance over every network's lease file → ``lease_sync`` within milliseconds;
 - process monitor (like Neutron's ProcessMonitor): a dnsmasq or DHCP client that died is restarted within a
@@ -21,12 +23,12 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 from rq import SimpleWorker, worker_registration
 
-from . import jobs, metrics
+from . import jobs, metrics, nodes
 from .choices import ObjectStatus
 from .host.leases import LeaseWatcher
 from .host.process import RESTART_BACKOFF, RestartBackoff
@@ -163,6 +165,23 @@ class Agent:
         enqueue_now(func, pk, node=self.node)
         return True
 
+    def register(self) -> None:
+        """Create or refresh this node's row from its settings (VTEP address, roles)."""
+        nodes.node_register(name=self.node, vtep_address=settings.NETDASH_NODE_VTEP,
+                            roles=settings.NETDASH_NODE_ROLES)
+
+    def heartbeat(self) -> None:
+        if not nodes.node_heartbeat(self.node):
+            log.warning("node %s has no row (deleted?); registering it again", self.node)
+            self.register()
+
+    def sign_off(self) -> None:
+        """A clean stop: the node stops looking alive now, not NETDASH_NODE_DEAD_SECONDS later."""
+        try:
+            nodes.node_signed_off(self.node)
+        except DatabaseError as exc:
+            log.warning("could not sign node %s off: %s", self.node, exc)
+
     def schedule_reconcile(self) -> None:
         enqueue_now("tenants.jobs.reconcile", self.node, node=self.node)
 
@@ -177,6 +196,7 @@ class Agent:
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start_loops(self) -> None:
         loops = {
+            "heartbeat": lambda: self._loop("heartbeat", self.heartbeat, settings.NETDASH_NODE_HEARTBEAT_SECONDS),
             "leases": lambda: self._loop("leases", self.watch_leases, 1.0),
             "monitor": lambda: self._loop("monitor", self.monitor_processes, MONITOR_INTERVAL),
             "reconcile": lambda: self._loop("reconcile", self.schedule_reconcile, self.reconcile_interval),
@@ -190,6 +210,7 @@ class Agent:
     def run(self, *, burst: bool = False) -> None:
         """Reconcile once, then serve jobs until stopped (or until the queue is empty with ``burst``)."""
         host_config().state_dir.mkdir(parents=True, exist_ok=True)
+        self.register()
         server = self.serve_metrics()
         report = jobs.reconcile(self.node)
         for line in report.lines():
@@ -201,6 +222,7 @@ class Agent:
             self.stop.set()
             for thread in self.threads:
                 thread.join(timeout=3)
+            self.sign_off()
             if server is not None:
                 server.shutdown()
 

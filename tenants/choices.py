@@ -32,3 +32,14 @@ class LeaseEventKind(models.TextChoices):
     RENEW = "renew", "Renewed"
     RELEASE = "release", "Released"
     EXPIRE = "expire", "Expired"
+
+
+class NodeState(models.TextChoices):
+    """What an administrator (or, later, failure detection) says about a node; liveness is its heartbeat.
+
+    up: takes new work while its heartbeat is fresh; down: known dead; drained: alive but takes no new work.
+    """
+
+    UP = "up", "Up"
+    DOWN = "down", "Down"
+    DRAINED = "drained", "Drained"

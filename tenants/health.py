@@ -51,8 +51,8 @@ def check_redis() -> Check:
 def check_agents() -> Check:
     try:
         live = agent_heartbeats()
-    except (RedisError, OSError):
-        return Check("agents", False, "unknown: redis unreachable")
+    except DatabaseError:
+        return Check("agents", False, "unknown: database unreachable")
     return Check("agents", True) if live else Check("agents", False, "no live agent")
 
 

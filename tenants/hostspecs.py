@@ -30,10 +30,15 @@ from .models import Instance, Network, Router
 
 @cache
 def host_config() -> HostConfig:
-    """The driver's configuration for this node (settings are read once per process)."""
+    """The driver's configuration for this node (settings are read once per process).
+
+    The state directory is one per node under ``NETDASH_STATE_DIR``: agents of several nodes on one machine share
+    a prefix and a state root, and each finds (and may remove) only its own pid and lease files, and only
+    processes started from its own directory.
+    """
     return HostConfig(
         prefix=settings.NETDASH_PREFIX,
-        state_dir=settings.NETDASH_STATE_DIR.resolve(),
+        state_dir=(settings.NETDASH_STATE_DIR / settings.NETDASH_NODE).resolve(),
         dnsmasq=settings.NETDASH_DNSMASQ,
         busybox=settings.NETDASH_BUSYBOX,
         fast_ipv6=settings.NETDASH_FAST_IPV6,

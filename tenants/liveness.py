@@ -1,32 +1,23 @@
 """Which agents are alive, and how long ago each last said so: the one answer readiness and metrics share.
 
-Why one small function: today an agent's liveness is its RQ worker registration in Redis (RQ expires a dead
-worker's key, and ``last_heartbeat`` is refreshed while it waits for jobs). The multi-node work adds ``Node``
-rows with ``heartbeat_at``; switching to them changes this function only.
+An agent's liveness is its ``Node`` row (:mod:`.nodes`): registered at start, ``heartbeat_at`` refreshed every
+``NETDASH_NODE_HEARTBEAT_SECONDS``, alive while younger than ``NETDASH_NODE_DEAD_SECONDS`` — the same rows
+scheduling asks, so readiness, metrics and scheduling never disagree about which nodes are up (and a Redis
+restart, which empties RQ's worker registry, no longer makes every agent look dead).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-import django_rq
 from django.conf import settings
 from django.utils import timezone
-from rq import Worker
 
-from .queue import node_of_queue
+from .models import Node
 
 
 def agent_heartbeats() -> dict[str, dt.datetime]:
-    """Node → its agent's latest heartbeat, for every agent registered now. Raises ``RedisError`` when Redis
-    cannot be asked (a caller that must not fail says "unknown" rather than "no agents")."""
-    workers = Worker.all(connection=django_rq.get_connection(settings.NETDASH_AGENT_QUEUE))
-    beats: dict[str, dt.datetime] = {}
-    for worker in workers:
-        beat = worker.last_heartbeat or worker.birth_date or timezone.now()
-        if timezone.is_naive(beat):
-            beat = beat.replace(tzinfo=dt.UTC)  # RQ stores UTC without a zone
-        for name in worker.queue_names():
-            if (node := node_of_queue(name)) and (node not in beats or beats[node] < beat):
-                beats[node] = beat
-    return beats
+    """Node name → its agent's latest heartbeat, for every node whose heartbeat is younger than
+    ``NETDASH_NODE_DEAD_SECONDS`` (whatever an administrator set its state to: a drained node's agent is alive)."""
+    fresh_since = timezone.now() - dt.timedelta(seconds=settings.NETDASH_NODE_DEAD_SECONDS)
+    return dict(Node.objects.filter(heartbeat_at__gte=fresh_since).values_list("name", "heartbeat_at"))

@@ -129,8 +129,8 @@ class StateCollector(Collector):
         """Agent up (1/0) for every node that has networks or a live agent; heartbeat age for the live ones."""
         try:
             beats = agent_heartbeats()
-        except RedisError:
-            return  # unknown, not "down": netdash_redis_up says why
+        except DatabaseError:
+            return  # unknown, not "down": the database is what tells (the node rows)
         up = GaugeMetricFamily("netdash_agent_up", "1 when the node's agent is registered and heartbeating.",
                                labels=["node"])
         age = GaugeMetricFamily("netdash_agent_heartbeat_age_seconds", "Seconds since the agent's last heartbeat.",

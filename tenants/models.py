@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from . import validators
-from .choices import LeaseEventKind, LeaseState, ObjectStatus, Role
+from .choices import LeaseEventKind, LeaseState, NodeState, ObjectStatus, Role
 
 KERNEL_ID_LENGTH = 8
 
@@ -78,6 +78,11 @@ class Network(models.Model):
     )
     node = models.CharField(max_length=64, blank=True, default="",
                             help_text="The network node (agent) this network is scheduled to.")
+    vni = models.PositiveIntegerField(
+        null=True, blank=True, unique=True, editable=False,
+        help_text="VXLAN network identifier on the overlay between nodes (unique: two tenants' segments on one "
+                  "node's underlay must never share one).",
+    )
     status = models.CharField(max_length=16, choices=ObjectStatus.choices, default=ObjectStatus.PENDING)
     status_reason = models.CharField(max_length=500, blank=True, default="")
     external = models.BooleanField(
@@ -407,3 +412,29 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_type} {self.object_id}"
+
+
+class Node(models.Model):
+    """A host running one agent: registered by that agent at start, kept alive by its heartbeat.
+
+    Why a row and not the RQ worker registry: scheduling, the overlay (a node's VTEP address, which networks it
+    hosts) and failure detection all need facts about a node that Redis does not hold, and they must survive a
+    Redis restart. ``Network.node`` names a node by ``name``; tenants see that name and nothing else.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    vtep_address = models.GenericIPAddressField(
+        protocol="IPv4", null=True, blank=True, unique=True,
+        help_text="The node's VXLAN tunnel endpoint on the underlay (unset: the node takes part in no overlay).",
+    )
+    dhcp = models.BooleanField(default=True, help_text="Role: may run DHCP servers.")
+    compute = models.BooleanField(default=True, help_text="Role: may run instances.")
+    state = models.CharField(max_length=16, choices=NodeState.choices, default=NodeState.UP)
+    heartbeat_at = models.DateTimeField(help_text="When the node's agent last said it is alive.")
+    registered_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -26,13 +26,6 @@ def queue_name_for_node(node: str | None) -> str:
     return f"{QUEUE_PREFIX}{node}" if node else settings.NETDASH_AGENT_QUEUE
 
 
-def node_of_queue(name: str) -> str | None:
-    """The node whose agent listens on queue ``name`` (the inverse of :func:`queue_name_for_node`), or None."""
-    if not name.startswith(QUEUE_PREFIX):
-        return None
-    return name.removeprefix(QUEUE_PREFIX) or None
-
-
 def agent_queue(node: str | None = None) -> Queue:
     """The queue of ``node``'s agent. Built directly (not from RQ_QUEUES) because nodes come and go at run time;
     every node shares the one Redis configured for this node's queue."""

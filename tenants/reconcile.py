@@ -13,7 +13,9 @@ reboot or a half-finished job are all repaired here. The steps, in order:
 4. sync the leases of the healthy ones;
 5. converge the node's routers after their networks (finish their deletions, realise the rest: ``ensure_router``
    rebuilds a wiped router and restores a flushed NAT table, and leaves a matching one alone);
-6. remove anything with our prefix that the database no longer wants (routers included).
+6. remove anything with our prefix that the database no longer wants (routers included), leaving alone what it
+   assigns to other nodes (agents of several nodes on one machine share the prefix: each removes only its own
+   orphans).
 """
 
 from __future__ import annotations
@@ -169,14 +171,26 @@ def _realise_batch(chunk: list[Network], report: ReconcileReport) -> None:
 
 
 def _remove_orphans(node: str, report: ReconcileReport) -> None:
-    """Step 6: anything with our prefix the database no longer wants (re-read: the steps above deleted rows)."""
+    """Step 6: anything with our prefix the database no longer wants (re-read: the steps above deleted rows).
+
+    The host is scanned before the database is read: a network another node's agent realises meanwhile is then
+    either missing from the scan or already in the database as that node's.
+    """
+    scan = driver().scan_host()
     wanted = Network.objects.filter(node=node).exclude(status=ObjectStatus.DELETING)
     wanted_networks = set(wanted.values_list("kernel_id", flat=True))
     wanted_instances = set(Instance.objects.filter(network__in=wanted).exclude(status=ObjectStatus.DELETING)
                            .values_list("kernel_id", flat=True))
+    # Another node's routers (same prefix on one machine) are that node's agent's to converge: never orphans here.
     wanted_routers = set(Router.objects.filter(node=node).exclude(status=ObjectStatus.DELETING)
                          .values_list("kernel_id", flat=True))
-    before = driver().remove_orphans(wanted_networks, wanted_instances, wanted_routers=wanted_routers)
+    wanted_routers |= set(Router.objects.exclude(node=node).values_list("kernel_id", flat=True))
+    others = Network.objects.exclude(node=node)
+    before = driver().remove_orphans(
+        wanted_networks, wanted_instances, wanted_routers=wanted_routers, scan=scan,
+        foreign_networks=set(others.values_list("kernel_id", flat=True)),
+        foreign_instances=set(Instance.objects.filter(network__in=others).values_list("kernel_id", flat=True)),
+    )
     report.removed_orphans = sorted(
         [f"network {k}" for k in before.networks if k not in wanted_networks]
         + [f"instance {k}" for k in before.instances if k not in wanted_instances]

@@ -19,6 +19,7 @@ from .models import (
     LeaseEvent,
     Membership,
     Network,
+    Node,
     Router,
     RouterInterface,
     Subnet,
@@ -90,6 +91,13 @@ def external_networks_for_user(user: AbstractBaseUser) -> QuerySet[Network]:
     if not user.is_authenticated:
         return Network.objects.none()
     return Network.objects.filter(external=True).exclude(status="deleting").prefetch_related("subnets")
+
+
+def nodes_for_user(user: AbstractBaseUser) -> QuerySet[Node]:
+    """Node internals (VTEP, roles, heartbeat) are for superusers only; tenants see a network's node by name."""
+    if not user.is_authenticated or not user.is_superuser:
+        return Node.objects.none()
+    return Node.objects.all()
 
 
 def networks_with_counts(qs: QuerySet[Network]) -> QuerySet[Network]:

@@ -191,12 +191,25 @@ def network_create(*, tenant: Tenant, name: str, actor: AbstractBaseUser | None 
             raise ValidationError("This tenant is being deleted.", code="deleting")
         _check_quota(locked, "networks", Network.objects.filter(tenant=tenant).count())
         _save_network_name(network)
+        _allocate_vni(network)
         if subnet is not None:
             subnet_create(network=network, actor=actor, _enqueue=False, **subnet)
         audit_record(actor=actor, tenant=tenant, action="network.create", obj=network, detail=name)
         _enqueue_network(network)
         events.publish(tenant.pk, "network.created", selectors.network_data(network))
     return network
+
+
+VXLAN_MAX_VNI = 2**24 - 1
+
+
+def _allocate_vni(network: Network) -> None:
+    """The network's VNI is its id: unique and allocated by the database's own sequence, so concurrent creations
+    can never collide (ids are not reused: Django's SQLite tables are AUTOINCREMENT, PostgreSQL uses sequences)."""
+    if network.pk > VXLAN_MAX_VNI:
+        raise ValidationError(f"No VXLAN network identifier is left (ids above {VXLAN_MAX_VNI}).", code="vni")
+    network.vni = network.pk
+    network.save(update_fields=["vni"])
 
 
 def network_update(*, network: Network, name: str, actor: AbstractBaseUser | None = None) -> Network:

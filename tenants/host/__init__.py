@@ -45,6 +45,8 @@ from .specs import (
     RouterPortSpec,
     RouterSpec,
     SubnetSpec,
+    TunnelSpec,
+    UnderlaySpec,
     UpstreamSpec,
 )
 from .validate import MIN_LEASE_SECONDS, IPAddress, IPNetwork
@@ -58,4 +60,6 @@ __all__ = [
     # routers and the simulated upstream
     "UPSTREAM_ECHO_PORT", "FloatingIPSpec", "RouterFound", "RouterGatewaySpec", "RouterPortSpec", "RouterRealised",
     "RouterSpec", "UpstreamFound", "UpstreamRealised", "UpstreamSpec",
+    # overlay (several nodes)
+    "TunnelSpec", "UnderlaySpec",
 ]

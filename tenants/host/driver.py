@@ -22,12 +22,12 @@ from .dhcp_client import InstanceLease, UdhcpcCommand, read_lease
 from .dnsmasq import DnsmasqCommand
 from .errors import HostError
 from .interface import HostScan, InstanceRealised, NetworkRealised, RouterRealised, UpstreamRealised
-from .kinds import dhcp, instance, router, segment, upstream
+from .kinds import dhcp, instance, overlay, router, segment, upstream
 from .leases import DnsmasqLease, read_leases
 from .naming import RESERVED_NS_KINDS, Names, check_kernel_id
 from .ops import Op, Session, apply_all, transcript
 from .process import Supervisor, kill, processes
-from .specs import InstanceSpec, NetworkSpec, RouterSpec, UpstreamSpec
+from .specs import InstanceSpec, NetworkSpec, RouterSpec, TunnelSpec, UnderlaySpec, UpstreamSpec
 
 PROGRAMS = (dhcp.PROGRAM, instance.PROGRAM)
 
@@ -125,6 +125,42 @@ class LinuxHostDriver:
         nothing a quick look can see."""
         return instance.running(self.supervisor, self.udhcpc_command(spec), instance.daemon(self.names,
                                                                                             spec.kernel_id))
+
+    # -- overlay (several nodes) ------------------------------------------------------------
+    def plan_overlay(self, underlay: UnderlaySpec, tunnels: Iterable[TunnelSpec] = ()) -> list[Op]:
+        """Operations for this prefix's fabric, a node's underlay on it, and that node's tunnels."""
+        ops = overlay.plan_fabric(self.names) + overlay.plan_underlay(self.names, underlay)
+        return ops + [op for t in tunnels for op in overlay.plan_tunnel(self.names, t)]
+
+    def fabric(self) -> tuple[str, str]:
+        """(namespace, bridge) of this prefix's fabric, for the :class:`UnderlaySpec` of nodes joining it."""
+        return overlay.fabric_names(self.names)
+
+    def ensure_fabric(self) -> None:
+        """Create the shared fabric idempotently (any node may; none owns it, reconcile never reaps it)."""
+        self._apply(overlay.plan_fabric(self.names))
+
+    def ensure_underlay(self, spec: UnderlaySpec) -> None:
+        """Realise a node's underlay on an existing fabric, idempotently."""
+        self._apply(overlay.plan_underlay(self.names, spec))
+
+    def ensure_tunnel(self, spec: TunnelSpec) -> None:
+        """Realise a network's VXLAN port and flood list on a node whose underlay and segment exist."""
+        if not netns.exists(self.names.seg_ns(spec.network_kernel_id)):
+            raise HostError(f"network {spec.network_kernel_id} is not realised; ensure it first")
+        self._apply(overlay.plan_tunnel(self.names, spec))
+
+    def remove_underlay(self, node_id: str) -> None:
+        """Delete a node's underlay (and with it every VXLAN device made from it)."""
+        overlay.remove_underlay(self.names, check_kernel_id(node_id))
+
+    def remove_overlay(self) -> None:
+        """Delete every underlay and the fabric of this prefix (teardown of the whole host only)."""
+        for name in netns.list_names():
+            parsed = self.names.parse_ns(name)
+            if parsed is not None and parsed[0] == "ul":
+                overlay.remove_underlay(self.names, parsed[1])
+        overlay.remove_fabric(self.names)
 
     # -- queries ---------------------------------------------------------------------------
     def dnsmasq_pid(self, net_id: str) -> int | None:
@@ -305,7 +341,9 @@ class LinuxHostDriver:
         known = {f.dnsmasq_pid for f in scan.networks.values()} | {f.udhcpc_pid for f in scan.instances.values()}
         # One /proc walk: ours in our namespaces but no pid file names them, and ours by argv (our state dir)
         # but in a namespace that was deleted (behind our back, or mid-start), which nothing else finds.
-        marker = str(self.config.state_dir)
+        # The trailing separator: a sibling state dir (another node's, ``…/state/n10`` beside ``…/state/n1``)
+        # is not ours.
+        marker = f"{self.config.state_dir}{os.sep}"
         for p in processes():
             if p.program not in PROGRAMS or p.pid in known:
                 continue
@@ -316,15 +354,38 @@ class LinuxHostDriver:
                 scan.stray_pids.setdefault("(deleted namespace)", []).append(p.pid)
         return scan
 
-    def remove_orphans(self, wanted_networks: Iterable[str], wanted_instances: Iterable[str], *,
-                       wanted_routers: Iterable[str] | None = None) -> HostScan:
-        """Remove every network/instance with our prefix not in the wanted sets, the upstreams of unwanted
-        networks, and (unless ``wanted_routers`` is None, which leaves routers alone) unwanted routers.
+    def _without_foreign(self, scan: HostScan, networks: set[str], instances: set[str]) -> HostScan:
+        """``scan`` minus the networks and instances of other nodes (and the upstreams of their networks), and
+        minus processes in their namespaces. Routers and reserved namespaces are carried through unchanged."""
+        n = self.names
+        foreign_ns = {n.seg_ns(k) for k in networks} | {n.dhcp_ns(k) for k in networks} | {
+            n.upstream_ns(k) for k in networks} | {n.inst_ns(k) for k in instances}
+        return HostScan(
+            networks={k: f for k, f in scan.networks.items() if k not in networks},
+            instances={k: f for k, f in scan.instances.items() if k not in instances},
+            routers=dict(scan.routers),
+            upstreams={k: f for k, f in scan.upstreams.items() if k not in networks},
+            reserved=set(scan.reserved),
+            stray_pids={where: pids for where, pids in scan.stray_pids.items() if where not in foreign_ns},
+        )
 
-        Also kills stray dnsmasq/udhcpc processes in our namespaces (e.g. a pid file lost in
-        a crash). Returns what was found before removal.
+    def remove_orphans(
+        self, wanted_networks: Iterable[str], wanted_instances: Iterable[str], *,
+        wanted_routers: Iterable[str] | None = None, foreign_networks: Iterable[str] = (),
+        foreign_instances: Iterable[str] = (), scan: HostScan | None = None,
+    ) -> HostScan:
+        """Remove every network/instance with our prefix that is neither wanted nor foreign, the upstreams of
+        unwanted (and not foreign) networks, and (unless ``wanted_routers`` is None, which leaves routers alone)
+        unwanted routers.
+
+        Also kills stray dnsmasq/udhcpc processes in our namespaces (e.g. a pid file lost in a crash), except in
+        foreign ones. Foreign objects belong to another node's agent on this machine (same prefix, its own state
+        dir): their processes look like strays from here, so they are left alone entirely. ``scan`` is what the
+        caller scanned *before* it read the wanted and foreign sets, so an object another agent creates in
+        between is in neither the scan nor the sets and is not mistaken for an orphan. Returns what was found
+        of ours (the scan without the foreign objects) before removal.
         """
-        scan = self.scan_host()
+        scan = self._without_foreign(scan or self.scan_host(), set(foreign_networks), set(foreign_instances))
         nets, insts = set(wanted_networks), set(wanted_instances)
         for pids in scan.stray_pids.values():
             for pid in pids:

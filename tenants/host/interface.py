@@ -17,7 +17,7 @@ from .dnsmasq import DnsmasqCommand
 from .leases import DnsmasqLease
 from .naming import Names
 from .ops import Op
-from .specs import InstanceSpec, NetworkSpec, RouterSpec, UpstreamSpec
+from .specs import InstanceSpec, NetworkSpec, RouterSpec, TunnelSpec, UnderlaySpec, UpstreamSpec
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class HostScan:
     instances: dict[str, InstanceFound] = field(default_factory=dict)
     routers: dict[str, RouterFound] = field(default_factory=dict)
     upstreams: dict[str, UpstreamFound] = field(default_factory=dict)
-    # namespaces of kinds named in naming.py that nothing creates yet (routers, underlays): orphans by definition
+    # namespaces of kinds named in naming.py that nothing creates yet (RESERVED_NS_KINDS, none now): orphans
     reserved: set[str] = field(default_factory=set)
     # dnsmasq/udhcpc processes in our namespaces that no pid file accounts for
     stray_pids: dict[str, list[int]] = field(default_factory=dict)
@@ -159,7 +159,19 @@ class HostDriver(Protocol):
     def ensure_upstream(self, spec: UpstreamSpec) -> UpstreamRealised: ...
     def remove_upstream(self, network_kernel_id: str) -> None: ...
 
+    # overlay (several nodes)
+    def plan_overlay(self, underlay: UnderlaySpec, tunnels: Iterable[TunnelSpec] = ()) -> list[Op]: ...
+    def fabric(self) -> tuple[str, str]: ...
+    def ensure_fabric(self) -> None: ...
+    def ensure_underlay(self, spec: UnderlaySpec) -> None: ...
+    def ensure_tunnel(self, spec: TunnelSpec) -> None: ...
+    def remove_underlay(self, node_id: str) -> None: ...
+    def remove_overlay(self) -> None: ...
+
     # scan and reconcile
     def scan_host(self) -> HostScan: ...
-    def remove_orphans(self, wanted_networks: Iterable[str], wanted_instances: Iterable[str], *,
-                       wanted_routers: Iterable[str] | None = None) -> HostScan: ...
+    def remove_orphans(
+        self, wanted_networks: Iterable[str], wanted_instances: Iterable[str], *,
+        wanted_routers: Iterable[str] | None = None, foreign_networks: Iterable[str] = (),
+        foreign_instances: Iterable[str] = (), scan: HostScan | None = None,
+    ) -> HostScan: ...

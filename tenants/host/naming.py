@@ -16,10 +16,12 @@ Layout for a network ``N`` and an instance ``I`` (kernel ids: 1-8 lowercase hex 
     namespace {p}upstream-N the simulated outside world on external network N: veth {p}uN (peer {p}wN on the
                             bridge), a TEST-NET address, no default route, the echo service
 
-Reserved for the kinds to come (names only; nothing creates them yet)::
+Overlay (several nodes, :mod:`.kinds.overlay`)::
 
-    namespace {p}ul-N       a node's VXLAN underlay: VXLAN device {p}xN is created here, moved to the segment
-    namespace {p}fabric-N   the simulated fabric joining the nodes' underlays (TEST-NET addresses only)
+    namespace {p}fabric-F   the simulated fabric joining the nodes' underlays: bridge {p}bF, ports {p}fN
+    namespace {p}ul-N       node N's underlay: veth {p}yN (peer {p}fN in the fabric) holding the VTEP; the UDP
+                            socket of every VXLAN device {p}xNET created here stays here, the device itself is
+                            created straight into the segment namespace {p}seg-NET
 
     state_dir/{p}qdhcp-N/   dnsmasq.pid leases hosts opts dnsmasq.log
     state_dir/{p}inst-I/    udhcpc.pid lease network udhcpc.log
@@ -48,7 +50,7 @@ IFNAMSIZ = 16
 KERNEL_ID_RE = re.compile(r"[0-9a-f]{1,8}")
 
 NS_KINDS = ("seg", "qdhcp", "inst", "qrouter", "upstream", "ul", "fabric")
-RESERVED_NS_KINDS = ("ul", "fabric")  # named here, created by nothing yet
+RESERVED_NS_KINDS: tuple[str, ...] = ()  # named here, created by nothing yet (none left: every kind is built)
 # One letter per device role; kept here so a new role cannot silently reuse a letter.
 DEV_LETTERS = {
     "bridge": "b",
@@ -62,7 +64,9 @@ DEV_LETTERS = {
     "gateway_port_peer": "h",  # its peer on the external network's bridge
     "upstream": "u",  # the simulated upstream's NIC
     "upstream_port": "w",  # its peer on the external network's bridge
-    "vxlan": "x",  # reserved: a segment's VXLAN tunnel device
+    "vxlan": "x",  # a segment's VXLAN tunnel device (in the segment namespace, its socket in the underlay)
+    "underlay": "y",  # a node's underlay veth end holding its VTEP (in the underlay namespace)
+    "fabric_port": "f",  # its peer, a port of the fabric's bridge (in the fabric namespace)
 }
 RESOLV_ROOT = Path("/etc/netns")
 
@@ -119,8 +123,8 @@ class Names:
     inst_ns = _derived("ns", "inst", "Namespace standing in for an instance (VM).")
     router_ns = _derived("ns", "qrouter", "Namespace of a router (forwarding, NAT).")
     upstream_ns = _derived("ns", "upstream", "Namespace of the simulated outside world on an external network.")
-    underlay_ns = _derived("ns", "ul", "Reserved: a node's VXLAN underlay namespace.")
-    fabric_ns = _derived("ns", "fabric", "Reserved: the simulated fabric between the nodes' underlays.")
+    underlay_ns = _derived("ns", "ul", "A node's VXLAN underlay namespace.")
+    fabric_ns = _derived("ns", "fabric", "The simulated fabric between the nodes' underlays.")
 
     def parse_ns(self, name: str) -> tuple[str, str] | None:
         """``(kind, kernel_id)`` if ``name`` is one of our namespaces, else ``None``."""
@@ -151,7 +155,9 @@ class Names:
                                  "Bridge-side peer of a router's external port (in the external seg namespace).")
     upstream_dev = _derived("dev", "upstream", "The simulated upstream's NIC (in the upstream namespace).")
     upstream_port = _derived("dev", "upstream_port", "Bridge-side peer of the upstream's NIC (in the seg namespace).")
-    vxlan = _derived("dev", "vxlan", "Reserved: the segment's VXLAN device.")
+    vxlan = _derived("dev", "vxlan", "The segment's VXLAN device (in the seg namespace).")
+    underlay_dev = _derived("dev", "underlay", "The node's VTEP device (in its underlay namespace).")
+    fabric_port = _derived("dev", "fabric_port", "A node's port on the fabric bridge (in the fabric namespace).")
 
     def role(self, ifname: str | None) -> str | None:
         """The role (a key of :data:`DEV_LETTERS`) of one of our device names, else None."""

@@ -371,3 +371,112 @@ class RouteReplace(Op):
         if idx is None:
             raise self.fail(f"device {self.dev} missing in {self.ns}")
         s.ipr(self.ns).route("replace", dst="default", gateway=self.gateway, oif=idx)
+
+
+# -- overlay ops (kinds/overlay.py) ---------------------------------------------------------------------
+VXLAN_PORT = 4789  # IANA's; the socket is opened in the underlay namespace when the device goes up
+FLOOD_MAC = "00:00:00:00:00:00"  # the FDB entry a VXLAN device floods broadcast/unknown frames along
+
+
+@dataclass(frozen=True)
+class LinkMtu(Op):
+    """A device's MTU: underlay veths carry 1550 so that full 1500-byte tenant frames fit the VXLAN header
+    (measured: a 1500 underlay silently loses 1514-byte frames)."""
+
+    ns: str
+    dev: str
+    mtu: int
+
+    def shell(self) -> str:
+        return shell_command(["ip", "-n", self.ns, "link", "set", self.dev, "mtu", str(self.mtu)])
+
+    def apply(self, s: Session) -> None:
+        idx = s.index(self.ns, self.dev)
+        if idx is None:
+            raise self.fail(f"device {self.dev} missing in {self.ns}")
+        s.ipr(self.ns).link("set", index=idx, mtu=self.mtu)
+
+
+@dataclass(frozen=True)
+class VxlanAdd(Op):
+    """A VXLAN device created from the underlay namespace ``ul_ns`` straight into ``ns``, enslaved and up.
+
+    Created from the underlay, its UDP socket lives there and never in the root namespace; ``nolearning``
+    because the flood list comes from the database. An existing device with other settings is rebuilt.
+    """
+
+    ul_ns: str
+    ul_dev: str
+    ns: str
+    name: str
+    vni: int
+    local: str
+    master: str
+
+    def shell(self) -> str:
+        add = ["ip", "-n", self.ul_ns, "link", "add", self.name, "netns", self.ns, "type", "vxlan", "id",
+               str(self.vni), "local", self.local, "dev", self.ul_dev, "dstport", str(VXLAN_PORT), "nolearning"]
+        up = ["ip", "-n", self.ns, "link", "set", self.name, "master", self.master, "up"]
+        return f"{shell_command(add)} && {shell_command(up)}"
+
+    def _matches(self, s: Session, idx: int) -> bool:
+        info = s.ipr(self.ns).get_links(idx)[0].get_attr("IFLA_LINKINFO")
+        data = info.get_attr("IFLA_INFO_DATA") if info is not None else None
+        return (info is not None and info.get_attr("IFLA_INFO_KIND") == "vxlan" and data is not None
+                and data.get_attr("IFLA_VXLAN_ID") == self.vni and data.get_attr("IFLA_VXLAN_LOCAL") == self.local)
+
+    def apply(self, s: Session) -> None:
+        master = s.index(self.ns, self.master)
+        if master is None:
+            raise self.fail(f"bridge {self.master} missing in {self.ns}")
+        idx = s.index(self.ns, self.name)
+        if idx is not None and not self._matches(s, idx):
+            s.ipr(self.ns).link("del", index=idx)
+            s.forget(self.ns, self.name)
+            idx = None
+        if idx is None:
+            ul_dev = s.index(self.ul_ns, self.ul_dev)
+            if ul_dev is None:
+                raise self.fail(f"underlay device {self.ul_dev} missing in {self.ul_ns}")
+            fd = netns.ns_fd(self.ns)
+            try:
+                s.ipr(self.ul_ns).link("add", ifname=self.name, kind="vxlan", vxlan_id=self.vni,
+                                       vxlan_local=self.local, vxlan_link=ul_dev, vxlan_port=VXLAN_PORT,
+                                       vxlan_learning=0, net_ns_fd=fd)
+            finally:
+                os.close(fd)
+            idx = s.index(self.ns, self.name)
+            if idx is None:
+                raise self.fail(f"{self.name} did not appear in {self.ns}")
+        s.ipr(self.ns).link("set", index=idx, master=master, state="up")
+
+
+@dataclass(frozen=True)
+class FloodList(Op):
+    """Exactly these flood entries (``00:00:00:00:00:00 dst <peer VTEP>``) on a VXLAN device: missing ones are
+    appended, others deleted (the diff of ``bridge fdb show dev``)."""
+
+    ns: str
+    dev: str
+    peers: tuple[str, ...]
+
+    def shell(self) -> str:
+        return "\n".join(shell_command(["bridge", "-n", self.ns, "fdb", "append", FLOOD_MAC, "dev", self.dev,
+                                        "dst", peer]) for peer in self.peers) or ":"
+
+    def present(self, s: Session) -> set[str]:
+        idx = s.index(self.ns, self.dev)
+        return {entry.get_attr("NDA_DST") for entry in s.ipr(self.ns).fdb("dump", ifindex=idx)
+                if entry["ifindex"] == idx and entry.get_attr("NDA_LLADDR") == FLOOD_MAC
+                and entry.get_attr("NDA_DST")}
+
+    def apply(self, s: Session) -> None:
+        idx = s.index(self.ns, self.dev)
+        if idx is None:
+            raise self.fail(f"device {self.dev} missing in {self.ns}")
+        present, wanted = self.present(s), set(self.peers)
+        ipr = s.ipr(self.ns)
+        for peer in sorted(wanted - present):
+            ipr.fdb("append", ifindex=idx, lladdr=FLOOD_MAC, dst=peer)
+        for peer in sorted(present - wanted):
+            ipr.fdb("del", ifindex=idx, lladdr=FLOOD_MAC, dst=peer)

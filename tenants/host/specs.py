@@ -187,6 +187,18 @@ def _ipv4(value: Any, what: str) -> ipaddress.IPv4Address:
     return addr
 
 
+# -- overlay (several nodes) ----------------------------------------------------------------------------
+VXLAN_MAX_VNI = 2**24 - 1
+
+
+def _vtep(value: Any, what: str) -> Any:
+    """A VTEP: a private IPv4 address (it lives only in project underlay namespaces, never in the root one)."""
+    addr = v.ip(value, what)
+    if addr.version != 4 or not addr.is_private or addr.is_loopback:
+        raise HostInputError(f"{what} {addr} must be a private IPv4 address")
+    return addr
+
+
 @dataclass(frozen=True)
 class RouterPortSpec:
     """A router's interface on a tenant network: the gateway address(es) of the subnets it routes."""
@@ -301,3 +313,48 @@ class UpstreamSpec:
             raise HostInputError(f"upstream address {addr} must lie inside a TEST-NET range "
                                  f"({', '.join(map(str, TEST_NETS))}): the outside world here is simulated")
         object.__setattr__(self, "address", addr)
+
+
+@dataclass(frozen=True)
+class UnderlaySpec:
+    """A node's underlay: namespace ``ul-<node>`` whose veth into the fabric's bridge holds the node's VTEP.
+
+    ``fabric_ns`` / ``fabric_bridge`` name the shared fabric (owned by no node, so possibly under another
+    prefix than the node's own names).
+    """
+
+    node_id: str
+    vtep: Any
+    prefixlen: int
+    fabric_ns: str
+    fabric_bridge: str
+
+    def __post_init__(self) -> None:
+        check_kernel_id(self.node_id)
+        object.__setattr__(self, "vtep", _vtep(self.vtep, "VTEP address"))
+        if not isinstance(self.prefixlen, int) or not 8 <= self.prefixlen <= 30:
+            raise HostInputError(f"underlay prefix length {self.prefixlen!r} must be 8-30")
+
+
+@dataclass(frozen=True)
+class TunnelSpec:
+    """A network's VXLAN port on one node: its VNI, the node's underlay and VTEP, and the other nodes' VTEPs
+    (one flood entry each: head-end replication, the database playing Neutron's l2population)."""
+
+    network_kernel_id: str
+    vni: int
+    node_id: str
+    local_vtep: Any
+    peers: tuple = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        check_kernel_id(self.network_kernel_id)
+        check_kernel_id(self.node_id)
+        if not isinstance(self.vni, int) or isinstance(self.vni, bool) or not 1 <= self.vni <= VXLAN_MAX_VNI:
+            raise HostInputError(f"VNI {self.vni!r} must be 1-{VXLAN_MAX_VNI}")
+        local = _vtep(self.local_vtep, "local VTEP")
+        peers = tuple(sorted({_vtep(p, "peer VTEP") for p in _sequence(self.peers, "peers")}))
+        if local in peers:
+            raise HostInputError(f"the local VTEP {local} cannot be its own peer")
+        object.__setattr__(self, "local_vtep", local)
+        object.__setattr__(self, "peers", peers)

@@ -95,11 +95,12 @@ def test_openapi_document_is_valid_and_complete(client):
     paths = document["paths"]
     for route in ("/api/v1/tenants/", "/api/v1/networks/", "/api/v1/networks/{network_id}/", "/api/v1/subnets/",
                   "/api/v1/subnets/{subnet_id}/", "/api/v1/instances/", "/api/v1/instances/{instance_id}/",
-                  "/api/v1/leases/", "/api/v1/leases/{lease_id}/"):
+                  "/api/v1/leases/", "/api/v1/leases/{lease_id}/", "/api/v1/nodes/", "/api/v1/nodes/{node_id}/"):
         assert route in paths, route
     assert set(paths["/api/v1/networks/"]) >= {"get", "post"}
     assert set(paths["/api/v1/networks/{network_id}/"]) >= {"get", "put", "patch", "delete"}
     assert set(paths["/api/v1/leases/{lease_id}/"]) == {"get"}
+    assert set(paths["/api/v1/nodes/{node_id}/"]) == {"get"}
     filters = {p["name"] for p in paths["/api/v1/instances/"]["get"]["parameters"]}
     assert filters >= {"network", "subnet", "status", "tenant", "limit", "offset"}
     assert document["components"]["securitySchemes"]["bearerAuth"] == {

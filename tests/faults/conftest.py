@@ -30,6 +30,7 @@ from rq import Worker
 from tenants import events
 from tenants.host import process
 from tenants.hostspecs import driver
+from tenants.queue import agent_queue as agent_queue_of
 from tenants.testing import require_root, reset_agent_queue
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -109,9 +110,10 @@ def agent_queue(host_clean) -> Iterator[object]:
 class AgentProcess:
     """One ``manage.py agent`` subprocess on the test database; stopped or killed by its pid only."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = env
+    def __init__(self, env: dict[str, str], log_path: Path, node: str = settings.NETDASH_NODE) -> None:
+        self.env = {**env, "NETDASH_NODE": node}
         self.log_path = log_path
+        self.node = node
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -131,9 +133,8 @@ class AgentProcess:
 
     def worker_registered(self) -> bool:
         """The agent's RQ worker is listening (its start-up reconcile has finished)."""
-        queue = django_rq.get_queue(settings.NETDASH_AGENT_QUEUE)
         try:
-            return any(w.pid == self.pid for w in Worker.all(queue=queue))
+            return any(w.pid == self.pid for w in Worker.all(queue=agent_queue_of(self.node)))
         except Exception:  # noqa: BLE001 - Redis may be down in a drill
             return False
 
@@ -176,11 +177,13 @@ class AgentProcess:
 
 @pytest.fixture
 def start_agent(transactional_db, agent_queue, tmp_path) -> Iterator[Callable[..., AgentProcess]]:
-    """``start_agent(reconcile_seconds=60, redis_url=None)`` → a running agent subprocess on the test database."""
+    """``start_agent(reconcile_seconds=60, redis_url=None, node=NETDASH_NODE)`` → a running agent subprocess on
+    the test database, serving ``node``."""
     started: list[AgentProcess] = []
     database_url = agent_database_url()
 
-    def start(reconcile_seconds: int = 60, redis_url: str | None = None, wait: bool = True) -> AgentProcess:
+    def start(reconcile_seconds: int = 60, redis_url: str | None = None, wait: bool = True,
+              node: str = settings.NETDASH_NODE) -> AgentProcess:
         env = dict(os.environ)
         env.update({
             "DATABASE_URL": database_url,
@@ -189,7 +192,7 @@ def start_agent(transactional_db, agent_queue, tmp_path) -> Iterator[Callable[..
             "PYTHONUNBUFFERED": "1",
             "LOG_LEVEL": "INFO",
         })
-        agent = AgentProcess(env, tmp_path / f"agent-{len(started)}.log")
+        agent = AgentProcess(env, tmp_path / f"agent-{len(started)}.log", node)
         started.append(agent.start())
         if wait:
             agent.wait_ready()
@@ -198,13 +201,13 @@ def start_agent(transactional_db, agent_queue, tmp_path) -> Iterator[Callable[..
     yield start
     for agent in started:
         agent.stop(timeout=5)
-    # A SIGKILLed agent never unregisters its RQ worker; left listed, it would look like a live node to the
-    # scheduler (tests/agent/test_scheduling.py) until its TTL runs out.
+    # A SIGKILLed agent never unregisters its RQ worker; left listed, it would look alive to anyone listing
+    # the queue's workers until its TTL runs out.
     try:
-        pids = {a.pid for a in started}
-        for worker in Worker.all(queue=django_rq.get_queue(settings.NETDASH_AGENT_QUEUE)):
-            if worker.pid in pids:
-                worker.register_death()
+        for agent in started:
+            for worker in Worker.all(queue=agent_queue_of(agent.node)):
+                if worker.pid == agent.pid:
+                    worker.register_death()
     except Exception:  # noqa: BLE001 - a drill may have stopped its Redis
         pass
     logs = [a.log_path for a in started]

@@ -60,12 +60,13 @@ def test_no_two_names_collide_including_the_reserved_kinds(prefix, kid):
     n = Names(HostConfig(prefix, Path("/x")))
     names = [n.dev(role, kid) for role in DEV_LETTERS] + [n.ns(kind, kid) for kind in NS_KINDS]
     assert len(set(names)) == len(names)
-    assert [n.underlay_ns(kid), n.fabric_ns(kid)] == [n.ns(k, kid) for k in RESERVED_NS_KINDS]
-    assert [n.router_ns(kid), n.upstream_ns(kid)] == [n.ns(k, kid) for k in ("qrouter", "upstream")]
+    assert RESERVED_NS_KINDS == ()  # every kind named here is built now
+    assert [n.router_ns(kid), n.upstream_ns(kid), n.underlay_ns(kid), n.fabric_ns(kid)] == [
+        n.ns(k, kid) for k in ("qrouter", "upstream", "ul", "fabric")]
     assert [n.router_port(kid), n.router_port_peer(kid), n.gateway_port(kid), n.gateway_port_peer(kid),
-            n.upstream_dev(kid), n.upstream_port(kid), n.vxlan(kid)] == [
+            n.upstream_dev(kid), n.upstream_port(kid), n.vxlan(kid), n.underlay_dev(kid), n.fabric_port(kid)] == [
         n.dev(role, kid) for role in ("router_port", "router_port_peer", "gateway_port", "gateway_port_peer",
-                                      "upstream", "upstream_port", "vxlan")]
+                                      "upstream", "upstream_port", "vxlan", "underlay", "fabric_port")]
     for role in DEV_LETTERS:
         assert n.role(n.dev(role, kid)) == role
     assert n.role("lo") is None and n.role(f"{prefix}z{kid}") is None

@@ -31,7 +31,7 @@ from rest_framework.views import APIView
 from api import services as token_services
 from live import naming
 from teach.models import Classroom, Lab
-from tenants import routers, services
+from tenants import nodes, routers, services
 from tenants.models import FloatingIP, Instance, Lease, Membership, Network, Router, Subnet
 
 pytestmark = pytest.mark.django_db
@@ -56,6 +56,8 @@ OTHER_TENANT_KWARGS: dict[str, Callable[[SimpleNamespace], Any]] = {
 NEUTRAL_KWARGS: dict[str, Callable[[SimpleNamespace], Any]] = {
     "format": lambda w: "json",
     "external_network_id": lambda w: w.external.pk,  # every tenant may see (never change) an external network
+    # A node belongs to no tenant (and only superusers see one): a real row, so a leak would answer 200.
+    "node_id": lambda w: nodes.node_register(name="isolation-walk").pk,
 }
 # Routes an anonymous client may open (they must still show nothing of tenant B).
 # The operators' endpoints are for machines: /healthz and /readyz answer load balancers anonymously, /metrics a
