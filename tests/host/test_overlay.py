@@ -149,8 +149,11 @@ def test_a_network_spans_three_nodes_and_two_tenants_on_one_cidr_stay_apart(over
 
     # Deleting a node's underlay deletes the VXLAN devices made from it; ensuring again brings them back.
     d1.remove_underlay("1")
-    # The kernel frees a deleted namespace's devices asynchronously (and with them those made from it).
-    assert wait_for(lambda: vx1 not in {x.name for x in inspect_namespace(seg1).links}, timeout=30)
+    # The kernel frees a deleted namespace's devices asynchronously (and with them those made from it, and the
+    # veth's fabric end: re-creating the pair while that end is still being freed fails with ENODEV).
+    fabric_ns, port1 = o.underlay(1).fabric_ns, d1.names.fabric_port("1")
+    assert wait_for(lambda: vx1 not in {x.name for x in inspect_namespace(seg1).links}
+                    and port1 not in {x.name for x in inspect_namespace(fabric_ns).links}, timeout=30)
     d1.ensure_underlay(o.underlay(1))
     d1.ensure_tunnel(o.tunnel("a1", 101, 1, [2, 3]))
     ns_exec(o.node[1].names.inst_ns("c1"), "busybox", "ping", "-c", "2", "-W", "3", "10.77.0.13")
