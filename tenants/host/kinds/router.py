@@ -10,10 +10,13 @@ does not keep reaching the old instance.
 
 from __future__ import annotations
 
+import errno
 import socket
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+from pyroute2.netlink.exceptions import NetlinkError
 
 from .. import netns, nft
 from ..errors import HostError
@@ -152,12 +155,23 @@ def prune(s: Session, n: Names, spec: RouterSpec) -> set[str]:
         if role == "gateway_port":
             gone |= {address for address, prefixlen in stale if prefixlen == 32}
         if name not in wanted:
-            ipr.link("del", index=idx)
+            _already_gone_ok(ipr.link, "del", index=idx)
             s.forget(ns, name)
             continue
         for address, prefixlen in stale:
-            ipr.addr("del", index=idx, address=address, prefixlen=prefixlen)
+            _already_gone_ok(ipr.addr, "del", index=idx, address=address, prefixlen=prefixlen)
     return gone
+
+
+def _already_gone_ok(request: Callable[..., object], *args: object, **kwargs: object) -> None:
+    """Run a netlink delete that may race the kernel: deleting a network's segment namespace takes the veth
+    peer with it, so the router's end can vanish between the dump and the delete (ENODEV), or its address with it
+    (EADDRNOTAVAIL). Either way the object is gone, which is what prune wanted."""
+    try:
+        request(*args, **kwargs)
+    except NetlinkError as exc:
+        if exc.code not in (errno.ENODEV, errno.EADDRNOTAVAIL):
+            raise
 
 
 def clear_conntrack(ns: str, floating_ips: Iterable[str]) -> None:
