@@ -91,8 +91,10 @@ def test_reboot_rebuilds_everything_and_instances_keep_their_ips(agent_mode, sta
     took = wait_for(lambda: converged(networks) and _held_ips(networks) == ips, 60)
     total = round(time.monotonic() - start, 3)
     held = _held_ips(networks)
-    # The lease rows were active before the wipe, so convergence does not wait for the renewals to be synced.
-    wait_for(lambda: _no_lease_lost(_event_counts(since), len(ips)), 15, 0.1)
+    # The lease rows were active before the wipe, so convergence does not wait for the renewals to be synced; the
+    # lease watcher or, failing that, the 5 s periodic reconcile syncs them (once seen taking over 15 s on a loaded
+    # machine, so the bound is generous: it returns as soon as every lease is back).
+    wait_for(lambda: _no_lease_lost(_event_counts(since), len(ips)), 45, 0.1)
     events = _event_counts(since)
     report(injected=f"reboot ({agent_mode}): {wiped}, state dir kept", host_after_wipe=left,
            agent_ready_after_s=ready, rebuilt_after_s=took, wall_s=total,
@@ -157,7 +159,7 @@ def test_fresh_boot_wipe_of_namespaces_processes_and_state_dir_keeps_every_ip(st
     total = round(time.monotonic() - start, 3)
     held = _held_ips(networks)
     # The lease rows were active before the wipe, so convergence does not wait for the renewals to be synced.
-    wait_for(lambda: _no_lease_lost(_event_counts(since), len(ips)), 15, 0.1)
+    wait_for(lambda: _no_lease_lost(_event_counts(since), len(ips)), 45, 0.1)
     events = _event_counts(since)
     report(injected=f"fresh boot: agent killed, {wiped}", host_after_wipe=left, agent_ready_after_s=ready,
            rebuilt_after_s=took, wall_s=total, same_ip=sum(held[h] == ip for h, ip in ips.items()),
