@@ -37,7 +37,16 @@ def ask(ns: str, address: str) -> str:
 
 def addresses6(ns: str) -> set[str]:
     out = subprocess.run(["ip", "-n", ns, "-j", "-6", "addr"], capture_output=True, text=True, check=True).stdout
-    return {a["local"] for link in json.loads(out) for a in link.get("addr_info", []) if a.get("scope") == "global"}
+    return {a["local"] for link in json.loads(out) for a in link.get("addr_info", [])
+            if a.get("scope") == "global" and not a.get("tentative")}  # usable: DAD done
+
+
+def views(upstream_ns: str, router_ns: str) -> list[str]:
+    """What to read when the upstream is not reached: both sides' IPv6 routes and addresses, the router's rules."""
+    argvs = (["ip", "-n", upstream_ns, "-6", "route"], ["ip", "-n", upstream_ns, "-6", "addr"],
+             ["ip", "-n", router_ns, "-6", "route"], ["ip", "-n", router_ns, "-6", "addr"],
+             ["ip", "netns", "exec", router_ns, "nft", "list", "ruleset"])
+    return [subprocess.run(a, capture_output=True, text=True).stdout for a in argvs]
 
 
 def default6(ns: str) -> str:
@@ -68,7 +77,7 @@ def test_a_routed_pool_subnet_reaches_the_upstream_with_its_own_address(host_cle
     assert settle(up, timeout=60), (Router.objects.get(pk=router.pk).status_reason, addresses6(ns), default6(ns))
     assert ipaddress.ip_address(instance.ipv6_address) in v6.ip_network
     router_ll = default6(ns).split("via ", 1)[1].split()[0]  # the default route is the router's link-local ...
-    qr = names().router_port(router.interfaces.get(subnet=v6).kernel_id)
+    qr = names().router_port(router.interfaces.order_by("pk").first().kernel_id)  # one port per network
     router_ns = names().router_ns(router.kernel_id)
     assert router_ll in subprocess.run(["ip", "-n", router_ns, "-6", "addr", "show", "dev", qr],
                                        capture_output=True, text=True, check=True).stdout
@@ -76,7 +85,8 @@ def test_a_routed_pool_subnet_reaches_the_upstream_with_its_own_address(host_cle
     assert dnsmasq.networks[network.kernel_id].dnsmasq_pid
     argv = open(f"/proc/{dnsmasq.networks[network.kernel_id].dnsmasq_pid}/cmdline").read().split("\0")
     assert "--enable-ra" not in argv, argv
-    assert ask(ns, UPSTREAM6) == instance.ipv6_address  # routed, not translated
+    up_ns = names().upstream_ns(external.kernel_id)
+    assert ask(ns, UPSTREAM6) == instance.ipv6_address, views(up_ns, router_ns)  # routed, not translated
     assert Instance.objects.get(pk=instance.pk).status == "active"
     ext6 = external.subnets.get(ip_version=6)
     assert str(router_external_ipv6(Router.objects.get(pk=router.pk), ext6).ip) in subprocess.run(
