@@ -391,9 +391,11 @@ class UpstreamSpec:
             raise HostInputError(f"upstream address {addr} must lie inside a TEST-NET range "
                                  f"({', '.join(map(str, TEST_NETS))}): the outside world here is simulated")
         object.__setattr__(self, "address", addr)
+        routes6 = _sequence(self.routes6, "upstream IPv6 routes", tuple)
         if self.address6 is None:
-            if self.routes6:
+            if routes6:
                 raise HostInputError("upstream IPv6 routes need an upstream IPv6 address")
+            object.__setattr__(self, "routes6", ())
             return
         addr6 = _ipv6_interface(self.address6, "upstream IPv6 address")
         if not addr6.network.subnet_of(TEST_NET6):
@@ -401,7 +403,7 @@ class UpstreamSpec:
                                  "here is simulated")
         object.__setattr__(self, "address6", addr6)
         routes = []
-        for route in _sequence(self.routes6, "upstream IPv6 routes", tuple):
+        for route in routes6:
             if len(route) != 2:
                 raise HostInputError(f"upstream IPv6 route {repr(route)[:80]} must be (prefix, next hop)")
             prefix = v.network(route[0])

@@ -13,12 +13,15 @@ router's RA); each runs the upstream's echo service, so every check reads "who d
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import sys
 from dataclasses import replace
 
 import pytest
 from host_helpers import ipv6_addresses, ns_exec, router_advertisement, wait_for
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_router import network, root_view
 
 from tenants.host import (
@@ -164,3 +167,26 @@ def test_dropping_the_ipv6_subnets_stops_the_ra_daemon_and_removes_the_addresses
 def test_bad_ipv6_router_input_is_refused(build, message):
     with pytest.raises(HostInputError, match=message):
         build()
+
+
+_ANY = st.one_of(st.none(), st.text(max_size=40), st.integers(), st.booleans(),
+                 st.sampled_from(["2001:db8:ff::10/64", "2001:db8:ff::1", "fd11::1/64", "2001:db8:a1::/64",
+                                  "203.0.113.10/24", "2001:db8:ff::/64", "::/0", "2001:db8::1/129", "fe80::1%x/64"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(address6=_ANY, gateway6=_ANY, prefix=_ANY, mode=st.one_of(_ANY, st.sampled_from(sorted(router.RA_RANGE_MODE))),
+       routes=st.one_of(_ANY, st.lists(st.tuples(_ANY, _ANY), max_size=3)))
+def test_fuzzed_ipv6_router_specs_raise_only_host_input_errors(address6, gateway6, prefix, mode, routes):
+    """Whatever the input, the specs refuse with HostInputError or hold exactly parsed addresses."""
+    for build in (lambda: RouterGatewaySpec("e1", "203.0.113.10/24", address6=address6, gateway6=gateway6),
+                  lambda: RouterAdvertSpec(prefix, mode),
+                  lambda: UpstreamSpec("e1", "203.0.113.1/24", address6=address6, routes6=routes)):
+        try:
+            spec = build()
+        except HostInputError:
+            continue
+        for value in vars(spec).values():
+            assert value is None or isinstance(value, (str, tuple, ipaddress.IPv6Network, ipaddress.IPv6Interface,
+                                                       ipaddress.IPv6Address, ipaddress.IPv4Interface,
+                                                       ipaddress.IPv4Address))
