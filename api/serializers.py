@@ -145,6 +145,23 @@ class SubnetInputSerializer(SubnetSettingsSerializer):
 
 class SubnetCreateSerializer(SubnetInputSerializer):
     network = UserScopedPrimaryKeyField(scope="networks_for_user")
+    cidr = serializers.CharField(required=False, allow_blank=True, max_length=43,
+                                 help_text="Network address with prefix, e.g. 192.168.1.0/24; none with from_pool.")
+    from_pool = serializers.BooleanField(
+        required=False, default=False,
+        help_text="IPv6: take the next free /64 of the deployment's ULA subnet pool (unique, so it can be routed).")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("from_pool") == bool(attrs.get("cidr", "").strip()):
+            raise serializers.ValidationError({"cidr": ["Give a CIDR, or from_pool: true for a /64 from the subnet "
+                                                        "pool (not both)."]})
+        return attrs
+
+    def service_kwargs(self) -> dict[str, Any]:
+        data = super().service_kwargs()
+        if data.pop("from_pool"):
+            data.pop("cidr", None)
+        return data
 
 
 class SubnetUpdateSerializer(SubnetSettingsSerializer):

@@ -19,7 +19,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tenants import selectors, services
+from tenants import selectors, services, subnet_pools
 
 from . import filters
 from . import serializers as s
@@ -149,9 +149,9 @@ class SubnetViewSet(PatchLikePut, mixins.ListModelMixin, mixins.RetrieveModelMix
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = self._input(s.SubnetCreateSerializer)
+        create = subnet_pools.subnet_create_from_pool if data.validated_data["from_pool"] else services.subnet_create
         with service_errors():
-            subnet = services.subnet_create(network=data.validated_data["network"], actor=request.user,
-                                            **data.service_kwargs())
+            subnet = create(network=data.validated_data["network"], actor=request.user, **data.service_kwargs())
         return self._out(subnet, status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:

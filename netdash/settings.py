@@ -188,6 +188,8 @@ NETDASH_DNSMASQ = os.environ.get("NETDASH_DNSMASQ", "/usr/sbin/dnsmasq")
 NETDASH_BUSYBOX = os.environ.get("NETDASH_BUSYBOX", "/usr/bin/busybox")
 # Instances skip IPv6 router-solicitation delay and DAD (SLAAC in ms instead of ~3.5 s); off = realistic.
 NETDASH_FAST_IPV6 = os.environ.get("NETDASH_FAST_IPV6", "") == "1"
+# The IPv6 subnet pool's ULA /48 (fdXX:XXXX:XXXX::/48); empty: a random one is drawn once and stored.
+NETDASH_ULA_PREFIX = os.environ.get("NETDASH_ULA_PREFIX", "")
 # Locally administered unicast OUI for generated instance MACs (the same one Neutron uses by default).
 NETDASH_MAC_BASE = os.environ.get("NETDASH_MAC_BASE", "fa:16:3e")
 NETDASH_RECONCILE_SECONDS = int(os.environ.get("NETDASH_RECONCILE_SECONDS", "60"))

@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
-from tenants import services, validators
+from tenants import services, subnet_pools, validators
 from tenants.choices import Role
 from tenants.models import Network, Subnet
 
@@ -167,16 +167,26 @@ class NetworkEditForm(ServiceForm):
 class SubnetCreateForm(IPv6ModesMixin, SubnetFieldsMixin, ServiceForm):
     """Add a subnet to a network."""
 
-    cidr = forms.CharField(label="CIDR", max_length=43, help_text="A private network address, e.g. 10.0.5.0/24.")
+    cidr = forms.CharField(label="CIDR", max_length=43, required=False,
+                           help_text="A private network address, e.g. 10.0.5.0/24 (empty with “from the pool”).")
+    from_pool = forms.BooleanField(
+        label="IPv6 /64 from the subnet pool", required=False,
+        help_text="The next free /64 of this deployment's ULA prefix: unique, so it can be attached to a router.")
     name = forms.CharField(required=False, max_length=validators.MAX_NAME_LENGTH)
 
-    field_order = ["cidr", "name", "gateway", "dhcp_address", "allocation_pools", "dns_nameservers", "domain_name",
-                   "lease_seconds", "enable_dhcp", "ipv6_ra_mode", "ipv6_address_mode"]
+    field_order = ["cidr", "from_pool", "name", "gateway", "dhcp_address", "allocation_pools", "dns_nameservers",
+                   "domain_name", "lease_seconds", "enable_dhcp", "ipv6_ra_mode", "ipv6_address_mode"]
 
     def save(self, *, network: Network, actor: AbstractBaseUser) -> Subnet | None:
-        return self.submit(services.subnet_create, network=network, cidr=self.cleaned_data["cidr"].strip(),
-                           name=self.cleaned_data.get("name", ""), actor=actor, **self.subnet_kwargs(),
-                           **self.ipv6_kwargs())
+        common = {"network": network, "name": self.cleaned_data.get("name", ""), "actor": actor,
+                  **self.subnet_kwargs(), **self.ipv6_kwargs()}
+        cidr = self.cleaned_data["cidr"].strip()
+        if self.cleaned_data.get("from_pool") == bool(cidr):
+            self.add_error("cidr", "Give a CIDR, or tick “from the pool” for an IPv6 /64 (not both).")
+            return None
+        if cidr:
+            return self.submit(services.subnet_create, cidr=cidr, **common)
+        return self.submit(subnet_pools.subnet_create_from_pool, **common)
 
 
 class SubnetEditForm(SubnetFieldsMixin, ServiceForm):

@@ -19,13 +19,14 @@ from .host.specs import (
     InstanceSpec,
     NetworkSpec,
     ReservationSpec,
+    RouterAdvertSpec,
     RouterGatewaySpec,
     RouterPortSpec,
     RouterSpec,
     SubnetSpec,
     UpstreamSpec,
 )
-from .models import Instance, Network, Router
+from .models import Instance, Network, Router, RouterInterface, Subnet
 
 
 @cache
@@ -61,8 +62,19 @@ def subnet_tag(subnet_id: int) -> str:
     return f"s{subnet_id}"
 
 
+def _routed_subnet_ids(network: Network) -> set[int]:
+    """The network's IPv6 subnets attached to a router (one query, only for networks with IPv6)."""
+    if not any(s.ip_version == 6 for s in network.subnets.all()):
+        return set()
+    return set(RouterInterface.objects.filter(subnet__network=network).values_list("subnet_id", flat=True))
+
+
 def network_spec(network: Network) -> NetworkSpec:
-    """What the network's segment and dnsmasq should look like right now."""
+    """What the network's segment and dnsmasq should look like right now.
+
+    A routed IPv6 subnet's RAs come from its router (Neutron: the RA mode says who advertises), so the network's
+    dnsmasq gets no RA mode for it and only answers DHCPv6."""
+    routed = _routed_subnet_ids(network)
     subnets = tuple(
         SubnetSpec(
             cidr=s.cidr,
@@ -73,7 +85,7 @@ def network_spec(network: Network) -> NetworkSpec:
             lease_seconds=s.lease_seconds,
             enable_dhcp=s.enable_dhcp,
             tag=subnet_tag(s.pk),
-            ipv6_ra_mode=s.ipv6_ra_mode or None,
+            ipv6_ra_mode=None if s.pk in routed else s.ipv6_ra_mode or None,
             ipv6_address_mode=s.ipv6_address_mode or None,
         )
         # .all() and sorting here, not order_by()/exclude(): a batch job prefetches both relations for many networks.
@@ -113,20 +125,27 @@ def router_spec(router: Router) -> RouterSpec:
     external network. Reads ``interfaces__subnet__network`` and ``gateway_floating_ips`` as prefetched by
     ``router_convergence.load_router``.
     """
-    by_network: dict[str, tuple[str, list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]]] = {}
+    by_network: dict[str, tuple[str, list[ipaddress.IPv4Interface | ipaddress.IPv6Interface],
+                                list[RouterAdvertSpec]]] = {}
     for interface in sorted(router.interfaces.all(), key=lambda i: i.pk):
         subnet = interface.subnet
-        port = by_network.setdefault(subnet.network.kernel_id, (interface.kernel_id, []))
+        port = by_network.setdefault(subnet.network.kernel_id, (interface.kernel_id, [], []))
         port[1].append(ipaddress.ip_interface(f"{subnet.gateway}/{subnet.ip_network.prefixlen}"))
-    ports = tuple(RouterPortSpec(kernel_id=kid, network_kernel_id=net, addresses=tuple(addresses))
-                  for net, (kid, addresses) in by_network.items())
+        if subnet.ipv6_ra_mode:  # the router advertises it; address mode alone: an outside router would
+            port[2].append(RouterAdvertSpec(prefix=subnet.ip_network, ra_mode=subnet.ipv6_ra_mode))
+    ports = tuple(RouterPortSpec(kernel_id=kid, network_kernel_id=net, addresses=tuple(addresses),
+                                 adverts=tuple(adverts))
+                  for net, (kid, addresses, adverts) in by_network.items())
     gateway = None
     floating: tuple[FloatingIPSpec, ...] = ()
     if router.external_network_id and router.external_ip:
         ext = router.external_subnet
+        ext6 = external_subnet6(router.external_network)
         gateway = RouterGatewaySpec(network_kernel_id=router.external_network.kernel_id,
                                     address=ipaddress.ip_interface(f"{router.external_ip}/{ext.ip_network.prefixlen}"),
-                                    gateway=ext.gateway or None)
+                                    gateway=ext.gateway or None,
+                                    address6=None if ext6 is None else router_external_ipv6(router, ext6),
+                                    gateway6=None if ext6 is None else ext6.gateway)
         attached = {i.subnet_id for i in router.interfaces.all()}
         floating = tuple(FloatingIPSpec(floating_ip=f.address, fixed_ip=f.instance.ip_address)
                          for f in sorted(router.gateway_floating_ips, key=lambda f: f.pk)
@@ -143,5 +162,30 @@ def upstream_spec(network: Network) -> UpstreamSpec | None:
     subnet = next((s for s in sorted(network.subnets.all(), key=lambda s: s.pk) if s.gateway), None)
     if subnet is None:
         return None
+    ext6 = external_subnet6(network)
+    if ext6 is None:
+        return UpstreamSpec(network_kernel_id=network.kernel_id,
+                            address=ipaddress.ip_interface(f"{subnet.gateway}/{subnet.ip_network.prefixlen}"))
+    routes = []
+    for router in Router.objects.filter(external_network=network, external_ip__isnull=False).exclude(
+            status=ObjectStatus.DELETING).prefetch_related("interfaces__subnet"):
+        via = router_external_ipv6(router, ext6).ip
+        routes += [(i.subnet.ip_network, via) for i in router.interfaces.all() if i.subnet.ip_version == 6]
     return UpstreamSpec(network_kernel_id=network.kernel_id,
-                        address=ipaddress.ip_interface(f"{subnet.gateway}/{subnet.ip_network.prefixlen}"))
+                        address=ipaddress.ip_interface(f"{subnet.gateway}/{subnet.ip_network.prefixlen}"),
+                        address6=ipaddress.ip_interface(f"{ext6.gateway}/{ext6.ip_network.prefixlen}"),
+                        routes6=tuple(routes))
+
+
+def external_subnet6(network: Network) -> Subnet | None:
+    """The external network's IPv6 subnet with a gateway (the upstream holds it), or None: no routed IPv6 out."""
+    return next((s for s in sorted(network.subnets.all(), key=lambda s: s.pk) if s.ip_version == 6 and s.gateway),
+                None)
+
+
+def router_external_ipv6(router: Router, subnet: Subnet) -> ipaddress.IPv6Interface:
+    """The router's address on the external IPv6 subnet, derived rather than allocated: interface id
+    ``1:<kernel id>`` (kernel ids are unique), clear of the low addresses a gateway or instances take."""
+    net = subnet.ip_network
+    host = (1 << 32) | int(router.kernel_id, 16)
+    return ipaddress.IPv6Interface(f"{net.network_address + host}/{net.prefixlen}")

@@ -438,3 +438,15 @@ class Node(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class SubnetPool(models.Model):
+    """The deployment's IPv6 ULA /48 (RFC 4193: a random global id, drawn once and kept here so every node and
+    restart hands out /64s from the same prefix). Routed IPv6 is not translated, so prefixes behind routers
+    must be unique; this row is also the lock that serialises pool allocations and routed-prefix checks."""
+
+    prefix = models.CharField(max_length=43, unique=True, help_text="The ULA /48, e.g. fd12:3456:789a::/48.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.prefix

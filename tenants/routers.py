@@ -23,12 +23,23 @@ from .models import FloatingIP, Instance, Network, Router, RouterInterface, Subn
 from .queue import enqueue_on_commit
 from .scheduling import schedule_node
 from .services import _ALLOCATION_ATTEMPTS, _check_quota, _lock_tenant, network_create
+from .subnet_pools import check_routed_prefix, lock_pool
 
 # --- helpers ------------------------------------------------------------------------------------------
 
 
 def _enqueue_router(router: Router) -> None:
     enqueue_on_commit("tenants.jobs.realise_router", router.pk, node=router.node)
+
+
+def _enqueue_ipv6_neighbours(router: Router, subnet: Subnet) -> None:
+    """An IPv6 subnet attached or detached moves who sends its RAs (router or the network's dnsmasq) and the
+    upstream's route back to it: converge the subnet's network and the router's external network again."""
+    if subnet.ip_network.version != 6:
+        return
+    networks = [subnet.network] + ([router.external_network] if router.external_network_id else [])
+    for network in networks:
+        enqueue_on_commit("tenants.jobs.realise_network", network.pk, node=network.node)
 
 
 def _publish_router(router: Router, kind: str = "router.updated") -> None:
@@ -208,6 +219,8 @@ def router_interface_add(*, router: Router, subnet: Subnet, actor: AbstractBaseU
                                           "one on the subnet (e.g. its first usable address) and attach it again."]},
                               code="no_gateway")
     with transaction.atomic():
+        if subnet.ip_network.version == 6:
+            lock_pool()  # routed IPv6 prefixes are unique across tenants: one attach at a time checks them
         _lock_tenant(router.tenant)
         locked = Router.objects.select_for_update().get(pk=router.pk)
         if locked.status == ObjectStatus.DELETING:
@@ -220,6 +233,7 @@ def router_interface_add(*, router: Router, subnet: Subnet, actor: AbstractBaseU
                     subnet.ip_network):
                 raise ValidationError({"subnet": [f"{subnet.cidr} overlaps {attached.cidr}, already on this router; "
                                                   "put overlapping subnets behind different routers."]})
+        check_routed_prefix(subnet)
         try:
             with transaction.atomic():
                 interface = RouterInterface.objects.create(router=router, subnet=subnet)
@@ -228,6 +242,7 @@ def router_interface_add(*, router: Router, subnet: Subnet, actor: AbstractBaseU
         audit_record(actor=actor, tenant=router.tenant, action="router.interface.add", obj=interface,
                      detail=f"{router.name} {subnet.cidr}")
         _enqueue_router(router)
+        _enqueue_ipv6_neighbours(router, subnet)
         _publish_router(router)
     return interface
 
@@ -245,6 +260,7 @@ def router_interface_remove(*, interface: RouterInterface, actor: AbstractBaseUs
                      detail=f"{router.name} {interface.subnet.cidr}")
         interface.delete()
         _enqueue_router(router)
+        _enqueue_ipv6_neighbours(router, interface.subnet)
         _publish_router(router)
 
 

@@ -173,9 +173,18 @@ def validate_subnet_cidr(value: str) -> IPNetwork:
 EXTERNAL_IPV4 = tuple(ipaddress.ip_network(n) for n in ("198.51.100.0/24", "203.0.113.0/24"))
 
 
+EXTERNAL_IPV6 = ipaddress.ip_network("2001:db8::/32")  # RFC 3849
+
+
 def validate_external_cidr(value: str) -> IPNetwork:
-    """An external network's subnet: IPv4 /24–/29 inside 198.51.100.0/24 or 203.0.113.0/24."""
+    """An external network's subnet: IPv4 /24–/29 inside 198.51.100.0/24 or 203.0.113.0/24, or an IPv6 /64
+    inside 2001:db8::/32 (the simulated outside of routed IPv6; routers derive their address in it)."""
     network = parse_network(value)
+    if network.version == 6:
+        if network.prefixlen != 64 or not network.subnet_of(EXTERNAL_IPV6):
+            raise ValidationError(f"{network} is not a simulated outside range for IPv6; use a /64 inside "
+                                  f"{EXTERNAL_IPV6}.", code="not_external_range")
+        return network
     if network.version != 4 or not any(network.subnet_of(block) for block in EXTERNAL_IPV4):
         raise ValidationError(
             f"{network} is not a simulated outside range; use 198.51.100.0/24 or 203.0.113.0/24 (or a part of one).",

@@ -41,6 +41,7 @@ from .specs import (
     InstanceSpec,
     NetworkSpec,
     ReservationSpec,
+    RouterAdvertSpec,
     RouterGatewaySpec,
     RouterPortSpec,
     RouterSpec,
@@ -58,8 +59,8 @@ __all__ = [
     "NetworkRealised", "NetworkSpec", "Op", "ReservationSpec", "SubnetSpec", "inspect_namespace", "netns",
     "parse_leases", "read_leases", "transcript",
     # routers and the simulated upstream
-    "UPSTREAM_ECHO_PORT", "FloatingIPSpec", "RouterFound", "RouterGatewaySpec", "RouterPortSpec", "RouterRealised",
-    "RouterSpec", "UpstreamFound", "UpstreamRealised", "UpstreamSpec",
+    "UPSTREAM_ECHO_PORT", "FloatingIPSpec", "RouterAdvertSpec", "RouterFound", "RouterGatewaySpec", "RouterPortSpec",
+    "RouterRealised", "RouterSpec", "UpstreamFound", "UpstreamRealised", "UpstreamSpec",
     # overlay (several nodes)
     "TunnelSpec", "UnderlaySpec",
 ]

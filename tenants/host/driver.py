@@ -234,7 +234,7 @@ class LinuxHostDriver:
     # -- routers and the simulated upstream -----------------------------------------------------
     def plan_router(self, spec: RouterSpec) -> list[Op]:
         """Operations realising ``spec`` on a host where its networks are realised (see :mod:`.kinds.router`)."""
-        return router.plan(self.names, spec, self.config.busybox)
+        return router.plan(self.names, spec, self.config.busybox, self.config.dnsmasq)
 
     def transcript_router(self, spec: RouterSpec) -> list[str]:
         """Shell commands equivalent to realising ``spec`` on a fresh host (its networks already up)."""
@@ -259,6 +259,7 @@ class LinuxHostDriver:
         with Session(self.supervisor) as s:
             if netns.exists(ns):
                 gone = router.prune(s, n, spec)
+                router.prune_ipv6(s, n, spec)
             apply_all(ops, s)
         # From the live table (a FIP that moved keeps its address) and from the addresses (a table flushed
         # behind our back no longer says where a FIP pointed).
@@ -272,7 +273,9 @@ class LinuxHostDriver:
 
     def remove_routers(self, router_ids: Iterable[str]) -> None:
         """Delete the routers; already-gone is fine."""
-        router.remove(self.names, [check_kernel_id(r) for r in router_ids])
+        ids = [check_kernel_id(r) for r in router_ids]
+        router.remove(self.names, ids)
+        router.remove_state(self.names, ids)
 
     def _router_ns(self, router_id: str) -> str:
         ns = self.names.router_ns(router_id)

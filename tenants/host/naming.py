@@ -26,6 +26,7 @@ Overlay (several nodes, :mod:`.kinds.overlay`)::
     state_dir/{p}qdhcp-N/   dnsmasq.pid leases hosts opts dnsmasq.log
     state_dir/{p}inst-I/    udhcpc.pid lease network udhcpc.log
     state_dir/{p}upstream-N/  echo.pid echo.log
+    state_dir/{p}qrouter-R/   ra.pid ra.log (the router's RA-only dnsmasq, when it routes IPv6)
     /etc/netns/{p}inst-I/resolv.conf   so ``ip netns exec`` lookups use the network's DNS
 
 Device names are ``prefix + one letter + id``: at most 6 + 1 + 8 = 15 bytes = IFNAMSIZ - 1. That is why a
@@ -181,6 +182,10 @@ class Names:
         """State directory of a simulated upstream's echo service."""
         return self.config.state_dir / self.upstream_ns(net_id)
 
+    def router_dir(self, router_id: str) -> Path:
+        """State directory of a router's RA daemon."""
+        return self.config.state_dir / self.router_ns(router_id)
+
     def resolv_dir(self, inst_id: str) -> Path:
         """``ip netns exec`` bind-mounts files from here over /etc."""
         return RESOLV_ROOT / self.inst_ns(inst_id)
@@ -197,4 +202,6 @@ class Names:
     udhcpc_log = _file("inst_dir", "udhcpc.log", "udhcpc's start-up output (script errors).")
     echo_pid = _file("upstream_dir", "echo.pid", "The upstream echo service's pid file (written by its parent).")
     echo_log = _file("upstream_dir", "echo.log", "The upstream echo service's start-up output.")
+    ra_pid = _file("router_dir", "ra.pid", "The router's RA-only dnsmasq's pid file.")
+    ra_log = _file("router_dir", "ra.log", "The router's RA-only dnsmasq's log (``--log-facility``).")
     resolv_conf = _file("resolv_dir", "resolv.conf", "The instance's resolver, used by ``ip netns exec``.")

@@ -60,9 +60,9 @@ def render(t: NatTable) -> str:
     return f"table ip {TABLE} {{\n" + "\n".join(chains) + "}\n"
 
 
-def transaction(text: str) -> str:
+def transaction(text: str, family: str = "ip") -> str:
     """The ``nft -f`` input that replaces the table atomically (works whether it exists or not)."""
-    return f"table ip {TABLE} {{}}\ndelete table ip {TABLE}\n{text}"
+    return f"table {family} {TABLE} {{}}\ndelete table {family} {TABLE}\n{text}"
 
 
 def canonical(listed: str) -> str:
@@ -73,3 +73,41 @@ def canonical(listed: str) -> str:
 def floating_ips(listed: str) -> dict[str, str]:
     """Floating IP -> fixed IP as the live table (``nft list table`` text) translates them."""
     return dict(_DNAT_RE.findall(canonical(listed).split("\tchain output", 1)[0]))
+
+
+# -- IPv6: routed, never translated -------------------------------------------------------------------------
+# A router that routes IPv6 also gets ``table ip6 netdash``, a filter (no NAT: tenant prefixes are unique once
+# routed). The policy, like a home router's (RFC 6092):
+#
+# * forward: replies (``ct state established,related``, which includes ICMPv6 errors such as Packet Too Big)
+#   pass; anything that does not enter through ``qg`` passes (east-west between attached subnets, and outbound);
+#   from the external side only ICMPv6 echo requests start a flow (so the outside can ping a tenant address);
+#   every other new inbound connection is dropped — there are no IPv6 floating IPs to open a way in;
+# * input: DHCPv6 to the router is dropped: the router's dnsmasq only advertises (it must serve a DHCPv6 range
+#   to set the O flag), the network's dnsmasq is the one DHCPv6 server.
+
+
+@dataclass(frozen=True)
+class FilterTable6:
+    """What one IPv6-routing router lets through."""
+
+    gateway_dev: str
+
+
+def _filter_chain(name: str, policy: str, rules: list[str]) -> str:
+    head = f"\tchain {name} {{\n\t\ttype filter hook {name} priority filter; policy {policy};\n"
+    return head + "".join(f"\t\t{r}\n" for r in rules) + "\t}\n"
+
+
+def render6(t: FilterTable6) -> str:
+    """The ip6 table as ``nft list table`` prints it (without counter values)."""
+    g = t.gateway_dev
+    chains = [
+        _filter_chain("input", "accept", ["udp dport 547 counter drop"]),
+        _filter_chain("forward", "drop", [
+            "ct state established,related counter accept",
+            f'iifname != "{g}" counter accept',
+            f'iifname "{g}" icmpv6 type echo-request counter accept',
+        ]),
+    ]
+    return f"table ip6 {TABLE} {{\n" + "\n".join(chains) + "}\n"

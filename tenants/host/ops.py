@@ -373,6 +373,26 @@ class RouteReplace(Op):
         s.ipr(self.ns).route("replace", dst="default", gateway=self.gateway, oif=idx)
 
 
+@dataclass(frozen=True)
+class PrefixRouteReplace(Op):
+    """A route to ``dst`` via ``gateway`` on ``dev`` (replaced, so a changed next hop converges)."""
+
+    ns: str
+    dev: str
+    dst: str  # a prefix, e.g. 2001:db8:1::/64
+    gateway: str
+
+    def shell(self) -> str:
+        return shell_command(["ip", "-n", self.ns, "route", "replace", self.dst, "via", self.gateway,
+                              "dev", self.dev])
+
+    def apply(self, s: Session) -> None:
+        idx = s.index(self.ns, self.dev)
+        if idx is None:
+            raise self.fail(f"device {self.dev} missing in {self.ns}")
+        s.ipr(self.ns).route("replace", dst=self.dst, gateway=self.gateway, oif=idx)
+
+
 # -- overlay ops (kinds/overlay.py) ---------------------------------------------------------------------
 VXLAN_PORT = 4789  # IANA's; the socket is opened in the underlay namespace when the device goes up
 FLOOD_MAC = "00:00:00:00:00:00"  # the FDB entry a VXLAN device floods broadcast/unknown frames along

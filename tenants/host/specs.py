@@ -161,10 +161,12 @@ class InstanceSpec:
 
 
 # -- routers and the simulated upstream ----------------------------------------------------------------------
-# IPv4 only, like the networks. Every address here reaches an nftables rule or an ``ip`` argv, so each is parsed
-# into an ``ipaddress`` object (never kept as text) and checked against the others before anything is planned.
+# Every address here reaches an nftables rule or an ``ip`` argv, so each is parsed into an ``ipaddress`` object
+# (never kept as text) and checked against the others before anything is planned. NAT and floating IPs are IPv4;
+# IPv6 is routed without NAT (tenant prefixes come from the subnet pool and never overlap once routed).
 
 TEST_NETS = (ipaddress.ip_network("203.0.113.0/24"), ipaddress.ip_network("198.51.100.0/24"))  # RFC 5737
+TEST_NET6 = ipaddress.ip_network("2001:db8::/32")  # RFC 3849: the only IPv6 outside world we simulate
 
 
 def _ipv4_interface(value: Any, what: str) -> ipaddress.IPv4Interface:
@@ -178,6 +180,27 @@ def _ipv4_interface(value: Any, what: str) -> ipaddress.IPv4Interface:
         raise HostInputError(f"{what} {repr(value)[:80]} is not an IPv4 address with a prefix (e.g. '10.0.1.1/24')")
     v.in_subnet(value.ip, value.network, what)
     return value
+
+
+def _ipv6_interface(value: Any, what: str) -> ipaddress.IPv6Interface:
+    """An IPv6 address with its prefix (``2001:db8:1::1/64``)."""
+    if isinstance(value, str) and value.isprintable():
+        try:
+            value = ipaddress.ip_interface(value)
+        except ValueError:
+            pass
+    if not isinstance(value, ipaddress.IPv6Interface) or value.network.prefixlen > 120:
+        raise HostInputError(f"{what} {repr(value)[:80]} is not an IPv6 address with a prefix of /120 or shorter "
+                             "(e.g. '2001:db8:1::1/64')")
+    v.in_subnet(value.ip, value.network, what)
+    return value
+
+
+def _interface(value: Any, what: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
+    """An address with its prefix of either version."""
+    if isinstance(value, ipaddress.IPv6Interface) or (isinstance(value, str) and ":" in value):
+        return _ipv6_interface(value, what)
+    return _ipv4_interface(value, what)
 
 
 def _ipv4(value: Any, what: str) -> ipaddress.IPv4Address:
@@ -200,20 +223,44 @@ def _vtep(value: Any, what: str) -> Any:
 
 
 @dataclass(frozen=True)
+class RouterAdvertSpec:
+    """One IPv6 prefix the router advertises on a port, with the flags of the subnet's ``ipv6_ra_mode``
+    (Neutron: the RA mode says who sends the RAs; for a routed subnet the router does, with a lifetime > 0)."""
+
+    prefix: Any  # ip_network, the subnet
+    ra_mode: str  # slaac (A), dhcpv6-stateless (A, O) or dhcpv6-stateful (M)
+
+    def __post_init__(self) -> None:
+        net = v.network(self.prefix)
+        if net.version != 6:
+            raise HostInputError(f"router advertisement for {net}: only IPv6 prefixes are advertised")
+        v.ipv6_modes(net, self.ra_mode, self.ra_mode)
+        object.__setattr__(self, "prefix", net)
+
+
+@dataclass(frozen=True)
 class RouterPortSpec:
-    """A router's interface on a tenant network: the gateway address(es) of the subnets it routes."""
+    """A router's interface on a tenant network: the gateway address(es) of the subnets it routes, of either
+    version, and the IPv6 prefixes it advertises there (each one must be a prefix of one of its addresses)."""
 
     kernel_id: str  # the router-interface row's own id: names the port's devices
     network_kernel_id: str
     addresses: tuple[Any, ...]  # ip_interface per subnet, e.g. 10.0.1.1/24 (the subnet's gateway)
+    adverts: tuple[RouterAdvertSpec, ...] = ()
 
     def __post_init__(self) -> None:
         check_kernel_id(self.kernel_id)
         check_kernel_id(self.network_kernel_id)
-        addrs = tuple(_ipv4_interface(a, "router port address") for a in _sequence(self.addresses, "addresses"))
+        addrs = tuple(_interface(a, "router port address") for a in _sequence(self.addresses, "addresses"))
         if not addrs:
             raise HostInputError(f"router port {self.kernel_id} needs at least one address")
         object.__setattr__(self, "addresses", addrs)
+        adverts = _sequence(self.adverts, "router advertisements", RouterAdvertSpec)
+        prefixes = [a.prefix for a in adverts]
+        if len(set(prefixes)) != len(prefixes) or not set(prefixes) <= {a.network for a in addrs}:
+            raise HostInputError(f"router port {self.kernel_id}: each advertised prefix must be the prefix of one "
+                                 f"of its addresses, once; got {', '.join(map(str, prefixes))}")
+        object.__setattr__(self, "adverts", adverts)
 
 
 @dataclass(frozen=True)
@@ -223,6 +270,8 @@ class RouterGatewaySpec:
     network_kernel_id: str
     address: Any  # ip_interface, e.g. 203.0.113.10/24
     gateway: Any = None  # ip_address in the same subnet, or None: no default route
+    address6: Any = None  # ip_interface on the external IPv6 subnet (2001:db8::/32), e.g. 2001:db8:ff::10/64
+    gateway6: Any = None  # the IPv6 default route's next hop in that subnet, or None
 
     def __post_init__(self) -> None:
         check_kernel_id(self.network_kernel_id)
@@ -233,6 +282,23 @@ class RouterGatewaySpec:
             if gw == addr.ip:
                 raise HostInputError(f"external gateway {gw} must differ from the router's address")
             object.__setattr__(self, "gateway", gw)
+        self._ipv6()
+
+    def _ipv6(self) -> None:
+        if self.address6 is None:
+            if self.gateway6 is not None:
+                raise HostInputError("an external IPv6 gateway needs an external IPv6 address")
+            return
+        addr6 = _ipv6_interface(self.address6, "external IPv6 address")
+        if not addr6.network.subnet_of(TEST_NET6):
+            raise HostInputError(f"external IPv6 address {addr6} must lie inside {TEST_NET6}: the outside world "
+                                 "here is simulated")
+        object.__setattr__(self, "address6", addr6)
+        if self.gateway6 is not None:
+            gw6 = v.in_subnet(v.ip(self.gateway6, "external IPv6 gateway"), addr6.network, "external IPv6 gateway")
+            if gw6 == addr6.ip:
+                raise HostInputError(f"external IPv6 gateway {gw6} must differ from the router's address")
+            object.__setattr__(self, "gateway6", gw6)
 
 
 @dataclass(frozen=True)
@@ -295,8 +361,18 @@ class RouterSpec:
 
     @property
     def subnets(self) -> tuple[Any, ...]:
-        """The attached tenant subnets (what SNAT translates)."""
-        return tuple(a.network for p in self.ports for a in p.addresses)
+        """The attached IPv4 tenant subnets (what SNAT translates)."""
+        return tuple(a.network for p in self.ports for a in p.addresses if a.version == 4)
+
+    @property
+    def subnets6(self) -> tuple[Any, ...]:
+        """The attached IPv6 tenant subnets (routed as they are: no NAT for IPv6)."""
+        return tuple(a.network for p in self.ports for a in p.addresses if a.version == 6)
+
+    @property
+    def routes_ipv6(self) -> bool:
+        """Whether the router forwards IPv6 (it then runs its RA daemon and its ip6 filter table)."""
+        return bool(self.subnets6)
 
 
 @dataclass(frozen=True)
@@ -305,6 +381,8 @@ class UpstreamSpec:
 
     network_kernel_id: str
     address: Any  # ip_interface inside 203.0.113.0/24 or 198.51.100.0/24, e.g. 203.0.113.1/24
+    address6: Any = None  # ip_interface inside 2001:db8::/32, e.g. 2001:db8:ff::1/64
+    routes6: tuple[tuple[Any, Any], ...] = ()  # (tenant prefix, the router's external IPv6 address): the way back
 
     def __post_init__(self) -> None:
         check_kernel_id(self.network_kernel_id)
@@ -313,6 +391,33 @@ class UpstreamSpec:
             raise HostInputError(f"upstream address {addr} must lie inside a TEST-NET range "
                                  f"({', '.join(map(str, TEST_NETS))}): the outside world here is simulated")
         object.__setattr__(self, "address", addr)
+        routes6 = _sequence(self.routes6, "upstream IPv6 routes", tuple)
+        if self.address6 is None:
+            if routes6:
+                raise HostInputError("upstream IPv6 routes need an upstream IPv6 address")
+            object.__setattr__(self, "routes6", ())
+            return
+        addr6 = _ipv6_interface(self.address6, "upstream IPv6 address")
+        if not addr6.network.subnet_of(TEST_NET6):
+            raise HostInputError(f"upstream IPv6 address {addr6} must lie inside {TEST_NET6}: the outside world "
+                                 "here is simulated")
+        object.__setattr__(self, "address6", addr6)
+        routes = []
+        for route in routes6:
+            if len(route) != 2:
+                raise HostInputError(f"upstream IPv6 route {repr(route)[:80]} must be (prefix, next hop)")
+            prefix = v.network(route[0])
+            via = v.in_subnet(v.ip(route[1], "upstream IPv6 next hop"), addr6.network, "upstream IPv6 next hop")
+            if prefix.version != 6 or prefix.overlaps(addr6.network):
+                raise HostInputError(f"upstream IPv6 route {prefix}: must be an IPv6 tenant prefix outside "
+                                     f"{addr6.network}")
+            routes.append((prefix, via))
+        prefixes = [p for p, _ in routes]
+        for i, a in enumerate(prefixes):
+            for b in prefixes[i + 1:]:
+                if a.overlaps(b):
+                    raise HostInputError(f"upstream IPv6 routes {a} and {b} overlap (routed prefixes never do)")
+        object.__setattr__(self, "routes6", tuple(sorted(routes)))
 
 
 @dataclass(frozen=True)

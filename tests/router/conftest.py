@@ -21,9 +21,10 @@ def outbox(monkeypatch):
 def external_factory(tenant_factory):
     """An external network on a TEST-NET range, created by the operators' tenant through the service."""
 
-    def make(cidr="203.0.113.0/24", name="public", **subnet):
+    def make(cidr="203.0.113.0/24", name="public", simulated_upstream=False, **subnet):
         operators = tenant_factory(slug=f"ops-{name}")
         return routers.external_network_create(tenant=operators, name=name, subnet={"cidr": cidr, "gateway": "auto",
-                                                                                     **subnet})
+                                                                                     **subnet},
+                                               simulated_upstream=simulated_upstream)
 
     return make

@@ -1,7 +1,12 @@
 """The simulated outside world on an external network: namespace ``upstream-N`` with a veth on that network's
 bridge, the external subnet's gateway address (TEST-NET only, see :class:`..specs.UpstreamSpec`), no default
 route and nothing linked to the root namespace, running :mod:`..echo_peer` so SNAT and floating IPs can be seen
-from outside."""
+from outside.
+
+With IPv6 it also holds an address in 2001:db8::/32 and one static route per routed tenant prefix via the
+router's external IPv6 address (the spec's ``routes6``): IPv6 is not translated, so the outside needs the way
+back, as a provider's router would learn it. Still no default route.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from .. import netns
 from ..errors import HostError
 from ..interface import HostScan, UpstreamFound
 from ..naming import Names
-from ..ops import AddrAdd, LinkUp, MakeDir, NetnsAdd, Op, Session, VethAdd, shell_exec_in
+from ..ops import AddrAdd, LinkUp, MakeDir, NetnsAdd, Op, PrefixRouteReplace, Session, VethAdd, shell_exec_in
 from ..process import Daemon, Supervisor, c_env, kill_all_in
 from ..specs import UpstreamSpec
 
@@ -89,8 +94,19 @@ def plan(n: Names, spec: UpstreamSpec) -> list[Op]:
         LinkUp(ns, "lo"),
         LinkUp(ns, dev),
         AddrAdd(ns, dev, str(spec.address.ip), spec.address.network.prefixlen),
+        *plan_ipv6(n, spec),
         RunEcho(ns, command(n, nid)),
     ]
+
+
+def plan_ipv6(n: Names, spec: UpstreamSpec) -> list[Op]:
+    """The IPv6 address (``nodad``: usable at once) and the routes back to the routed tenant prefixes."""
+    if spec.address6 is None:
+        return []
+    nid = spec.network_kernel_id
+    ns, dev = n.upstream_ns(nid), n.upstream_dev(nid)
+    return [AddrAdd(ns, dev, str(spec.address6.ip), spec.address6.network.prefixlen, nodad=True),
+            *(PrefixRouteReplace(ns, dev, str(prefix), str(via)) for prefix, via in spec.routes6)]
 
 
 def prune(s: Session, n: Names, spec: UpstreamSpec) -> None:
@@ -104,6 +120,24 @@ def prune(s: Session, n: Names, spec: UpstreamSpec) -> None:
         have = (addr.get_attr("IFA_ADDRESS"), addr["prefixlen"])
         if have != want:
             s.ipr(ns).addr("del", index=idx, address=have[0], prefixlen=have[1])
+    prune_ipv6(s, ns, idx, spec)
+
+
+def prune_ipv6(s: Session, ns: str, idx: int, spec: UpstreamSpec) -> None:
+    """Drop a global IPv6 address and the static IPv6 routes the spec no longer names (link-local stays)."""
+    want6 = set() if spec.address6 is None else {(str(spec.address6.ip), spec.address6.network.prefixlen)}
+    for addr in s.ipr(ns).get_addr(index=idx, family=socket.AF_INET6):
+        have = (addr.get_attr("IFA_ADDRESS"), addr["prefixlen"])
+        if addr["scope"] == 0 and have not in want6:
+            s.ipr(ns).addr("del", index=idx, address=have[0], prefixlen=have[1])
+    routes = {(str(p), str(via)) for p, via in spec.routes6}
+    for r in s.ipr(ns).get_routes(family=socket.AF_INET6, oif=idx):
+        via = r.get_attr("RTA_GATEWAY")
+        if via is None:
+            continue
+        dst = f"{r.get_attr('RTA_DST')}/{r['dst_len']}"
+        if (dst, via) not in routes:
+            s.ipr(ns).route("del", dst=dst, gateway=via, oif=idx)
 
 
 def remove(supervisor: Supervisor, n: Names, net_ids: Iterable[str]) -> None:
