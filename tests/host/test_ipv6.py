@@ -67,12 +67,13 @@ def test_slaac_modes_dual_stack(fast_driver, mode, flags):
     the mode's M/O flags, A=1, and router lifetime 0 (no default route through the DHCP namespace)."""
     d, mac = fast_driver, "02:00:00:00:61:01"
     d.ensure_network(NetworkSpec("c1", (v4_subnet(), v6_subnet(mode)), (ReservationSpec(mac, "vm", "192.168.1.10"),)))
-    inst = d.ensure_instance(InstanceSpec("d1", "c1", mac, "vm"))
+    inst = d.ensure_instance(InstanceSpec("d1", "c1", mac, "vm", dhcpv6=mode != "slaac"))
     assert inst.lease is not None and str(inst.lease.ip) == "192.168.1.10"
+    assert (inst.dhcpcd_pid is not None) == (mode != "slaac")  # SLAAC needs no client
     dev = d.names.inst_dev("d1")
     addrs = settled(inst.ns, dev, {str(eui64(PREFIX, mac))})
     assert addrs, global_addresses(inst.ns, dev)
-    assert all("mngtmpaddr" in a or a.get("dynamic") for a in addrs)  # autoconfigured, not added by anyone
+    assert all("mngtmpaddr" in a or a.get("dynamic") for a in addrs)  # autoconfigured (kernel or dhcpcd)
     ra = router_advertisement(inst.ns, dev)
     assert (ra["M"], ra["O"]) == flags
     assert ra["router_lifetime"] == 0
@@ -151,40 +152,96 @@ def test_transcript_replayed_with_bash_gives_the_same_v6_state(host_config):
     assert [n for n in netns.list_names() if n.startswith(fresh.config.prefix)] == []
 
 
-def start_dhcpcd(ns: str, dev: str, log) -> subprocess.Popen:
-    """Debian's dhcpcd as the instance's DHCPv6 client, the way research measured it: a private /run and
-    /var/lib (its compiled-in paths) and no hooks, so nothing of the host's is touched."""
-    inner = ("mount -t tmpfs none /run && mount -t tmpfs none /var/lib && "
-             f"exec dhcpcd -f /dev/null -6 -B -d -c /bin/true {dev}")
-    return subprocess.Popen(["ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", "-c",
-                             inner], stdout=log, stderr=subprocess.STDOUT)
+def processes_in(ns: str) -> list[str]:
+    """The program of every process in namespace ``ns`` (dhcpcd's privilege-separation helpers included)."""
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+    out = []
+    for pid in pids:
+        try:
+            out.append(open(f"/proc/{pid}/cmdline").read().split("\0")[0])
+        except OSError:
+            pass
+    return out
 
 
-def test_stateful_dhcpv6_address_follows_the_reservation(fast_driver, tmp_path):
-    """A DHCPv6 client gets exactly the address reserved for its MAC (as /128, next to its v4 lease); dnsmasq's
-    lease file then holds a v6 line the parser maps back to the MAC; a reservation change moves the address."""
+def test_stateful_dhcpv6_address_follows_the_reservation(fast_driver):
+    """The supervised dhcpcd gets exactly the address reserved for its MAC (as /128, next to its v4 lease); its
+    hook records it; dnsmasq's lease file holds a v6 line the parser maps back to the MAC; a reservation change
+    and a renew move the address."""
     d, mac, nid, iid = fast_driver, "02:00:00:00:64:01", "c5", "d5"
     spec = NetworkSpec(nid, (v4_subnet(), v6_subnet("dhcpv6-stateful")),
                        (ReservationSpec(mac, "vm", "192.168.1.13", ip6="2001:db8:61::10"),))
     d.ensure_network(spec)
-    inst = d.ensure_instance(InstanceSpec(iid, nid, mac, "vm"))
-    dev, log = d.names.inst_dev(iid), open(tmp_path / "dhcpcd.log", "w")
-    client = start_dhcpcd(inst.ns, dev, log)
-    try:
-        assert settled(inst.ns, dev, {"2001:db8:61::10"}), (tmp_path / "dhcpcd.log").read_text()
-        [held] = global_addresses(inst.ns, dev)
-        assert held["prefixlen"] == 128  # dhcpcd adds DHCPv6 addresses as /128; the RA gave the on-link route
-        v6_leases = lambda: [x for x in d.network_leases(nid) if x.ip.version == 6]  # noqa: E731
-        lease = wait_for(v6_leases, timeout=10)
-        assert [(x.mac, str(x.ip)) for x in lease] == [(mac, "2001:db8:61::10")]
-        assert str(inst.lease.ip) == "192.168.1.13"
-        client.terminate()
-        client.wait(timeout=30)
-        d.ensure_network(dataclasses.replace(spec, reservations=(
-            ReservationSpec(mac, "vm", "192.168.1.13", ip6="2001:db8:61::20"),)))
-        client = start_dhcpcd(inst.ns, dev, log)
-        assert settled(inst.ns, dev, {"2001:db8:61::20"}), (tmp_path / "dhcpcd.log").read_text()
-    finally:
-        client.kill()
-        client.wait(timeout=30)
-        d.remove_instance(iid)  # ends dhcpcd's privilege-separation helpers with everything in the namespace
+    inst = d.ensure_instance(InstanceSpec(iid, nid, mac, "vm", dhcpv6=True))
+    dev, log = d.names.inst_dev(iid), d.names.dhcpcd_run(iid) / "dhcpcd.log"
+    assert inst.dhcpcd_pid is not None and inst.udhcpc_pid is not None
+    assert settled(inst.ns, dev, {"2001:db8:61::10"}), log.read_text()
+    [held] = global_addresses(inst.ns, dev)
+    assert held["prefixlen"] == 128  # dhcpcd adds DHCPv6 addresses as /128; the RA gave the on-link route
+    recorded = wait_for(lambda: d.instance_lease6(iid), timeout=10)
+    assert recorded.reason in ("BOUND6", "REBOOT6") and [str(a) for a in recorded.addresses] == ["2001:db8:61::10"]
+    v6_leases = lambda: [x for x in d.network_leases(nid) if x.ip.version == 6]  # noqa: E731
+    lease = wait_for(v6_leases, timeout=10)
+    assert [(x.mac, str(x.ip)) for x in lease] == [(mac, "2001:db8:61::10")]
+    assert str(inst.lease.ip) == "192.168.1.13"
+    d.ensure_network(dataclasses.replace(spec, reservations=(
+        ReservationSpec(mac, "vm", "192.168.1.13", ip6="2001:db8:61::20"),)))
+    d.renew_instance(iid)
+    assert settled(inst.ns, dev, {"2001:db8:61::20"}), (global_addresses(inst.ns, dev), log.read_text())
+    moved = wait_for(lambda: [x for x in v6_leases() if str(x.ip) == "2001:db8:61::20"], timeout=10)
+    assert [x.mac for x in moved] == [mac]
+    d.remove_instance(iid)
+    assert not netns.exists(inst.ns) and not d.names.inst_dir(iid).exists()
+
+
+def test_stateless_dhcpcd_asks_only_for_options(fast_driver):
+    """Stateless: dhcpcd runs (O=1) but takes no DHCPv6 address: the instance holds its EUI-64 address only."""
+    d, mac = fast_driver, "02:00:00:00:64:02"
+    d.ensure_network(NetworkSpec("c6", (v6_subnet("dhcpv6-stateless"),)))
+    inst = d.ensure_instance(InstanceSpec("d6", "c6", mac, "vm", dhcpv4=False, dhcpv6=True))
+    dev = d.names.inst_dev("d6")
+    assert settled(inst.ns, dev, {str(eui64(PREFIX, mac))})
+    recorded = wait_for(lambda: d.instance_lease6("d6"), timeout=15)
+    assert recorded.reason == "INFORM6" and recorded.addresses == ()
+    assert [x for x in d.network_leases("c6") if x.ip.version == 6] == []
+
+
+def test_v6_only_instance_runs_dhcpcd_and_no_udhcpc(fast_driver):
+    """An IPv6-only DHCPv6 instance runs dhcpcd and no udhcpc; ensure is idempotent (same pid); a killed dhcpcd is
+    seen and restarted; a SLAAC-only instance runs no client at all; removal leaves nothing behind."""
+    d, mac = fast_driver, "02:00:00:00:64:03"
+    spec = NetworkSpec("c7", (v6_subnet("dhcpv6-stateful"),), (ReservationSpec(mac, "vm", "2001:db8:61::30"),))
+    d.ensure_network(spec)
+    ispec = InstanceSpec("d7", "c7", mac, "vm", dhcpv4=False, dhcpv6=True)
+    inst = d.ensure_instance(ispec)
+    assert inst.udhcpc_pid is None and inst.lease is None and inst.dhcpcd_pid is not None
+    assert "udhcpc" not in " ".join(processes_in(inst.ns))
+    assert settled(inst.ns, d.names.inst_dev("d7"), {"2001:db8:61::30"})
+    assert d.instance_running(ispec)
+    assert d.ensure_instance(ispec).dhcpcd_pid == inst.dhcpcd_pid
+    os.kill(inst.dhcpcd_pid, 9)
+    wait_for(lambda: d.dhcpcd_pid("d7") is None)
+    assert not d.instance_running(ispec)
+    assert d.ensure_instance(ispec).dhcpcd_pid not in (None, inst.dhcpcd_pid)
+    assert d.instance_running(ispec)
+    slaac = InstanceSpec("d8", "c7", "02:00:00:00:64:04", "vm2", dhcpv4=False)
+    d.ensure_network(NetworkSpec("c8", (v6_subnet("slaac"),)))
+    bare = d.ensure_instance(dataclasses.replace(slaac, network_kernel_id="c8"))
+    assert (bare.udhcpc_pid, bare.dhcpcd_pid) == (None, None) and processes_in(bare.ns) == []
+    assert d.scan_host().instances["d7"].dhcpcd_pid == d.dhcpcd_pid("d7")
+    d.remove_instances(["d7", "d8"])
+    assert [n for n in netns.list_names() if n.startswith(d.config.prefix + "inst")] == []
+
+
+def test_dual_stack_instance_stops_the_client_its_spec_drops(fast_driver):
+    """Dual stack runs both clients; when the spec drops DHCPv6 (the subnet became SLAAC) ensure stops dhcpcd."""
+    d, mac = fast_driver, "02:00:00:00:64:05"
+    d.ensure_network(NetworkSpec("c9", (v4_subnet(), v6_subnet("dhcpv6-stateless"))))
+    both = InstanceSpec("d9", "c9", mac, "vm", dhcpv6=True)
+    inst = d.ensure_instance(both)
+    assert inst.udhcpc_pid is not None and inst.dhcpcd_pid is not None
+    v4_only = dataclasses.replace(both, dhcpv6=False)
+    assert not d.instance_running(v4_only)
+    again = d.ensure_instance(v4_only)
+    assert again.dhcpcd_pid is None and again.udhcpc_pid == inst.udhcpc_pid
+    assert d.instance_running(v4_only) and "dhcpcd" not in " ".join(processes_in(inst.ns))
