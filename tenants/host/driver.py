@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-from . import netns, nft
+from . import netns, nft, ra_probe
 from .config import HostConfig
 from .dhcp_client import InstanceLease, InstanceLease6, UdhcpcCommand, read_lease, read_lease6
 from .dnsmasq import DnsmasqCommand
@@ -27,6 +27,7 @@ from .leases import DnsmasqLease, read_leases
 from .naming import RESERVED_NS_KINDS, Names, check_kernel_id
 from .ops import Op, Session, apply_all, transcript
 from .process import Supervisor, kill, processes
+from .ra_probe import RouterAdvert
 from .specs import InstanceSpec, NetworkSpec, RouterSpec, TunnelSpec, UnderlaySpec, UpstreamSpec
 
 PROGRAMS = (dhcp.PROGRAM, instance.PROGRAM)
@@ -179,6 +180,10 @@ class LinuxHostDriver:
     def instance_lease6(self, inst_id: str) -> InstanceLease6 | None:
         """What the instance's dhcpcd recorded of DHCPv6 (None without a DHCPv6 result)."""
         return read_lease6(instance.dhcpcd_command(self.names, inst_id).lease_file)
+
+    def instance_router_advert(self, inst_id: str, timeout: float = 3.0) -> RouterAdvert | None:
+        """The RA the instance hears when it solicits one now (M/O/A flags, router lifetime, prefixes)."""
+        return ra_probe.solicit(self.names.inst_ns(inst_id), self.names.inst_dev(inst_id), timeout)
 
     def network_leases(self, net_id: str) -> list[DnsmasqLease]:
         """The network's leases as dnsmasq recorded them."""

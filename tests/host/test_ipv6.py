@@ -15,6 +15,7 @@ import pytest
 from host_helpers import ipv6_addresses, ns_exec, router_advertisement, sysctl, wait_for
 
 from tenants.host import InstanceSpec, LinuxHostDriver, NetworkSpec, ReservationSpec, SubnetSpec, netns
+from tenants.host.ra_probe import address_origin
 
 pytestmark = pytest.mark.host
 
@@ -78,6 +79,11 @@ def test_slaac_modes_dual_stack(fast_driver, mode, flags):
     assert (ra["M"], ra["O"]) == flags
     assert ra["router_lifetime"] == 0
     assert ra["prefixes"] == [{"prefix": PREFIX, "L": 1, "A": 1}]
+    seen = d.instance_router_advert("d1")  # the inspector's probe agrees with the independent one above
+    assert (seen.managed, seen.other, seen.router_lifetime) == (*map(bool, flags), 0)
+    assert [(p.prefix, p.on_link, p.autonomous) for p in seen.prefixes] == [(PREFIX, True, True)]
+    assert {address_origin(a["local"], a["prefixlen"]) for a in ipv6_addresses(inst.ns, dev)} == {"SLAAC",
+                                                                                                    "link-local"}
     assert "default" not in ns_exec(inst.ns, "ip", "-6", "route").stdout
 
 
@@ -93,6 +99,9 @@ def test_stateful_mode_advertises_managed_and_reserves_by_mac(fast_driver):
     assert (ra["M"], ra["O"], ra["router_lifetime"]) == (1, 1, 0)
     assert ra["prefixes"] == [{"prefix": PREFIX, "L": 1, "A": 0}]
     assert global_addresses(inst.ns, d.names.inst_dev("d2")) == []
+    seen = d.instance_router_advert("d2")
+    assert (seen.managed, seen.other, [(p.prefix, p.autonomous) for p in seen.prefixes]) == (True, True,
+                                                                                           [(PREFIX, False)])
 
 
 def test_infrastructure_namespaces_do_not_autoconfigure(fast_driver):
@@ -178,6 +187,7 @@ def test_stateful_dhcpv6_address_follows_the_reservation(fast_driver):
     assert settled(inst.ns, dev, {"2001:db8:61::10"}), log.read_text()
     [held] = global_addresses(inst.ns, dev)
     assert held["prefixlen"] == 128  # dhcpcd adds DHCPv6 addresses as /128; the RA gave the on-link route
+    assert address_origin(held["local"], held["prefixlen"]) == "DHCPv6"
     recorded = wait_for(lambda: d.instance_lease6(iid), timeout=10)
     assert recorded.reason in ("BOUND6", "REBOOT6") and [str(a) for a in recorded.addresses] == ["2001:db8:61::10"]
     v6_leases = lambda: [x for x in d.network_leases(nid) if x.ip.version == 6]  # noqa: E731
