@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from tenants.host import HostError, inspect_namespace, netns
 from tenants.host.ra_probe import address_origin
-from tenants.hostspecs import driver, host_config, names
+from tenants.hostspecs import driver, host_config, instance_spec, names
 
 from . import diagnostics, hostside, services
 from .ipv6_state import instance_ipv6
@@ -104,8 +104,8 @@ def inspect_target(kind: str, object_id: int) -> dict[str, Any]:
     out["lease"] = []
     out["processes"] = []
     if kind == TargetKind.INSTANCE:
-        pid = d.udhcpc_pid(target.instance.kernel_id)
-        out["processes"].append({"program": "udhcpc", "pid": pid})
+        if instance_spec(target.instance).dhcpv4:  # an IPv6-only instance runs no udhcpc
+            out["processes"].append({"program": "udhcpc", "pid": d.udhcpc_pid(target.instance.kernel_id)})
         out["ipv6"] = instance_ipv6(target.instance)
         if out["ipv6"] and out["ipv6"]["client"]:
             out["processes"].append(out["ipv6"]["client"])
