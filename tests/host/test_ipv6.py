@@ -142,7 +142,7 @@ def test_transcript_replayed_with_bash_gives_the_same_v6_state(host_config):
     mac = "02:00:00:00:63:01"
     spec = NetworkSpec("c4", (v4_subnet(), v6_subnet("dhcpv6-stateless")),
                        (ReservationSpec(mac, "rp", "192.168.1.12"),))
-    ispec = InstanceSpec("d4", "c4", mac, "rp")
+    ispec = InstanceSpec("d4", "c4", mac, "rp", dhcpv6=True)
     fresh = LinuxHostDriver(dataclasses.replace(host_config(), fast_ipv6=True))
     script = "\n".join(["set -e", f"mkdir -p -m 755 {fresh.config.state_dir}",
                         *fresh.transcript_network(spec), *fresh.transcript_instance(ispec)])
@@ -153,6 +153,9 @@ def test_transcript_replayed_with_bash_gives_the_same_v6_state(host_config):
     assert sysctl(fresh.names.dhcp_ns("c4"), f"net.ipv6.conf.{fresh.names.dhcp_dev('c4')}.accept_ra") == "0"
     assert sysctl(fresh.names.seg_ns("c4"), "net.ipv6.conf.default.disable_ipv6") == "1"
     assert router_advertisement(ns, dev)["O"] == 1
+    assert fresh.dhcpcd_pid("d4") is not None  # the replayed dhcpcd line runs the same supervised client
+    assert wait_for(lambda: fresh.instance_lease6("d4"), timeout=15).reason == "INFORM6"
+    assert fresh.instance_running(ispec)  # nothing for the driver to restart
     pid = wait_for(lambda: fresh.dnsmasq_pid("c4"))
     fresh.ensure_network(spec)  # the replayed host is what the driver builds: nothing to restart
     assert fresh.dnsmasq_pid("c4") == pid
