@@ -123,11 +123,6 @@ class DhcpcdCommand:
         return self.run_dir / "lease6"
 
     @property
-    def ra_file(self) -> Path:
-        """The last router advertisement as dhcpcd decoded it, written by our hook as ``/run/ra6``."""
-        return self.run_dir / "ra6"
-
-    @property
     def env(self) -> dict[str, str]:
         return c_env()
 
