@@ -14,12 +14,13 @@ from typing import Any
 
 from django.core.management import call_command
 
-from . import report, supervisor
+from . import ipv6_rows, report, supervisor
 from .baselines import Baseline
 from .product import Product
 from .stack import Stack
 
 FIGURES = ("latency", "realise", "burst", "reconcile", "teardown")
+IPV6_SAMPLES = 10
 
 
 def _meta(options: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +70,10 @@ def run(options: dict[str, Any]) -> int:
             results["latency"]["netdash"] = product.latency(n)
             for k, b in base.items():
                 results["latency"][k] = b.latency(n)
+        if "ipv6" in figures:  # opt-in (--figures …,ipv6): SLAAC with default sysctls takes ~3.5 s a sample
+            _step("ipv6. create → v6 address usable, per mode, default and fast sysctls")
+            results["ipv6"] = ipv6_rows.measure(ds, run_dir, IPV6_SAMPLES)
+            print(ipv6_rows.table(results["ipv6"]))
         if "burst" in figures:
             m = options["burst"]
             _step(f"3. burst of {m} instances on one network")

@@ -27,9 +27,11 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from tenants.host import HostError, inspect_namespace, netns
-from tenants.hostspecs import driver, host_config, names
+from tenants.host.ra_probe import address_origin
+from tenants.hostspecs import driver, host_config, instance_spec, names
 
 from . import diagnostics, hostside, services
+from .ipv6_state import instance_ipv6
 from .models import DiagnosticRun, RunStatus, ShellSession, TargetKind
 from .targets import Target, load
 
@@ -83,7 +85,7 @@ def inspect_target(kind: str, object_id: int) -> dict[str, Any]:
     ]
     out["addresses"] = [
         {"dev": by_index.get(a.index), "dev_role": _role(by_index.get(a.index)), "address": a.address,
-         "prefixlen": a.prefixlen}
+         "prefixlen": a.prefixlen, "origin": address_origin(a.address, a.prefixlen)}
         for a in info.addresses
     ]
     out["routes"] = [
@@ -102,8 +104,11 @@ def inspect_target(kind: str, object_id: int) -> dict[str, Any]:
     out["lease"] = []
     out["processes"] = []
     if kind == TargetKind.INSTANCE:
-        pid = d.udhcpc_pid(target.instance.kernel_id)
-        out["processes"].append({"program": "udhcpc", "pid": pid})
+        if instance_spec(target.instance).dhcpv4:  # an IPv6-only instance runs no udhcpc
+            out["processes"].append({"program": "udhcpc", "pid": d.udhcpc_pid(target.instance.kernel_id)})
+        out["ipv6"] = instance_ipv6(target.instance)
+        if out["ipv6"] and out["ipv6"]["client"]:
+            out["processes"].append(out["ipv6"]["client"])
         lease = d.instance_lease(target.instance.kernel_id)
         if lease is not None:
             out["lease"] = [

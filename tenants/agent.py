@@ -32,7 +32,7 @@ from . import jobs, metrics, nodes
 from .choices import ObjectStatus
 from .host.leases import LeaseWatcher
 from .host.process import RESTART_BACKOFF, RestartBackoff
-from .hostspecs import driver, host_config
+from .hostspecs import driver, host_config, instance_spec
 from .models import Instance, Network
 from .queue import agent_queue, enqueue_now
 
@@ -150,12 +150,19 @@ class Agent:
             self._restart("tenants.jobs.realise_network", network.pk,
                           f"{network} is in error ({network.status_reason}); retrying", backoff=ERROR_RETRY_BACKOFF)
         instances = Instance.objects.filter(network__node=self.node, network__status=ObjectStatus.ACTIVE,
-                                            status=ObjectStatus.ACTIVE)
+                                            status=ObjectStatus.ACTIVE).select_related("network", "subnet",
+                                                                                       "ipv6_subnet")
         for instance in instances:
-            if self.driver.udhcpc_pid(instance.kernel_id) is None and self._restart(
+            if not self._clients_alive(instance) and self._restart(
                     "tenants.jobs.realise_instance", instance.pk,
                     f"DHCP client of {instance} is not running; restarting"):
                 metrics.daemon_restarted(self.node, "dhcp_client")
+
+    def _clients_alive(self, instance: Instance) -> bool:
+        """Every DHCP client the instance's subnets need runs (udhcpc for v4, dhcpcd for DHCPv6)."""
+        spec = instance_spec(instance)
+        return ((not spec.dhcpv4 or self.driver.udhcpc_pid(instance.kernel_id) is not None)
+                and (not spec.dhcpv6 or self.driver.dhcpcd_pid(instance.kernel_id) is not None))
 
     def _restart(self, func: str, pk: int, why: str, *, backoff: float = RESTART_BACKOFF) -> bool:
         """Ask for ``func(pk)`` unless asked within ``backoff``; True when it was asked for now."""

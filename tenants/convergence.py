@@ -34,7 +34,8 @@ BATCH = 100
 def load_networks(ids: list[int]) -> list[Network]:
     """Networks with everything ``network_spec`` and the jobs read, in four queries whatever their number."""
     return list(Network.objects.filter(pk__in=ids).select_related("tenant")
-                .prefetch_related("subnets", "instances__network").order_by("pk"))
+                .prefetch_related("subnets", "instances__network", "instances__subnet", "instances__ipv6_subnet")
+                .order_by("pk"))
 
 
 @contextlib.contextmanager
@@ -93,9 +94,27 @@ def _start_instances(instances: list[Instance]) -> dict[int, BaseException]:
             log.exception("realise_instance %s failed", instance.pk)
             failed[instance.pk] = exc
     status.record(Outcome(i, ObjectStatus.ERROR, failure_reason(failed[i.pk])) if i.pk in failed
+                  else Outcome(i, ObjectStatus.ACTIVE, only_from=frozenset({ObjectStatus.PENDING, ObjectStatus.ERROR}))
+                  if _no_lease_to_wait_for(i)
                   else Outcome(i, ObjectStatus.PENDING, only_from=frozenset({ObjectStatus.ERROR}))
                   for i in instances)
     return failed
+
+
+def _no_lease_to_wait_for(instance: Instance) -> bool:
+    """An IPv6-only instance on a SLAAC or stateless subnet: the kernel takes its (predicted) address from the RA,
+    so no lease row will ever say it is up."""
+    return instance.subnet.ip_version == 6 and instance.subnet.predicts_addresses
+
+
+def _dhcpv6_address_moved(instance: Instance) -> bool:
+    """The instance's dhcpcd holds a DHCPv6 address other than the one the database reserves for it now."""
+    subnet, wanted = ((instance.ipv6_subnet, instance.ipv6_address) if instance.ipv6_subnet_id
+                      else (instance.subnet, instance.ip_address))
+    if subnet.ip_version != 6 or subnet.predicts_addresses or not wanted:
+        return False
+    held = driver().instance_lease6(instance.kernel_id)
+    return held is not None and bool(held.addresses) and wanted not in {str(a) for a in held.addresses}
 
 
 def sync_if_leased(networks: list[Network]) -> None:
@@ -240,8 +259,9 @@ def realise_instance(instance_id: int) -> str:
         if instance_id in failed:
             raise failed[instance_id]
         held = driver().instance_lease(instance.kernel_id)
-        if held is not None and instance.ip_address and str(held.ip) != instance.ip_address:
-            # The reservation changed: dnsmasq was sent SIGHUP above; ask the client to renew now.
+        if (held is not None and instance.ip_address and str(held.ip) != instance.ip_address
+                or _dhcpv6_address_moved(instance)):
+            # The reservation changed: dnsmasq was sent SIGHUP above; ask the clients to renew now.
             driver().renew_instance(instance.kernel_id)
     return "started"
 

@@ -108,12 +108,19 @@ def network_spec(network: Network) -> NetworkSpec:
     return NetworkSpec(kernel_id=network.kernel_id, subnets=subnets, reservations=tuple(reservations))
 
 
+DHCPV6_MODES = ("dhcpv6-stateful", "dhcpv6-stateless")  # SLAAC needs no client: the kernel configures itself
+
+
 def instance_spec(instance: Instance) -> InstanceSpec:
+    """The instance's namespace and the DHCP clients its subnets need (udhcpc for v4, dhcpcd for DHCPv6)."""
+    subnets = [instance.subnet] + ([instance.ipv6_subnet] if instance.ipv6_subnet_id else [])
     return InstanceSpec(
         kernel_id=instance.kernel_id,
         network_kernel_id=instance.network.kernel_id,
         mac=instance.mac_address,
         hostname=instance.hostname,
+        dhcpv4=any(s.ip_version == 4 for s in subnets),
+        dhcpv6=any(s.ip_version == 6 and s.ipv6_address_mode in DHCPV6_MODES for s in subnets),
     )
 
 

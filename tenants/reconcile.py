@@ -28,7 +28,7 @@ from django.conf import settings
 from . import convergence, metrics, router_convergence
 from .choices import ObjectStatus
 from .host import HostScan, InstanceFound, NetworkFound
-from .hostspecs import driver
+from .hostspecs import driver, instance_spec
 from .locks import free_network_locks
 from .models import Instance, Network, Router
 from .status import failure_reason
@@ -79,9 +79,12 @@ def network_healthy(found: NetworkFound | None, network: Network) -> bool:
     return found.dhcp_ns and found.dnsmasq_pid is not None
 
 
-def instance_healthy(found: InstanceFound | None) -> bool:
-    """The instance's namespace present and its DHCP client alive in it."""
-    return found is not None and found.ns and found.udhcpc_pid is not None
+def instance_healthy(found: InstanceFound | None, instance: Instance) -> bool:
+    """The instance's namespace present and the DHCP clients its subnets need (and no other) alive in it."""
+    if found is None or not found.ns:
+        return False
+    spec = instance_spec(instance)
+    return (found.udhcpc_pid is not None) == spec.dhcpv4 and (found.dhcpcd_pid is not None) == spec.dhcpv6
 
 
 def reconcile(node: str | None = None) -> ReconcileReport:
@@ -91,7 +94,8 @@ def reconcile(node: str | None = None) -> ReconcileReport:
     report = ReconcileReport()
     scan = driver().scan_host()
     networks = list(Network.objects.filter(node=node).select_related("tenant")
-                    .prefetch_related("subnets", "instances__network").order_by("pk"))
+                    .prefetch_related("subnets", "instances__network", "instances__subnet", "instances__ipv6_subnet")
+                .order_by("pk"))
     todo: list[Network] = []
     healthy: list[Network] = []
     for network in networks:
@@ -143,7 +147,7 @@ def _finish_deletions(network: Network, report: ReconcileReport) -> bool:
 def _needs_realise(network: Network, scan: HostScan, report: ReconcileReport) -> bool:
     """Step 2: whether the network or one of its live instances is not as the database wants it."""
     live = [i for i in network.instances.all() if i.status != ObjectStatus.DELETING]
-    sick = [i for i in live if not instance_healthy(scan.instances.get(i.kernel_id))]
+    sick = [i for i in live if not instance_healthy(scan.instances.get(i.kernel_id), i)]
     healthy = (network.status == ObjectStatus.ACTIVE and not sick
                and network_healthy(scan.networks.get(network.kernel_id), network))
     if not healthy:

@@ -16,7 +16,7 @@ daemons' argv and files), :mod:`.leases` (dnsmasq lease files and their watcher)
 
 from . import netns
 from .config import HostConfig
-from .dhcp_client import InstanceLease
+from .dhcp_client import InstanceLease, InstanceLease6
 from .driver import LinuxHostDriver
 from .errors import HostError, HostInputError
 from .inspect import NamespaceInfo, inspect_namespace
@@ -54,7 +54,7 @@ from .validate import MIN_LEASE_SECONDS, IPAddress, IPNetwork
 
 __all__ = [
     "MIN_LEASE_SECONDS", "DnsmasqLease", "HostConfig", "HostDriver", "HostError", "HostInputError", "HostScan",
-    "IPAddress", "IPNetwork", "InstanceFound", "InstanceLease", "InstanceRealised", "InstanceSpec",
+    "IPAddress", "IPNetwork", "InstanceFound", "InstanceLease", "InstanceLease6", "InstanceRealised", "InstanceSpec",
     "LeaseFileChange", "LeaseWatcher", "LinuxHostDriver", "NamespaceInfo", "Names", "NetworkFound",
     "NetworkRealised", "NetworkSpec", "Op", "ReservationSpec", "SubnetSpec", "inspect_namespace", "netns",
     "parse_leases", "read_leases", "transcript",

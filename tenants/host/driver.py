@@ -16,9 +16,9 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-from . import netns, nft
+from . import netns, nft, ra_probe
 from .config import HostConfig
-from .dhcp_client import InstanceLease, UdhcpcCommand, read_lease
+from .dhcp_client import InstanceLease, InstanceLease6, UdhcpcCommand, read_lease, read_lease6
 from .dnsmasq import DnsmasqCommand
 from .errors import HostError
 from .interface import HostScan, InstanceRealised, NetworkRealised, RouterRealised, UpstreamRealised
@@ -27,6 +27,7 @@ from .leases import DnsmasqLease, read_leases
 from .naming import RESERVED_NS_KINDS, Names, check_kernel_id
 from .ops import Op, Session, apply_all, transcript
 from .process import Supervisor, kill, processes
+from .ra_probe import RouterAdvert
 from .specs import InstanceSpec, NetworkSpec, RouterSpec, TunnelSpec, UnderlaySpec, UpstreamSpec
 
 PROGRAMS = (dhcp.PROGRAM, instance.PROGRAM)
@@ -107,7 +108,9 @@ class LinuxHostDriver:
         ops = self.plan_instance(spec, wait=wait)
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self._apply(ops)
-        return InstanceRealised(iid, n.inst_ns(iid), self.udhcpc_pid(iid), self.instance_lease(iid))
+        instance.stop_unneeded(self.supervisor, n, spec)
+        return InstanceRealised(iid, n.inst_ns(iid), self.udhcpc_pid(iid), self.instance_lease(iid),
+                                self.dhcpcd_pid(iid))
 
     def refresh_network(self, spec: NetworkSpec) -> bool:
         """Fast path of :meth:`ensure_network` for a network that is already up; False: call ``ensure_network``.
@@ -123,8 +126,7 @@ class LinuxHostDriver:
         """True when the instance's namespace exists and its DHCP client runs there with this spec's argv (it
         renews by itself), or is still leasing in its first process: :meth:`ensure_instance` would change
         nothing a quick look can see."""
-        return instance.running(self.supervisor, self.udhcpc_command(spec), instance.daemon(self.names,
-                                                                                            spec.kernel_id))
+        return instance.running(self.supervisor, self.udhcpc_command(spec), self.names, spec)
 
     # -- overlay (several nodes) ------------------------------------------------------------
     def plan_overlay(self, underlay: UnderlaySpec, tunnels: Iterable[TunnelSpec] = ()) -> list[Op]:
@@ -171,6 +173,18 @@ class LinuxHostDriver:
         """Live udhcpc pid of the instance (verified), or None."""
         return instance.daemon(self.names, inst_id).pid()
 
+    def dhcpcd_pid(self, inst_id: str) -> int | None:
+        """Live dhcpcd (DHCPv6 client) pid of the instance (verified), or None."""
+        return instance.daemon6(self.names, inst_id).pid()
+
+    def instance_lease6(self, inst_id: str) -> InstanceLease6 | None:
+        """What the instance's dhcpcd recorded of DHCPv6 (None without a DHCPv6 result)."""
+        return read_lease6(instance.dhcpcd_command(self.names, inst_id).lease_file)
+
+    def instance_router_advert(self, inst_id: str, timeout: float = 3.0) -> RouterAdvert | None:
+        """The RA the instance hears when it solicits one now (M/O/A flags, router lifetime, prefixes)."""
+        return ra_probe.solicit(self.names.inst_ns(inst_id), self.names.inst_dev(inst_id), timeout)
+
     def network_leases(self, net_id: str) -> list[DnsmasqLease]:
         """The network's leases as dnsmasq recorded them."""
         return read_leases(self.names.leases(net_id))
@@ -180,16 +194,21 @@ class LinuxHostDriver:
         return read_lease(self.names.inst_lease(inst_id))
 
     def renew_instance(self, inst_id: str) -> None:
-        """Ask the instance's udhcpc to renew now (SIGUSR1), e.g. after a reservation change.
+        """Ask the instance's DHCP clients to renew now, e.g. after a reservation change: udhcpc by SIGUSR1, dhcpcd
+        by a release and a fresh SOLICIT (dnsmasq renews a DHCPv6 address that is no longer reserved: measured).
 
         The signal goes to the client once it runs on its own: right after its first lease the pid file still
         names its first process, which exits when the daemon forks (a renew in that window found "no running
         DHCP client" and the instance kept its old address).
         """
-        pid = self.supervisor.settled_pid(instance.daemon(self.names, inst_id))
-        if pid is None:
+        udhcpc = self.supervisor.settled_pid(instance.daemon(self.names, inst_id))
+        dhcpcd = self.dhcpcd_pid(inst_id)
+        if udhcpc is None and dhcpcd is None:
             raise HostError(f"instance {inst_id} has no running DHCP client")
-        kill(pid, signal.SIGUSR1)
+        if udhcpc is not None:
+            kill(udhcpc, signal.SIGUSR1)
+        if dhcpcd is not None:
+            self._apply(instance.resolicit_dhcpv6(self.supervisor, self.names, inst_id))
 
     def wait_instance_lease(
         self, inst_id: str, pred: Callable[[InstanceLease], bool] | None = None, timeout: float = 5.0

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .config import HostConfig
-from .dhcp_client import InstanceLease, UdhcpcCommand
+from .dhcp_client import InstanceLease, InstanceLease6, UdhcpcCommand
 from .dnsmasq import DnsmasqCommand
 from .leases import DnsmasqLease
 from .naming import Names
 from .ops import Op
+from .ra_probe import RouterAdvert
 from .specs import InstanceSpec, NetworkSpec, RouterSpec, TunnelSpec, UnderlaySpec, UpstreamSpec
 
 
@@ -39,6 +40,7 @@ class InstanceRealised:
     ns: str
     udhcpc_pid: int | None
     lease: InstanceLease | None
+    dhcpcd_pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class InstanceFound:
 
     ns: bool = False
     udhcpc_pid: int | None = None
+    dhcpcd_pid: int | None = None
     network: str | None = None
     state_dir: bool = False
 
@@ -136,6 +139,9 @@ class HostDriver(Protocol):
     # queries
     def dnsmasq_pid(self, net_id: str) -> int | None: ...
     def udhcpc_pid(self, inst_id: str) -> int | None: ...
+    def dhcpcd_pid(self, inst_id: str) -> int | None: ...
+    def instance_lease6(self, inst_id: str) -> InstanceLease6 | None: ...
+    def instance_router_advert(self, inst_id: str, timeout: float = 3.0) -> RouterAdvert | None: ...
     def network_leases(self, net_id: str) -> list[DnsmasqLease]: ...
     def instance_lease(self, inst_id: str) -> InstanceLease | None: ...
     def renew_instance(self, inst_id: str) -> None: ...

@@ -75,9 +75,10 @@ def cmdline(pid: int) -> list[str] | None:
 
 
 def program_of(argv: list[str]) -> str:
-    """The program an argv runs; a busybox applet counts as itself (``busybox udhcpc`` is ``udhcpc``)."""
+    """The program an argv runs; a busybox applet counts as itself (``busybox udhcpc`` is ``udhcpc``), and so does
+    a process title set by the program itself (``dhcpcd: eth0 [ip6]`` is ``dhcpcd``)."""
     prog = os.path.basename(argv[0])
-    return argv[1] if prog == "busybox" and len(argv) > 1 else prog
+    return argv[1] if prog == "busybox" and len(argv) > 1 else prog.split(": ", 1)[0]
 
 
 @dataclass(frozen=True)

@@ -146,12 +146,18 @@ class NetworkSpec:
 
 @dataclass(frozen=True)
 class InstanceSpec:
-    """An instance stand-in: a namespace with one NIC running a real DHCP client."""
+    """An instance stand-in: a namespace with one NIC running real DHCP clients.
+
+    ``dhcpv4``: the network has a v4 subnet (udhcpc runs); ``dhcpv6``: its v6 subnet is dhcpv6-stateful or
+    -stateless (dhcpcd runs). A SLAAC-only instance runs neither for v6: the kernel configures itself.
+    """
 
     kernel_id: str
     network_kernel_id: str
     mac: str
     hostname: str
+    dhcpv4: bool = True
+    dhcpv6: bool = False
 
     def __post_init__(self) -> None:
         check_kernel_id(self.kernel_id)

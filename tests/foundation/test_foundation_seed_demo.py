@@ -31,7 +31,12 @@ def test_seed_demo_creates_two_overlapping_tenants_and_is_idempotent(monkeypatch
     first = snapshot()
     assert first["tenants"] == ["acme", "globex"]
     assert first["subnets"] == [("acme-net", "192.168.1.0/24", "192.168.1.1", "192.168.1.2"),
+                                ("acme-net", "2001:db8:ac::/64", "2001:db8:ac::1", "2001:db8:ac::2"),
                                 ("globex-net", "192.168.1.0/24", "192.168.1.1", "192.168.1.2")]
+    # Acme's instance is dual stack: a DHCPv6 reservation from IPAM beside its IPv4 address.
+    acme_vm = Instance.objects.get(hostname="acme-vm1")
+    assert (acme_vm.ipv6_subnet.ipv6_address_mode, acme_vm.ipv6_address) == ("dhcpv6-stateful", "2001:db8:ac::3")
+    assert Instance.objects.get(hostname="globex-vm1").ipv6_address is None
     # The same address in both tenants: overlap across tenants is the point of the demo.
     assert [(h, ip) for h, ip, _ in first["instances"]] == [("acme-vm1", "192.168.1.3"), ("globex-vm1", "192.168.1.3")]
     assert first["memberships"] == [("alice", "acme", Role.ADMIN), ("bob", "globex", Role.ADMIN)]
@@ -39,7 +44,7 @@ def test_seed_demo_creates_two_overlapping_tenants_and_is_idempotent(monkeypatch
     assert admin.is_superuser and admin.check_password("admin-pw-from-env-123")
     assert "(from $NETDASH_ADMIN_PASSWORD)" in out.getvalue()
     assert "admin-pw-from-env-123" not in out.getvalue()
-    assert Subnet.objects.get(network__name="acme-net").domain_name == "acme.internal"
+    assert Subnet.objects.get(network__name="acme-net", ip_version=4).domain_name == "acme.internal"
 
     again = io.StringIO()
     call_command("seed_demo", stdout=again)

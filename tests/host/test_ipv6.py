@@ -15,6 +15,7 @@ import pytest
 from host_helpers import ipv6_addresses, ns_exec, router_advertisement, sysctl, wait_for
 
 from tenants.host import InstanceSpec, LinuxHostDriver, NetworkSpec, ReservationSpec, SubnetSpec, netns
+from tenants.host.ra_probe import address_origin
 
 pytestmark = pytest.mark.host
 
@@ -67,16 +68,22 @@ def test_slaac_modes_dual_stack(fast_driver, mode, flags):
     the mode's M/O flags, A=1, and router lifetime 0 (no default route through the DHCP namespace)."""
     d, mac = fast_driver, "02:00:00:00:61:01"
     d.ensure_network(NetworkSpec("c1", (v4_subnet(), v6_subnet(mode)), (ReservationSpec(mac, "vm", "192.168.1.10"),)))
-    inst = d.ensure_instance(InstanceSpec("d1", "c1", mac, "vm"))
+    inst = d.ensure_instance(InstanceSpec("d1", "c1", mac, "vm", dhcpv6=mode != "slaac"))
     assert inst.lease is not None and str(inst.lease.ip) == "192.168.1.10"
+    assert (inst.dhcpcd_pid is not None) == (mode != "slaac")  # SLAAC needs no client
     dev = d.names.inst_dev("d1")
     addrs = settled(inst.ns, dev, {str(eui64(PREFIX, mac))})
     assert addrs, global_addresses(inst.ns, dev)
-    assert all("mngtmpaddr" in a or a.get("dynamic") for a in addrs)  # autoconfigured, not added by anyone
+    assert all("mngtmpaddr" in a or a.get("dynamic") for a in addrs)  # autoconfigured (kernel or dhcpcd)
     ra = router_advertisement(inst.ns, dev)
     assert (ra["M"], ra["O"]) == flags
     assert ra["router_lifetime"] == 0
     assert ra["prefixes"] == [{"prefix": PREFIX, "L": 1, "A": 1}]
+    seen = d.instance_router_advert("d1")  # the inspector's probe agrees with the independent one above
+    assert (seen.managed, seen.other, seen.router_lifetime) == (*map(bool, flags), 0)
+    assert [(p.prefix, p.on_link, p.autonomous) for p in seen.prefixes] == [(PREFIX, True, True)]
+    assert {address_origin(a["local"], a["prefixlen"]) for a in ipv6_addresses(inst.ns, dev)} == {"SLAAC",
+                                                                                                    "link-local"}
     assert "default" not in ns_exec(inst.ns, "ip", "-6", "route").stdout
 
 
@@ -92,6 +99,9 @@ def test_stateful_mode_advertises_managed_and_reserves_by_mac(fast_driver):
     assert (ra["M"], ra["O"], ra["router_lifetime"]) == (1, 1, 0)
     assert ra["prefixes"] == [{"prefix": PREFIX, "L": 1, "A": 0}]
     assert global_addresses(inst.ns, d.names.inst_dev("d2")) == []
+    seen = d.instance_router_advert("d2")
+    assert (seen.managed, seen.other, [(p.prefix, p.autonomous) for p in seen.prefixes]) == (True, True,
+                                                                                           [(PREFIX, False)])
 
 
 def test_infrastructure_namespaces_do_not_autoconfigure(fast_driver):
@@ -132,7 +142,7 @@ def test_transcript_replayed_with_bash_gives_the_same_v6_state(host_config):
     mac = "02:00:00:00:63:01"
     spec = NetworkSpec("c4", (v4_subnet(), v6_subnet("dhcpv6-stateless")),
                        (ReservationSpec(mac, "rp", "192.168.1.12"),))
-    ispec = InstanceSpec("d4", "c4", mac, "rp")
+    ispec = InstanceSpec("d4", "c4", mac, "rp", dhcpv6=True)
     fresh = LinuxHostDriver(dataclasses.replace(host_config(), fast_ipv6=True))
     script = "\n".join(["set -e", f"mkdir -p -m 755 {fresh.config.state_dir}",
                         *fresh.transcript_network(spec), *fresh.transcript_instance(ispec)])
@@ -143,6 +153,9 @@ def test_transcript_replayed_with_bash_gives_the_same_v6_state(host_config):
     assert sysctl(fresh.names.dhcp_ns("c4"), f"net.ipv6.conf.{fresh.names.dhcp_dev('c4')}.accept_ra") == "0"
     assert sysctl(fresh.names.seg_ns("c4"), "net.ipv6.conf.default.disable_ipv6") == "1"
     assert router_advertisement(ns, dev)["O"] == 1
+    assert fresh.dhcpcd_pid("d4") is not None  # the replayed dhcpcd line runs the same supervised client
+    assert wait_for(lambda: fresh.instance_lease6("d4"), timeout=15).reason == "INFORM6"
+    assert fresh.instance_running(ispec)  # nothing for the driver to restart
     pid = wait_for(lambda: fresh.dnsmasq_pid("c4"))
     fresh.ensure_network(spec)  # the replayed host is what the driver builds: nothing to restart
     assert fresh.dnsmasq_pid("c4") == pid
@@ -151,40 +164,97 @@ def test_transcript_replayed_with_bash_gives_the_same_v6_state(host_config):
     assert [n for n in netns.list_names() if n.startswith(fresh.config.prefix)] == []
 
 
-def start_dhcpcd(ns: str, dev: str, log) -> subprocess.Popen:
-    """Debian's dhcpcd as the instance's DHCPv6 client, the way research measured it: a private /run and
-    /var/lib (its compiled-in paths) and no hooks, so nothing of the host's is touched."""
-    inner = ("mount -t tmpfs none /run && mount -t tmpfs none /var/lib && "
-             f"exec dhcpcd -f /dev/null -6 -B -d -c /bin/true {dev}")
-    return subprocess.Popen(["ip", "netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", "-c",
-                             inner], stdout=log, stderr=subprocess.STDOUT)
+def processes_in(ns: str) -> list[str]:
+    """The program of every process in namespace ``ns`` (dhcpcd's privilege-separation helpers included)."""
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+    out = []
+    for pid in pids:
+        try:
+            out.append(open(f"/proc/{pid}/cmdline").read().split("\0")[0])
+        except OSError:
+            pass
+    return out
 
 
-def test_stateful_dhcpv6_address_follows_the_reservation(fast_driver, tmp_path):
-    """A DHCPv6 client gets exactly the address reserved for its MAC (as /128, next to its v4 lease); dnsmasq's
-    lease file then holds a v6 line the parser maps back to the MAC; a reservation change moves the address."""
+def test_stateful_dhcpv6_address_follows_the_reservation(fast_driver):
+    """The supervised dhcpcd gets exactly the address reserved for its MAC (as /128, next to its v4 lease); its
+    hook records it; dnsmasq's lease file holds a v6 line the parser maps back to the MAC; a reservation change
+    and a renew move the address."""
     d, mac, nid, iid = fast_driver, "02:00:00:00:64:01", "c5", "d5"
     spec = NetworkSpec(nid, (v4_subnet(), v6_subnet("dhcpv6-stateful")),
                        (ReservationSpec(mac, "vm", "192.168.1.13", ip6="2001:db8:61::10"),))
     d.ensure_network(spec)
-    inst = d.ensure_instance(InstanceSpec(iid, nid, mac, "vm"))
-    dev, log = d.names.inst_dev(iid), open(tmp_path / "dhcpcd.log", "w")
-    client = start_dhcpcd(inst.ns, dev, log)
-    try:
-        assert settled(inst.ns, dev, {"2001:db8:61::10"}), (tmp_path / "dhcpcd.log").read_text()
-        [held] = global_addresses(inst.ns, dev)
-        assert held["prefixlen"] == 128  # dhcpcd adds DHCPv6 addresses as /128; the RA gave the on-link route
-        v6_leases = lambda: [x for x in d.network_leases(nid) if x.ip.version == 6]  # noqa: E731
-        lease = wait_for(v6_leases, timeout=10)
-        assert [(x.mac, str(x.ip)) for x in lease] == [(mac, "2001:db8:61::10")]
-        assert str(inst.lease.ip) == "192.168.1.13"
-        client.terminate()
-        client.wait(timeout=30)
-        d.ensure_network(dataclasses.replace(spec, reservations=(
-            ReservationSpec(mac, "vm", "192.168.1.13", ip6="2001:db8:61::20"),)))
-        client = start_dhcpcd(inst.ns, dev, log)
-        assert settled(inst.ns, dev, {"2001:db8:61::20"}), (tmp_path / "dhcpcd.log").read_text()
-    finally:
-        client.kill()
-        client.wait(timeout=30)
-        d.remove_instance(iid)  # ends dhcpcd's privilege-separation helpers with everything in the namespace
+    inst = d.ensure_instance(InstanceSpec(iid, nid, mac, "vm", dhcpv6=True))
+    dev, log = d.names.inst_dev(iid), d.names.dhcpcd_run(iid) / "dhcpcd.log"
+    assert inst.dhcpcd_pid is not None and inst.udhcpc_pid is not None
+    assert settled(inst.ns, dev, {"2001:db8:61::10"}), log.read_text()
+    [held] = global_addresses(inst.ns, dev)
+    assert held["prefixlen"] == 128  # dhcpcd adds DHCPv6 addresses as /128; the RA gave the on-link route
+    assert address_origin(held["local"], held["prefixlen"]) == "DHCPv6"
+    recorded = wait_for(lambda: d.instance_lease6(iid), timeout=10)
+    assert recorded.reason in ("BOUND6", "REBOOT6") and [str(a) for a in recorded.addresses] == ["2001:db8:61::10"]
+    v6_leases = lambda: [x for x in d.network_leases(nid) if x.ip.version == 6]  # noqa: E731
+    lease = wait_for(v6_leases, timeout=10)
+    assert [(x.mac, str(x.ip)) for x in lease] == [(mac, "2001:db8:61::10")]
+    assert str(inst.lease.ip) == "192.168.1.13"
+    d.ensure_network(dataclasses.replace(spec, reservations=(
+        ReservationSpec(mac, "vm", "192.168.1.13", ip6="2001:db8:61::20"),)))
+    d.renew_instance(iid)
+    assert settled(inst.ns, dev, {"2001:db8:61::20"}), (global_addresses(inst.ns, dev), log.read_text())
+    moved = wait_for(lambda: [x for x in v6_leases() if str(x.ip) == "2001:db8:61::20"], timeout=10)
+    assert [x.mac for x in moved] == [mac]
+    d.remove_instance(iid)
+    assert not netns.exists(inst.ns) and not d.names.inst_dir(iid).exists()
+
+
+def test_stateless_dhcpcd_asks_only_for_options(fast_driver):
+    """Stateless: dhcpcd runs (O=1) but takes no DHCPv6 address: the instance holds its EUI-64 address only."""
+    d, mac = fast_driver, "02:00:00:00:64:02"
+    d.ensure_network(NetworkSpec("c6", (v6_subnet("dhcpv6-stateless"),)))
+    inst = d.ensure_instance(InstanceSpec("d6", "c6", mac, "vm", dhcpv4=False, dhcpv6=True))
+    dev = d.names.inst_dev("d6")
+    assert settled(inst.ns, dev, {str(eui64(PREFIX, mac))})
+    recorded = wait_for(lambda: d.instance_lease6("d6"), timeout=15)
+    assert recorded.reason == "INFORM6" and recorded.addresses == ()
+    assert [x for x in d.network_leases("c6") if x.ip.version == 6] == []
+
+
+def test_v6_only_instance_runs_dhcpcd_and_no_udhcpc(fast_driver):
+    """An IPv6-only DHCPv6 instance runs dhcpcd and no udhcpc; ensure is idempotent (same pid); a killed dhcpcd is
+    seen and restarted; a SLAAC-only instance runs no client at all; removal leaves nothing behind."""
+    d, mac = fast_driver, "02:00:00:00:64:03"
+    spec = NetworkSpec("c7", (v6_subnet("dhcpv6-stateful"),), (ReservationSpec(mac, "vm", "2001:db8:61::30"),))
+    d.ensure_network(spec)
+    ispec = InstanceSpec("d7", "c7", mac, "vm", dhcpv4=False, dhcpv6=True)
+    inst = d.ensure_instance(ispec)
+    assert inst.udhcpc_pid is None and inst.lease is None and inst.dhcpcd_pid is not None
+    assert "udhcpc" not in " ".join(processes_in(inst.ns))
+    assert settled(inst.ns, d.names.inst_dev("d7"), {"2001:db8:61::30"})
+    assert d.instance_running(ispec)
+    assert d.ensure_instance(ispec).dhcpcd_pid == inst.dhcpcd_pid
+    os.kill(inst.dhcpcd_pid, 9)
+    wait_for(lambda: d.dhcpcd_pid("d7") is None)
+    assert not d.instance_running(ispec)
+    assert d.ensure_instance(ispec).dhcpcd_pid not in (None, inst.dhcpcd_pid)
+    assert d.instance_running(ispec)
+    slaac = InstanceSpec("d8", "c7", "02:00:00:00:64:04", "vm2", dhcpv4=False)
+    d.ensure_network(NetworkSpec("c8", (v6_subnet("slaac"),)))
+    bare = d.ensure_instance(dataclasses.replace(slaac, network_kernel_id="c8"))
+    assert (bare.udhcpc_pid, bare.dhcpcd_pid) == (None, None) and processes_in(bare.ns) == []
+    assert d.scan_host().instances["d7"].dhcpcd_pid == d.dhcpcd_pid("d7")
+    d.remove_instances(["d7", "d8"])
+    assert [n for n in netns.list_names() if n.startswith(d.config.prefix + "inst")] == []
+
+
+def test_dual_stack_instance_stops_the_client_its_spec_drops(fast_driver):
+    """Dual stack runs both clients; when the spec drops DHCPv6 (the subnet became SLAAC) ensure stops dhcpcd."""
+    d, mac = fast_driver, "02:00:00:00:64:05"
+    d.ensure_network(NetworkSpec("c9", (v4_subnet(), v6_subnet("dhcpv6-stateless"))))
+    both = InstanceSpec("d9", "c9", mac, "vm", dhcpv6=True)
+    inst = d.ensure_instance(both)
+    assert inst.udhcpc_pid is not None and inst.dhcpcd_pid is not None
+    v4_only = dataclasses.replace(both, dhcpv6=False)
+    assert not d.instance_running(v4_only)
+    again = d.ensure_instance(v4_only)
+    assert again.dhcpcd_pid is None and again.udhcpc_pid == inst.udhcpc_pid
+    assert d.instance_running(v4_only) and "dhcpcd" not in " ".join(processes_in(inst.ns))

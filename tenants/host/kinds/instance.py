@@ -1,5 +1,6 @@
 """An instance stand-in: namespace ``inst-I`` with a veth on its network's bridge carrying the instance's MAC, and
-busybox udhcpc leasing on it (see :mod:`..dhcp_client` for why a separate process per instance)."""
+its DHCP clients on it (see :mod:`..dhcp_client` for why a separate process per instance): busybox udhcpc when the
+network has a v4 subnet, dhcpcd when its v6 subnet is DHCPv6 (stateful or stateless). SLAAC needs no client."""
 
 from __future__ import annotations
 
@@ -10,21 +11,32 @@ from dataclasses import dataclass, field
 
 from .. import netns
 from ..config import HostConfig
-from ..dhcp_client import UdhcpcCommand
+from ..dhcp_client import DhcpcdCommand, UdhcpcCommand
 from ..errors import HostError
 from ..interface import HostScan, InstanceFound
 from ..naming import Names
 from ..ops import LinkUp, MakeDir, NetnsAdd, Op, Session, Sysctl, VethAdd, WriteFile, shell_exec_in
-from ..process import DAEMON_PID_WAIT, Daemon, Supervisor, kill_all_in
+from ..process import DAEMON_PID_WAIT, PATH_ENV, Daemon, Supervisor, kill_all_in
 from ..specs import InstanceSpec
 
 NS_KIND = "inst"
 PROGRAM = UdhcpcCommand.program
+PROGRAM6 = DhcpcdCommand.program
 
 
 def daemon(n: Names, inst_id: str) -> Daemon:
     """The instance's DHCP client as the supervisor recognises it."""
     return Daemon(PROGRAM, n.inst_ns(inst_id), n.udhcpc_pid(inst_id))
+
+
+def dhcpcd_command(n: Names, inst_id: str) -> DhcpcdCommand:
+    """The instance's dhcpcd: everything in it derives from the instance's names."""
+    return DhcpcdCommand(interface=n.inst_dev(inst_id), run_dir=n.dhcpcd_run(inst_id), lib_dir=n.dhcpcd_lib(inst_id))
+
+
+def daemon6(n: Names, inst_id: str) -> Daemon:
+    """The instance's DHCPv6 client as the supervisor recognises it."""
+    return Daemon(PROGRAM6, n.inst_ns(inst_id), dhcpcd_command(n, inst_id).pid_file)
 
 
 def command(config: HostConfig, n: Names, spec: InstanceSpec) -> UdhcpcCommand:
@@ -38,9 +50,14 @@ def command(config: HostConfig, n: Names, spec: InstanceSpec) -> UdhcpcCommand:
 
 
 def plan(config: HostConfig, n: Names, spec: InstanceSpec, *, wait: bool) -> list[Op]:
-    """Namespace, NIC plugged into the segment, udhcpc."""
+    """Namespace, NIC plugged into the segment, dhcpcd (started first: it backgrounds at once, and its ~2 s
+    exchange overlaps udhcpc's), udhcpc."""
     iid, nid = spec.kernel_id, spec.network_kernel_id
     ns, dev = n.inst_ns(iid), n.inst_dev(iid)
+    v6 = dhcpcd_command(n, iid)
+    clients: list[Op] = [MakeDir(v6.run_dir), MakeDir(v6.lib_dir), RunDhcpcd(ns, v6)] if spec.dhcpv6 else []
+    if spec.dhcpv4:
+        clients.append(RunUdhcpc(ns, command(config, n, spec), wait=wait))
     return [
         MakeDir(n.inst_dir(iid)),
         WriteFile(n.inst_network(iid), nid + "\n"),
@@ -49,7 +66,7 @@ def plan(config: HostConfig, n: Names, spec: InstanceSpec, *, wait: bool) -> lis
         VethAdd(n.seg_ns(nid), n.inst_port(iid), ns, dev, master=n.bridge(nid), peer_mac=spec.mac),
         LinkUp(ns, "lo"),
         LinkUp(ns, dev),
-        RunUdhcpc(ns, command(config, n, spec), wait=wait),
+        *clients,
     ]
 
 
@@ -99,17 +116,65 @@ class RunUdhcpc(Op):
             raise self.fail("udhcpc did not keep running")
 
 
-def running(supervisor: Supervisor, c: UdhcpcCommand, d: Daemon) -> bool:
-    """True when the client runs in its namespace with this argv, or is still leasing in its first process."""
+@dataclass(frozen=True)
+class RunDhcpcd(Op):
+    """The instance's DHCPv6 client; returns once it runs in the background (its exchange follows by itself)."""
+
+    ns: str
+    command: DhcpcdCommand
+
+    def shell(self) -> str:
+        return shell_exec_in(self.ns, self.command)
+
+    def apply(self, s: Session) -> None:
+        c = self.command
+        d = Daemon(PROGRAM6, self.ns, c.pid_file)
+        if d.pid() is not None:
+            return  # nothing in its argv can differ (see DhcpcdCommand)
+        d.kill_strays()  # one no pid file names would fight the new one over the interface
+        if shutil.which(PROGRAM6, path=PATH_ENV) is None:
+            raise HostError("dhcpcd not installed (Debian package dhcpcd-base)")
+        if not os.access(c.script, os.X_OK):
+            raise HostError(f"dhcpcd hook {c.script} is not executable (chmod 755 it)")
+        text = s.supervisor.start(d, c, wait=True, timeout=c.first_exit_timeout, fail=self.fail)
+        if text and c.log_file is not None:
+            with open(c.log_file, "a") as f:
+                f.write(text + "\n")
+        if s.supervisor.daemon_pid(d, timeout=DAEMON_PID_WAIT) is None:
+            raise self.fail("dhcpcd did not keep running")
+
+
+def resolicit_dhcpv6(supervisor: Supervisor, n: Names, inst_id: str) -> list[Op]:
+    """Release the DHCPv6 lease (dhcpcd's SIGALRM: release and exit), forget it, and the op that starts a fresh
+    dhcpcd: its SOLICIT then gets whatever dnsmasq reserves for the MAC now."""
+    c = dhcpcd_command(n, inst_id)
+    supervisor.stop([daemon6(n, inst_id)], signal.SIGALRM)
+    (c.lib_dir / "dhcpcd" / f"{c.interface}.lease6").unlink(missing_ok=True)
+    return [RunDhcpcd(n.inst_ns(inst_id), c)]
+
+
+def running(supervisor: Supervisor, c: UdhcpcCommand, n: Names, spec: InstanceSpec) -> bool:
+    """True when the clients the spec needs run in its namespace (udhcpc with this argv, or still leasing in its
+    first process) and no other client does."""
+    d, d6 = daemon(n, spec.kernel_id), daemon6(n, spec.kernel_id)
     if not netns.exists(d.ns):
         return False
-    return supervisor.starting(d) or d.runs(c.argv())
+    v4 = supervisor.starting(d) or d.runs(c.argv()) if spec.dhcpv4 else d.pid() is None
+    return v4 and (d6.pid() is not None) == spec.dhcpv6
+
+
+def stop_unneeded(supervisor: Supervisor, n: Names, spec: InstanceSpec) -> None:
+    """Stop a client the spec no longer needs (its network lost the v4 subnet, or the v6 one became SLAAC)."""
+    unneeded = [d for d, needed in ((daemon(n, spec.kernel_id), spec.dhcpv4),
+                                    (daemon6(n, spec.kernel_id), spec.dhcpv6)) if not needed]
+    supervisor.stop(unneeded)
 
 
 def remove(supervisor: Supervisor, n: Names, inst_ids: list[str], *, release: bool) -> None:
     """Stop the clients (udhcpc -R sends DHCPRELEASE on SIGTERM; SIGKILL when the network goes anyway), end
-    anything left in the namespaces, delete them and the state."""
-    supervisor.stop([daemon(n, iid) for iid in inst_ids], signal.SIGTERM if release else signal.SIGKILL)
+    anything left in the namespaces (dhcpcd's privilege-separation helpers too), delete them and the state."""
+    daemons = [d for iid in inst_ids for d in (daemon(n, iid), daemon6(n, iid))]
+    supervisor.stop(daemons, signal.SIGTERM if release else signal.SIGKILL)
     kill_all_in([n.inst_ns(iid) for iid in inst_ids])
     for iid in inst_ids:
         netns.remove(n.inst_ns(iid))
@@ -126,7 +191,7 @@ def network_of(n: Names, inst_id: str) -> str | None:
 
 
 def scan(n: Names, scan: HostScan, namespaces: set[str], state_dirs: set[str]) -> None:
-    """Record the instance namespaces and state directories found, their network and verified client pid."""
+    """Record the instance namespaces and state directories found, their network and verified client pids."""
     for iid in namespaces:
         scan.instances.setdefault(iid, InstanceFound()).ns = True
     for iid in state_dirs:
@@ -135,3 +200,4 @@ def scan(n: Names, scan: HostScan, namespaces: set[str], state_dirs: set[str]) -
         found.network = network_of(n, iid)
     for iid, found in scan.instances.items():
         found.udhcpc_pid = daemon(n, iid).pid()
+        found.dhcpcd_pid = daemon6(n, iid).pid()

@@ -1,4 +1,5 @@
-"""Create the demo: two tenants that both use 192.168.1.0/24, one instance each, and an admin user.
+"""Create the demo: two tenants that both use 192.168.1.0/24, one instance each, and an admin user. Acme's
+network is dual stack: it also has a DHCPv6-stateful subnet, so its instance holds both families.
 
 Idempotent: run by every `make run`. Passwords are never fixed defaults: taken from the environment
 (NETDASH_ADMIN_PASSWORD, NETDASH_DEMO_PASSWORD) or generated on first run and printed once.
@@ -16,6 +17,8 @@ from django.db import transaction
 from tenants import services
 from tenants.choices import Role
 from tenants.models import Network, Tenant
+
+DEMO_V6 = {"acme-net": "2001:db8:ac::/64"}  # documentation prefix (RFC 3849), isolated network: no route out
 
 DEMO = [
     # tenant name, slug, user, network, hostname, domain
@@ -54,7 +57,16 @@ class Command(BaseCommand):
                         tenant=tenant, name=network_name,
                         subnet={"cidr": "192.168.1.0/24", "domain_name": domain},
                     )
+                _dual_stack(network)
                 if not network.instances.filter(hostname=hostname).exists():
                     services.instance_create(network=network, hostname=hostname)
             self.stdout.write(f"demo tenant {name!r}: user {username!r}, network {network_name!r} 192.168.1.0/24, "
                               f"instance {hostname!r}")
+
+
+def _dual_stack(network: Network) -> None:
+    """Give a demo network its IPv6 subnet (before its instance is created, so the instance gets both families)."""
+    cidr = DEMO_V6.get(network.name)
+    if cidr is not None and not network.subnets.filter(ip_version=6).exists():
+        services.subnet_create(network=network, cidr=cidr, ipv6_ra_mode="dhcpv6-stateful",
+                               ipv6_address_mode="dhcpv6-stateful")

@@ -1,0 +1,69 @@
+"""IPv6 instance clients end to end: rows → RQ jobs (real Redis) → namespaces, dnsmasq, dhcpcd / udhcpc → lease rows.
+
+Per mode, the instance ends with exactly the address the database says, and the right clients run: dhcpcd only for
+DHCPv6 subnets, udhcpc only with an IPv4 subnet.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tenants import services
+from tenants.choices import LeaseState, ObjectStatus
+from tenants.hostspecs import driver, host_config
+from tenants.models import Instance, Lease, Tenant
+from tenants.testing import settle
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host]
+
+
+@pytest.fixture(autouse=True)
+def _fast_ipv6(settings):
+    """No RS delay, no DAD in instances (SLAAC in ms instead of ~3.5 s); the driver is rebuilt around it."""
+    settings.NETDASH_FAST_IPV6 = True
+    host_config.cache_clear()
+    driver.cache_clear()
+    yield
+    host_config.cache_clear()
+    driver.cache_clear()
+
+
+def global_v6(instance: Instance) -> set[str]:
+    d = driver()
+    out = subprocess.run(["ip", "netns", "exec", d.names.inst_ns(instance.kernel_id), "ip", "-6", "-o", "addr",
+                          "show", "scope", "global", "-tentative"], capture_output=True, text=True).stdout
+    return {line.split()[3].split("/")[0] for line in out.splitlines()}
+
+
+def v6_network(tenant: Tenant, mode: str, *, dual: bool):
+    network = services.network_create(tenant=tenant, name=f"n-{mode}", subnet={
+        "cidr": "192.168.7.0/24" if dual else "2001:db8:71::/64",
+        **({} if dual else {"ipv6_ra_mode": mode, "ipv6_address_mode": mode})})
+    if dual:
+        services.subnet_create(network=network, cidr="2001:db8:71::/64", ipv6_ra_mode=mode, ipv6_address_mode=mode)
+    return network
+
+
+@pytest.mark.parametrize("mode", ["slaac", "dhcpv6-stateless", "dhcpv6-stateful"])
+@pytest.mark.parametrize("dual", [False, True], ids=["v6-only", "dual-stack"])
+def test_each_mode_ends_with_the_database_address_and_clients(host_clean, agent_queue, mode, dual):
+    tenant = Tenant.objects.create(name="T6", slug="t6")
+    network = v6_network(tenant, mode, dual=dual)
+    instance = services.instance_create(network=network, hostname="vm6")
+    want6 = instance.ipv6_address if dual else instance.ip_address
+    assert settle(lambda: Instance.objects.get(pk=instance.pk).status == ObjectStatus.ACTIVE
+                  and global_v6(instance) == {want6}), (global_v6(instance), want6)
+    d, kid = driver(), instance.kernel_id
+    assert (d.dhcpcd_pid(kid) is not None) == (mode != "slaac")
+    assert (d.udhcpc_pid(kid) is not None) == dual
+    v6_rows = lambda: set(Lease.objects.filter(instance=instance, state=LeaseState.ACTIVE,  # noqa: E731
+                                               ip_address__contains=":").values_list("mac_address", "ip_address"))
+    if mode == "dhcpv6-stateful":
+        assert settle(lambda: v6_rows() == {(instance.mac_address, want6)}), v6_rows()
+    else:
+        assert v6_rows() == set()  # SLAAC addresses are not leased
+    if dual:
+        held = d.instance_lease(kid)
+        assert held is not None and str(held.ip) == instance.ip_address

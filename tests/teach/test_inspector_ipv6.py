@@ -1,0 +1,55 @@
+"""The inspector's IPv6 block, read by the agent from the real kernel: the RA flags an instance hears (solicited
+off the wire) and where each of its addresses came from."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from tenants import services
+from tenants.choices import ObjectStatus, Role
+from tenants.hostspecs import driver, host_config
+from tenants.models import Instance, Tenant
+from tenants.testing import settle
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host]
+
+
+@pytest.fixture(autouse=True)
+def _fast_ipv6(settings):
+    """No RS delay, no DAD in instances; the driver is rebuilt around it."""
+    settings.NETDASH_FAST_IPV6 = True
+    host_config.cache_clear()
+    driver.cache_clear()
+    yield
+    host_config.cache_clear()
+    driver.cache_clear()
+
+
+@pytest.mark.parametrize("mode,flags,origin", [
+    ("slaac", "M=0 O=0 · 2001:db8:75::/64 L=1 A=1", "SLAAC"),
+    ("dhcpv6-stateless", "M=0 O=1 · 2001:db8:75::/64 L=1 A=1", "SLAAC"),
+    ("dhcpv6-stateful", "M=1 O=1 · 2001:db8:75::/64 L=1 A=0", "DHCPv6"),
+])
+def test_inspector_shows_ra_flags_and_address_origins(client, host_clean, agent_thread, user_factory, mode, flags,
+                                                      origin):
+    tenant = Tenant.objects.create(name="T", slug="t6")
+    user = user_factory(username="u6")
+    services.membership_set(tenant=tenant, user=user, role=Role.MEMBER)
+    network = services.network_create(tenant=tenant, name="n6", subnet={
+        "cidr": "2001:db8:75::/64", "ipv6_ra_mode": mode, "ipv6_address_mode": mode})
+    instance = services.instance_create(network=network, hostname="vm6")
+    want = instance.ip_address
+    assert settle(lambda: Instance.objects.get(pk=instance.pk).status == ObjectStatus.ACTIVE, timeout=40)
+    client.force_login(user)
+    url = reverse("teach:instance-inspect", args=[instance.pk])
+    assert settle(lambda: f"{want}/" in client.get(url).content.decode(), timeout=40)
+    text = client.get(url).content.decode()
+    assert re.search(r'class="mono ra-flags">\s*' + re.escape(flags), text), text[-3000:]
+    row = re.search(rf'{re.escape(want)}/\d+</td><td class="mono">[^<]*</td><td class="origin">([^<]*)<', text)
+    assert row and row.group(1) == origin
+    assert 'class="origin">link-local<' in text
+    assert "router lifetime 0: not a default router" in text
+    assert ("dhcpcd: pid" in text) == (mode != "slaac")
