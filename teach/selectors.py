@@ -16,8 +16,9 @@ from django.db.models import Q, QuerySet
 
 from tenants.choices import ObjectStatus
 from tenants.host import HostDriver
-from tenants.hostspecs import driver, instance_spec, network_spec
-from tenants.models import Instance, Network, Tenant
+from tenants.hostspecs import driver, instance_spec, network_spec, router_spec
+from tenants.models import Instance, Network, Router, Tenant
+from tenants.router_convergence import load_router
 
 from .models import Classroom, Lab
 
@@ -61,6 +62,26 @@ def instance_commands(instance: Instance, *, host_driver: HostDriver | None = No
         CommandBlock(f"instance {instance.hostname}", d.transcript_instance(instance_spec(instance)),
                      f"instance-{instance.pk}"),
     ]
+
+
+def router_commands(router: Router, *, host_driver: HostDriver | None = None) -> list[CommandBlock]:
+    """The networks the router plugs into (needed first: its veths go into their bridges), then the router —
+    namespace, sysctls, a veth per port, addresses, default route, ``nft -f`` — then how to look at it."""
+    d = host_driver or driver()
+    loaded = load_router(router.pk)
+    spec = router_spec(loaded)
+    networks = {i.subnet.network for i in loaded.interfaces.all()}
+    if loaded.external_network is not None:
+        networks.add(loaded.external_network)
+    blocks = [CommandBlock(f"network {n.name} (needed first)", d.transcript_network(network_spec(n)),
+                           f"network-{n.pk}") for n in sorted(networks, key=lambda n: n.pk)]
+    ns = d.names.router_ns(router.kernel_id)
+    blocks.append(CommandBlock(f"router {router.name}", d.transcript_router(spec), f"router-{router.pk}"))
+    blocks.append(CommandBlock(f"look at router {router.name}", [
+        f"ip -n {ns} addr show", f"ip -n {ns} route show",
+        f"ip netns exec {ns} nft list ruleset", f"ip netns exec {ns} conntrack -L",
+    ], f"router-{router.pk}-look"))
+    return blocks
 
 
 def as_script(blocks: list[CommandBlock]) -> str:

@@ -24,6 +24,7 @@ from rq.results import Result
 
 from tenants import services as tenant_services
 from tenants.choices import ObjectStatus, Role
+from tenants.models import Router
 from tenants.queue import enqueue_on_commit, queue_name_for_node
 
 from . import compare, diagnostics, selectors
@@ -40,25 +41,39 @@ class AgentUnavailable(Exception):
     """The node's agent did not answer in time (not running, or busy); the message says so."""
 
 
-def inspect(*, target: Target) -> dict[str, Any]:
-    """Kernel state of ``target``'s namespace, read by the agent of its node (waits up to a few seconds).
-
-    The caller has resolved ``target`` for the requesting user already (``teach.targets.resolve``).
-    """
-    queue = django_rq.get_queue(queue_name_for_node(target.node))
+def _agent_answer(node: str, func: str, *args: Any, what: str) -> Any:
+    """Enqueue ``func(*args)`` on ``node``'s agent and wait (a few seconds) for its return value."""
+    queue = django_rq.get_queue(queue_name_for_node(node))
     try:
-        job = queue.enqueue("teach.jobs.inspect_target", target.kind, target.object_id, ttl=INSPECT_WAIT_SECONDS * 2,
-                            result_ttl=60, failure_ttl=300, job_timeout=30)
+        job = queue.enqueue(func, *args, ttl=INSPECT_WAIT_SECONDS * 2, result_ttl=60, failure_ttl=300,
+                            job_timeout=30)
         result = job.latest_result(timeout=INSPECT_WAIT_SECONDS)
     except RedisError as exc:
         raise AgentUnavailable(f"the job queue is unavailable ({exc})") from exc
     if result is None:
         job.cancel()
-        raise AgentUnavailable(f"the agent of node {target.node!r} did not answer within {INSPECT_WAIT_SECONDS} s; "
+        raise AgentUnavailable(f"the agent of node {node!r} did not answer within {INSPECT_WAIT_SECONDS} s; "
                                "is it running (manage.py agent)?")
     if result.type != Result.Type.SUCCESSFUL:
-        raise AgentUnavailable(f"the agent could not read the namespace: {(result.exc_string or '').strip()[-300:]}")
+        raise AgentUnavailable(f"the agent could not read {what}: {(result.exc_string or '').strip()[-300:]}")
     return result.return_value
+
+
+def inspect(*, target: Target) -> dict[str, Any]:
+    """Kernel state of ``target``'s namespace, read by the agent of its node (waits up to a few seconds).
+
+    The caller has resolved ``target`` for the requesting user already (``teach.targets.resolve``).
+    """
+    return _agent_answer(target.node, "teach.jobs.inspect_target", target.kind, target.object_id,
+                         what="the namespace")
+
+
+def router_inspect(*, router: Router) -> dict[str, Any]:
+    """Kernel state of a router (namespace, NAT counters, conntrack), read by the agent of its node.
+
+    The caller has resolved ``router`` through ``tenants.selectors.routers_for_user``.
+    """
+    return _agent_answer(router.node, "teach.jobs.inspect_router", router.pk, what="the router")
 
 
 def diagnostic_group() -> str:

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from tenants import selectors as tenant_selectors
+from tenants.hostspecs import names
 
 from . import compare as cmp
 from . import diagnostics, selectors, services
@@ -83,6 +84,22 @@ def inspect(request: HttpRequest, kind: str, instance_id: int | None = None,
 
 
 @login_required
+def router_inspect(request: HttpRequest, router_id: int) -> HttpResponse:
+    """Live kernel state of a router: ports and addresses, routes, NAT rules with counters, conntrack entries."""
+    router = get_object_or_404(tenant_selectors.routers_for_user(request.user), pk=router_id)
+    try:
+        state, error = services.router_inspect(router=router), ""
+    except services.AgentUnavailable as exc:
+        state, error = None, str(exc)
+    context = {"router": router, "state": state, "error": error,
+               "namespace": names().router_ns(router.kernel_id),
+               "commands_url": reverse("teach:router-commands", args=[router.pk])}
+    if request.GET.get("fragment"):
+        return render(request, "teach/includes/router_state.html", context, status=503 if error else 200)
+    return render(request, "teach/router_inspect.html", context)
+
+
+@login_required
 def compare(request: HttpRequest) -> HttpResponse:
     """Two namespaces side by side; rows that differ (or exist on one side only) are highlighted."""
     a_key, b_key = request.GET.get("a"), request.GET.get("b")
@@ -122,6 +139,14 @@ def network_commands(request: HttpRequest, network_id: int) -> HttpResponse:
     network = get_object_or_404(tenant_selectors.networks_for_user(request.user), pk=network_id)
     return _commands_response(request, selectors.network_commands(network), f"network {network}",
                               f"network-{network.pk}")
+
+
+@login_required
+def router_commands(request: HttpRequest, router_id: int) -> HttpResponse:
+    """The router's equivalent commands: the namespace, sysctls, a veth per port, addresses, route, ``nft -f``."""
+    router = get_object_or_404(tenant_selectors.routers_for_user(request.user), pk=router_id)
+    return _commands_response(request, selectors.router_commands(router), f"router {router.name}",
+                              f"router-{router.pk}")
 
 
 @login_required
