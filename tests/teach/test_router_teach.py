@@ -85,11 +85,11 @@ def _router_state(d: LinuxHostDriver, router: Router) -> dict[str, object]:
     """Addresses, routes and NAT table of a router's namespace, the driver's prefix replaced by ``P-``."""
     ns = d.names.router_ns(router.kernel_id)
 
-    def ip(*args: str) -> list[str]:
+    def ip(*args: str, words: slice = slice(None)) -> list[str]:
         out = subprocess.run(["ip", "-n", ns, "-4", "-o", *args], check=True, capture_output=True, text=True).stdout
-        return sorted(" ".join(line.split()[1:4]).replace(d.names.prefix, "P-") for line in out.splitlines())
+        return sorted(" ".join(line.split()[words]).replace(d.names.prefix, "P-") for line in out.splitlines())
 
-    return {"addresses": ip("addr", "show"), "routes": ip("route", "show"),
+    return {"addresses": ip("addr", "show", words=slice(1, 4)), "routes": ip("route", "show"),
             "nft": nft.canonical(d.router_ruleset(router.kernel_id)).replace(d.names.prefix, "P-")}
 
 
