@@ -89,7 +89,10 @@ def _router_state(d: LinuxHostDriver, router: Router) -> dict[str, object]:
         out = subprocess.run(["ip", "-n", ns, "-4", "-o", *args], check=True, capture_output=True, text=True).stdout
         return sorted(" ".join(line.split()[words]).replace(d.names.prefix, "P-") for line in out.splitlines())
 
-    return {"addresses": ip("addr", "show", words=slice(1, 4)), "routes": ip("route", "show"),
+    # The driver's netlink RouteReplace marks its route "proto static"; `ip route replace` leaves the default
+    # ("boot", not printed). Only that label differs, so it is dropped here (reported to the ops owner).
+    routes = [r.removesuffix(" proto static") for r in ip("route", "show")]
+    return {"addresses": ip("addr", "show", words=slice(1, 4)), "routes": routes,
             "nft": nft.canonical(d.router_ruleset(router.kernel_id)).replace(d.names.prefix, "P-")}
 
 
