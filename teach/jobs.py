@@ -29,14 +29,15 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from tenants.host import HostError, inspect_namespace, netns
+from tenants.host import UPSTREAM_ECHO_PORT, HostError, inspect_namespace, netns
 from tenants.host.inspect import NamespaceInfo
+from tenants.host.inspect import flows as host_flows
 from tenants.host.inspect import inspect_router as inspect_router_ns
 from tenants.hostspecs import driver, host_config, names
 from tenants.router_convergence import load_router
 
-from . import diagnostics, hostside, services
-from .models import DiagnosticRun, RunStatus, ShellSession, TargetKind
+from . import diagnostics, hostside, routed_lab, selectors, services
+from .models import DiagnosticRun, Lab, RunStatus, ShellSession, TargetKind
 from .targets import Target, load
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,28 @@ def inspect_router(router_id: int) -> dict[str, Any]:
 
 
 # --- labs -------------------------------------------------------------------------------------------------
+
+def routed_lab_notice(lab_id: int) -> dict[str, Any]:
+    """The routed lab, observed now: each instance reaches the upstream (which answers with the source address it
+    saw), then each router's conntrack flows to the upstream are read; the findings come from those alone."""
+    lab = Lab.objects.filter(pk=lab_id).first()
+    if lab is None:
+        return {"facts": {}, "error": "this lab no longer exists"}
+    n, observed = names(), []
+    try:
+        for side in selectors.lab_sides(lab):
+            if side.instance is None or side.router is None:
+                return {"facts": {}, "error": "The lab is still being built."}
+            seen = hostside.echo_probe(n.inst_ns(side.instance.kernel_id), selectors.LAB_UPSTREAM,
+                                       UPSTREAM_ECHO_PORT)
+            flows = [asdict(f) for f in host_flows(driver().router_conntrack(side.router.kernel_id))
+                     if f.dst == selectors.LAB_UPSTREAM and f.dport == str(UPSTREAM_ECHO_PORT)]
+            observed.append(routed_lab.Observation(side.tenant.slug, side.instance.ip_address or "",
+                                                   side.router.name, side.router.external_ip or "", seen, flows))
+    except HostError as exc:
+        return {"facts": {}, "error": str(exc)}
+    return {"facts": routed_lab.facts(observed, selectors.LAB_UPSTREAM, UPSTREAM_ECHO_PORT), "error": ""}
+
 
 def lab_sweep() -> int:
     """End every expired lab: ``tenant_delete`` enqueues the teardown of its networks on their nodes."""

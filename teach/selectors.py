@@ -22,11 +22,6 @@ from tenants.router_convergence import load_router
 
 from .models import Classroom, Lab
 
-LAB_TENANT_SLUGS = ("lab-a", "lab-b")
-LAB_TENANT_PREFIX = "lab-"
-LAB_NETWORK = "overlap-lab"
-LAB_CIDR = "192.168.1.0/24"
-
 
 @dataclass
 class CommandBlock:
@@ -98,6 +93,15 @@ def as_script(blocks: list[CommandBlock]) -> str:
 LAB_NETWORK = "overlap-lab"
 LAB_CIDR = "192.168.1.0/24"
 LAB_SIDES = ("a", "b")
+# The routed lab's outside world: TEST-NET-3 inside the lab's own namespaces, never routed anywhere.
+LAB_EXTERNAL_NETWORK = "lab-upstream"
+LAB_EXTERNAL_CIDR = "203.0.113.0/24"
+LAB_UPSTREAM = "203.0.113.1"
+
+
+def lab_slug(lab: Lab, side: str) -> str:
+    """The slug of one of a lab's tenants: a side (``a``, ``b``) or the routed lab's upstream (``up``)."""
+    return f"lab{lab.pk}-{side}"
 
 
 def labs_for_user(user: AbstractBaseUser) -> QuerySet[Lab]:
@@ -134,14 +138,16 @@ class LabSide:
     tenant: Tenant
     network: Network | None
     instance: Instance | None
+    router: Router | None = None  # the routed lab's
 
 
 def lab_sides(lab: Lab) -> list[LabSide]:
-    """Both sides of the lab as they exist now, in slug order (``…-a`` first)."""
+    """Both sides of the lab as they exist now, in slug order (``…-a`` first); the upstream tenant is no side."""
     sides = []
-    for tenant in lab.tenants.order_by("slug"):
+    for tenant in lab.tenants.filter(slug__in=[lab_slug(lab, s) for s in LAB_SIDES]).order_by("slug"):
         network = (Network.objects.filter(tenant=tenant, name=LAB_NETWORK).exclude(status=ObjectStatus.DELETING)
                    .first())
         instance = _live_instances(network).first() if network is not None else None
-        sides.append(LabSide(tenant, network, instance))
+        router = Router.objects.filter(tenant=tenant).exclude(status=ObjectStatus.DELETING).first()
+        sides.append(LabSide(tenant, network, instance, router))
     return sides

@@ -20,7 +20,7 @@ from tenants.hostspecs import names
 
 from . import compare as cmp
 from . import diagnostics, selectors, services
-from .models import Lab, TargetKind
+from .models import Lab, LabKind, TargetKind
 from .targets import Target, resolve, resolve_key, targets_for_user
 
 
@@ -183,7 +183,7 @@ def labs(request: HttpRequest) -> HttpResponse:
 @require_POST
 def lab_start(request: HttpRequest) -> HttpResponse:
     try:
-        lab = services.lab_start(user=request.user)
+        lab = services.lab_start(user=request.user, kind=request.POST.get("kind") or LabKind.OVERLAP)
     except (PermissionDenied, ValidationError) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
         return redirect("teach:lab")
@@ -196,7 +196,8 @@ def _lab(request: HttpRequest, lab_id: int) -> Lab:
 
 @login_required
 def lab_detail(request: HttpRequest, lab_id: int) -> HttpResponse:
-    """The guided "Overlapping IPs" lab; ``static/teach/lab.js`` keeps it current from both tenants' sockets."""
+    """The guided lab ("Overlapping IPs", or its routed form); ``static/teach/lab.js`` keeps it current from both
+    tenants' sockets."""
     lab = _lab(request, lab_id)
     sides = selectors.lab_sides(lab)
     instances = [s.instance for s in sides if s.instance is not None]
@@ -215,8 +216,13 @@ def lab_detail(request: HttpRequest, lab_id: int) -> HttpResponse:
             "instances": [i.pk for i in instances],
             "diag_ws": [f"/ws/teach/instances/{i.pk}/diagnostics/" for i in instances],
             "notice_url": reverse("teach:lab-notice", args=[lab.pk]),
+            "routers": {s.router.pk: s.router.status for s in sides if s.router is not None},
         },
     }
+    if lab.kind == LabKind.ROUTED:
+        context["upstream"] = selectors.LAB_UPSTREAM
+        context["external_cidr"] = selectors.LAB_EXTERNAL_CIDR
+        return render(request, "teach/routed_lab.html", context)
     return render(request, "teach/lab.html", context)
 
 
