@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from tenants import selectors as tenant_selectors
+from tenants.choices import ObjectStatus
 from tenants.hostspecs import names
 
 from . import compare as cmp
@@ -64,8 +65,10 @@ def _diag_context(target: Target) -> dict:
 def index(request: HttpRequest) -> HttpResponse:
     """Every namespace the user may inspect, the compare picker and the lab."""
     targets = [(t, target_urls(t)) for t in targets_for_user(request.user)]
+    routers = (tenant_selectors.routers_for_user(request.user).exclude(status=ObjectStatus.DELETING)
+               .select_related("tenant").order_by("tenant__name", "name"))
     return render(request, "teach/index.html", {
-        "targets": targets, "can_lab": selectors.can_start_lab(request.user),
+        "targets": targets, "routers": routers, "can_lab": selectors.can_start_lab(request.user),
         "shell_enabled": services.shell_allowed(request.user),
     })
 

@@ -71,12 +71,14 @@ def test_router_inspector_shows_ports_nat_counters_and_conntrack(client, routed,
     assert flows and all(f["src"] == instance.ip_address and f["dst"] == UPSTREAM
                          and f["reply_dst"] == router.external_ip for f in flows)
     client.force_login(routed["user"])
+    assert reverse("teach:router-inspect", args=[router.pk]) in client.get(reverse("teach:index")).content.decode()
     page = client.get(reverse("teach:router-inspect", args=[router.pk]))
     assert page.status_code == 200
     text = page.content.decode()
     assert f"snat to {router.external_ip}" in text and f"{instance.ip_address}:{flows[0]['sport']}" in text
     # Another tenant's member: the router does not exist for them, inspector and commands alike.
     client.force_login(routed["outsider"])
+    assert reverse("teach:router-inspect", args=[router.pk]) not in client.get(reverse("teach:index")).content.decode()
     assert client.get(reverse("teach:router-inspect", args=[router.pk])).status_code == 404
     assert client.get(reverse("teach:router-commands", args=[router.pk])).status_code == 404
 
