@@ -11,6 +11,7 @@ import fcntl
 import os
 import pty
 import pwd
+import socket
 import struct
 import subprocess
 import termios
@@ -47,6 +48,20 @@ def run_streaming(ns: str, argv: list[str], on_line: Callable[[str], None], *, t
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def echo_probe(ns: str, address: str, port: int, *, timeout: float = 5.0) -> str:
+    """Connect from inside ``ns`` to an echo service that answers with the caller's address as it saw it; return
+    that answer ("" when unreachable). The socket is created by a thread inside ``ns``, so it lives there."""
+
+    def probe() -> str:
+        try:
+            with socket.create_connection((address, port), timeout=timeout) as s:
+                return s.recv(64).decode(errors="replace").strip()
+        except OSError:
+            return ""
+
+    return netns.run_in(ns, probe)
 
 
 def user_id(name: str) -> int:

@@ -1,6 +1,8 @@
 """RQ jobs of the teaching tools; they run in the host agent (root), never in the web process.
 
 - ``inspect_target``: read one namespace's kernel state (pyroute2) and return it as a plain dict (RQ result);
+- ``inspect_router``: the same for a router's namespace, plus its NAT rules with counters and conntrack entries;
+- ``routed_lab_notice``: reach the upstream from both instances of a routed lab and read both routers' conntrack;
 - ``run_diagnostic``: run one validated diagnostic and stream its output lines to a channel-layer group;
 - ``shell_session``: open a pty shell in a namespace and relay it over the channel layer (a session thread);
 - ``lab_sweep``: end the expired labs (enqueued by the agent every ``NETDASH_AGENT_PERIODIC_JOBS`` interval).
@@ -17,6 +19,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -26,20 +29,25 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from tenants.host import HostError, inspect_namespace, netns
+from tenants.host import UPSTREAM_ECHO_PORT, HostError, inspect_namespace, netns
+from tenants.host.inspect import NamespaceInfo
+from tenants.host.inspect import flows as host_flows
+from tenants.host.inspect import inspect_router as inspect_router_ns
 from tenants.host.ra_probe import address_origin
 from tenants.hostspecs import driver, host_config, instance_spec, names
+from tenants.router_convergence import load_router
 
-from . import diagnostics, hostside, services
+from . import diagnostics, hostside, routed_lab, selectors, services
 from .ipv6_state import instance_ipv6
-from .models import DiagnosticRun, RunStatus, ShellSession, TargetKind
+from .models import DiagnosticRun, Lab, RunStatus, ShellSession, TargetKind
 from .targets import Target, load
 
 log = logging.getLogger(__name__)
 
 UDP_SERVICES = {67: "DHCP server (dnsmasq)", 68: "DHCP client", 53: "DNS (dnsmasq)", 547: "DHCPv6 server"}
 ROLE_LABELS = {"bridge": "bridge", "dhcp": "DHCP interface", "dhcp_port": "DHCP port", "inst": "instance NIC",
-               "inst_port": "instance port"}  # keyed by naming.DEV_LETTERS roles
+               "inst_port": "instance port", "router_port": "router port (qr)",
+               "gateway_port": "gateway port (qg)"}  # keyed by naming.DEV_LETTERS roles
 
 
 # --- inspector ----------------------------------------------------------------------------------------------
@@ -65,6 +73,35 @@ def _peers(target: Target) -> dict[str, str]:
     return peers
 
 
+def _namespace_rows(info: NamespaceInfo, peers: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """The inspector's rows of one namespace: devices by name, each with its role and veth peer."""
+    by_index = {link.index: link.name for link in info.links}
+    return {
+        "links": [
+            {"name": li.name, "mac": li.mac, "state": li.state, "up": li.up, "kind": li.kind, "role": _role(li.name),
+             "master": by_index.get(li.master) if li.master else None, "peer": peers.get(li.name)}
+            for li in info.links
+        ],
+        "addresses": [
+            {"dev": by_index.get(a.index), "dev_role": _role(by_index.get(a.index)), "address": a.address,
+             "prefixlen": a.prefixlen, "origin": address_origin(a.address, a.prefixlen)}
+            for a in info.addresses
+        ],
+        "routes": [
+            {"dst": r.dst, "gateway": r.gateway, "dev": by_index.get(r.oif), "dev_role": _role(by_index.get(r.oif)),
+             "scope": r.scope}
+            for r in info.routes
+        ],
+        "neighbours": [
+            {"dev": by_index.get(nb.index), "ip": nb.ip, "mac": nb.mac, "state": nb.state} for nb in info.neighbours
+        ],
+        "udp": [
+            {"local": u.local, "port": u.port, "service": UDP_SERVICES.get(u.port, "")}
+            for u in sorted(info.udp, key=lambda u: (u.port, u.local))
+        ],
+    }
+
+
 def inspect_target(kind: str, object_id: int) -> dict[str, Any]:
     """Kernel state of the target's namespace: links, addresses, routes, neighbours, UDP listeners, processes."""
     target = load(kind, object_id)
@@ -75,31 +112,8 @@ def inspect_target(kind: str, object_id: int) -> dict[str, Any]:
         info = inspect_namespace(ns)
     except HostError as exc:
         return {"namespace": ns, "error": f"{exc} (is the network realised?)"}
-    by_index = {link.index: link.name for link in info.links}
-    peers = _peers(target)
-    out: dict[str, Any] = {"namespace": ns, "inode": netns.inode(ns), "error": None, "read_at": time.time()}
-    out["links"] = [
-        {"name": li.name, "mac": li.mac, "state": li.state, "up": li.up, "kind": li.kind, "role": _role(li.name),
-         "master": by_index.get(li.master) if li.master else None, "peer": peers.get(li.name)}
-        for li in info.links
-    ]
-    out["addresses"] = [
-        {"dev": by_index.get(a.index), "dev_role": _role(by_index.get(a.index)), "address": a.address,
-         "prefixlen": a.prefixlen, "origin": address_origin(a.address, a.prefixlen)}
-        for a in info.addresses
-    ]
-    out["routes"] = [
-        {"dst": r.dst, "gateway": r.gateway, "dev": by_index.get(r.oif), "dev_role": _role(by_index.get(r.oif)),
-         "scope": r.scope}
-        for r in info.routes
-    ]
-    out["neighbours"] = [
-        {"dev": by_index.get(nb.index), "ip": nb.ip, "mac": nb.mac, "state": nb.state} for nb in info.neighbours
-    ]
-    out["udp"] = [
-        {"local": u.local, "port": u.port, "service": UDP_SERVICES.get(u.port, "")}
-        for u in sorted(info.udp, key=lambda u: (u.port, u.local))
-    ]
+    out: dict[str, Any] = {"namespace": ns, "inode": netns.inode(ns), "error": None, "read_at": time.time(),
+                           **_namespace_rows(info, _peers(target))}
     d = driver()
     out["lease"] = []
     out["processes"] = []
@@ -124,7 +138,59 @@ def inspect_target(kind: str, object_id: int) -> dict[str, Any]:
     return out
 
 
+def _router_peers(router) -> dict[str, str]:
+    """Router device → "peer@segment namespace": one veth per attached network, one into the external network."""
+    n = names()
+    peers = {}
+    for interface in sorted(router.interfaces.all(), key=lambda i: i.pk):
+        net = interface.subnet.network.kernel_id
+        port = interface.kernel_id
+        peers.setdefault(n.router_port(port), f"{n.router_port_peer(port)}@{n.seg_ns(net)}")
+    if router.external_network_id:
+        peers[n.gateway_port(router.kernel_id)] = (f"{n.gateway_port_peer(router.kernel_id)}@"
+                                                   f"{n.seg_ns(router.external_network.kernel_id)}")
+    return peers
+
+
+def inspect_router(router_id: int) -> dict[str, Any]:
+    """Kernel state of a router's namespace: links, addresses, routes, neighbours, NAT rules with their packet and
+    byte counters, and the connection-tracking entries (what SNAT and floating IPs have translated)."""
+    router = load_router(router_id)
+    if router is None:
+        return {"error": "this router no longer exists"}
+    ns = names().router_ns(router.kernel_id)
+    try:
+        info = inspect_router_ns(ns)
+    except HostError as exc:
+        return {"namespace": ns, "error": f"{exc} (is the router realised?)"}
+    return {"namespace": ns, "inode": netns.inode(ns), "error": None, "read_at": time.time(),
+            **_namespace_rows(info.namespace, _router_peers(router)),
+            "nat": [asdict(r) for r in info.nat], "conntrack": [asdict(f) for f in info.conntrack]}
+
+
 # --- labs -------------------------------------------------------------------------------------------------
+
+def routed_lab_notice(lab_id: int) -> dict[str, Any]:
+    """The routed lab, observed now: each instance reaches the upstream (which answers with the source address it
+    saw), then each router's conntrack flows to the upstream are read; the findings come from those alone."""
+    lab = Lab.objects.filter(pk=lab_id).first()
+    if lab is None:
+        return {"facts": {}, "error": "this lab no longer exists"}
+    n, observed = names(), []
+    try:
+        for side in selectors.lab_sides(lab):
+            if side.instance is None or side.router is None:
+                return {"facts": {}, "error": "The lab is still being built."}
+            seen = hostside.echo_probe(n.inst_ns(side.instance.kernel_id), selectors.LAB_UPSTREAM,
+                                       UPSTREAM_ECHO_PORT)
+            flows = [asdict(f) for f in host_flows(driver().router_conntrack(side.router.kernel_id))
+                     if f.dst == selectors.LAB_UPSTREAM and f.dport == str(UPSTREAM_ECHO_PORT)]
+            observed.append(routed_lab.Observation(side.tenant.slug, side.instance.ip_address or "",
+                                                   side.router.name, side.router.external_ip or "", seen, flows))
+    except HostError as exc:
+        return {"facts": {}, "error": str(exc)}
+    return {"facts": routed_lab.facts(observed, selectors.LAB_UPSTREAM, UPSTREAM_ECHO_PORT), "error": ""}
+
 
 def lab_sweep() -> int:
     """End every expired lab: ``tenant_delete`` enqueues the teardown of its networks on their nodes."""

@@ -18,6 +18,13 @@ class TargetKind(models.TextChoices):
     SEGMENT = "seg", "Segment namespace"
 
 
+class LabKind(models.TextChoices):
+    """Which guided lab a sandbox builds."""
+
+    OVERLAP = "overlap", "Overlapping IPs"
+    ROUTED = "routed", "Routed overlapping IPs"
+
+
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
@@ -87,7 +94,9 @@ class Classroom(models.Model):
 
 
 class Lab(models.Model):
-    """One learner's private "Overlapping IPs" sandbox: two tenants of its own, gone when it expires.
+    """One learner's private sandbox, gone when it expires: "Overlapping IPs" (two tenants of its own on one CIDR)
+    or "Routed overlapping IPs" (the same, each behind its own router, plus a third tenant holding the simulated
+    upstream's external network).
 
     The tenants are ordinary tenants whose only member is the learner, so every page, API route and websocket
     that scopes by membership keeps other learners out without knowing labs exist.
@@ -96,6 +105,7 @@ class Lab(models.Model):
     learner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="labs")
     classroom = models.ForeignKey(Classroom, null=True, blank=True, on_delete=models.SET_NULL, related_name="labs")
     tenants = models.ManyToManyField("tenants.Tenant", related_name="labs")
+    kind = models.CharField(max_length=16, choices=LabKind.choices, default=LabKind.OVERLAP)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
 

@@ -18,16 +18,19 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.results import Result
 
+from tenants import routers
 from tenants import services as tenant_services
 from tenants.choices import ObjectStatus, Role
+from tenants.models import FloatingIP, Router
 from tenants.queue import enqueue_on_commit, queue_name_for_node
 
 from . import compare, diagnostics, selectors
-from .models import Classroom, DiagnosticRun, Lab, RunStatus, ShellSession, TargetKind
+from .models import Classroom, DiagnosticRun, Lab, LabKind, RunStatus, ShellSession, TargetKind
 from .targets import Target
 
 log = logging.getLogger(__name__)
@@ -40,25 +43,39 @@ class AgentUnavailable(Exception):
     """The node's agent did not answer in time (not running, or busy); the message says so."""
 
 
-def inspect(*, target: Target) -> dict[str, Any]:
-    """Kernel state of ``target``'s namespace, read by the agent of its node (waits up to a few seconds).
-
-    The caller has resolved ``target`` for the requesting user already (``teach.targets.resolve``).
-    """
-    queue = django_rq.get_queue(queue_name_for_node(target.node))
+def _agent_answer(node: str, func: str, *args: Any, what: str) -> Any:
+    """Enqueue ``func(*args)`` on ``node``'s agent and wait (a few seconds) for its return value."""
+    queue = django_rq.get_queue(queue_name_for_node(node))
     try:
-        job = queue.enqueue("teach.jobs.inspect_target", target.kind, target.object_id, ttl=INSPECT_WAIT_SECONDS * 2,
-                            result_ttl=60, failure_ttl=300, job_timeout=30)
+        job = queue.enqueue(func, *args, ttl=INSPECT_WAIT_SECONDS * 2, result_ttl=60, failure_ttl=300,
+                            job_timeout=30)
         result = job.latest_result(timeout=INSPECT_WAIT_SECONDS)
     except RedisError as exc:
         raise AgentUnavailable(f"the job queue is unavailable ({exc})") from exc
     if result is None:
         job.cancel()
-        raise AgentUnavailable(f"the agent of node {target.node!r} did not answer within {INSPECT_WAIT_SECONDS} s; "
+        raise AgentUnavailable(f"the agent of node {node!r} did not answer within {INSPECT_WAIT_SECONDS} s; "
                                "is it running (manage.py agent)?")
     if result.type != Result.Type.SUCCESSFUL:
-        raise AgentUnavailable(f"the agent could not read the namespace: {(result.exc_string or '').strip()[-300:]}")
+        raise AgentUnavailable(f"the agent could not read {what}: {(result.exc_string or '').strip()[-300:]}")
     return result.return_value
+
+
+def inspect(*, target: Target) -> dict[str, Any]:
+    """Kernel state of ``target``'s namespace, read by the agent of its node (waits up to a few seconds).
+
+    The caller has resolved ``target`` for the requesting user already (``teach.targets.resolve``).
+    """
+    return _agent_answer(target.node, "teach.jobs.inspect_target", target.kind, target.object_id,
+                         what="the namespace")
+
+
+def router_inspect(*, router: Router) -> dict[str, Any]:
+    """Kernel state of a router (namespace, NAT counters, conntrack), read by the agent of its node.
+
+    The caller has resolved ``router`` through ``tenants.selectors.routers_for_user``.
+    """
+    return _agent_answer(router.node, "teach.jobs.inspect_router", router.pk, what="the router")
 
 
 def diagnostic_group() -> str:
@@ -116,13 +133,19 @@ def lab_lifetime(classroom: Classroom | None) -> timedelta:
     return timedelta(minutes=minutes or settings.NETDASH_LAB_MINUTES)
 
 
-def lab_start(*, user: AbstractBaseUser) -> Lab:
-    """A private "Overlapping IPs" lab: two new tenants (the learner their only member), each with a network on
-    the same CIDR and one instance, realised by the agent after commit and torn down when the lab expires.
+def lab_start(*, user: AbstractBaseUser, kind: str = LabKind.OVERLAP) -> Lab:
+    """A private lab: two new tenants (the learner their only member), each with a network on the same CIDR and
+    one instance, realised by the agent after commit and torn down when the lab expires.
+
+    The routed lab also puts each network behind a router of its own tenant, with its gateway on an external
+    network with a simulated upstream (TEST-NET-3, no route out) that a third tenant of the lab holds, so both
+    instances — same address — reach the same upstream, each translated by its own router.
 
     The tenants are created through the tenant services with quotas of one, so a learner cannot grow a lab into
     anything bigger; the learner is a plain member, so cannot add anyone else to it.
     """
+    if kind not in LabKind.values:
+        raise ValidationError(f"Unknown lab {kind!r}; choose one of {', '.join(LabKind.values)}.", code="kind")
     if not selectors.can_start_lab(user):
         raise PermissionDenied("Labs are not enabled for any of your classes; ask your instructor.")
     classroom = selectors.lab_classroom(user)
@@ -133,31 +156,61 @@ def lab_start(*, user: AbstractBaseUser) -> Lab:
         if Lab.objects.filter(learner=user).count() >= quota:
             raise ValidationError(f"You already run {quota} lab(s), the limit of your class; end one first.",
                                   code="quota")
-        lab = Lab.objects.create(learner=user, classroom=classroom,
+        lab = Lab.objects.create(learner=user, classroom=classroom, kind=kind,
                                  expires_at=timezone.now() + lab_lifetime(classroom))
+        external = _lab_upstream(lab, user) if kind == LabKind.ROUTED else None
         for side in selectors.LAB_SIDES:
-            slug = f"lab{lab.pk}-{side}"
+            slug = selectors.lab_slug(lab, side)
             tenant = tenant_services.tenant_create(name=f"Lab {lab.pk} {side.upper()}", slug=slug, actor=user,
-                                                   quota_networks=1, quota_subnets=1, quota_instances=1)
+                                                   quota_networks=1, quota_subnets=1, quota_instances=1,
+                                                   quota_routers=1)
             tenant_services.membership_set(tenant=tenant, user=user, role=Role.MEMBER, actor=user)
             network = tenant_services.network_create(
                 tenant=tenant, name=selectors.LAB_NETWORK, actor=user,
                 subnet={"cidr": selectors.LAB_CIDR, "domain_name": f"{slug}.internal"},
             )
+            if external is not None:
+                router = routers.router_create(tenant=tenant, name=f"{slug}-router", external_network=external,
+                                               actor=user)
+                routers.router_interface_add(router=router, subnet=network.subnets.get(), actor=user)
             tenant_services.instance_create(network=network, hostname=f"{slug}-vm", actor=user)
             lab.tenants.add(tenant)
-    log.info("lab %s started by %s, expires %s", lab.pk, user, lab.expires_at)
+    log.info("lab %s (%s) started by %s, expires %s", lab.pk, kind, user, lab.expires_at)
     return lab
+
+
+def _lab_upstream(lab: Lab, user: AbstractBaseUser):
+    """The routed lab's outside world: a tenant of the lab holding an external network with a simulated upstream
+    at ``LAB_UPSTREAM`` (the routers' default gateway). The learner is not a member: they only see it through
+    their routers' gateways and what the upstream answers."""
+    tenant = tenant_services.tenant_create(name=f"Lab {lab.pk} upstream", slug=selectors.lab_slug(lab, "up"),
+                                           actor=user, quota_networks=1, quota_subnets=1, quota_instances=0,
+                                           quota_routers=0)
+    lab.tenants.add(tenant)
+    return routers.external_network_create(
+        tenant=tenant, name=selectors.LAB_EXTERNAL_NETWORK, simulated_upstream=True, actor=user,
+        subnet={"cidr": selectors.LAB_EXTERNAL_CIDR, "gateway": selectors.LAB_UPSTREAM, "enable_dhcp": False})
 
 
 def lab_end(*, lab: Lab, actor: AbstractBaseUser | None = None) -> None:
     """Tear the lab down through ``tenant_delete`` (the agent removes its namespaces, then the tenant rows go)
-    and delete the lab row at once: the learner may start the next one while the host still cleans up."""
+    and delete the lab row at once: the learner may start the next one while the host still cleans up.
+
+    The routed lab's external network can only go once nothing holds an address on it, so first its floating IPs
+    are released (the lab's own, and any another tenant allocated there) and the routers' gateways cleared, then
+    the routers deleted; their jobs are queued before the networks'."""
     with transaction.atomic():
         locked = Lab.objects.select_for_update().filter(pk=lab.pk).first()
         if locked is None:
             return  # ended meanwhile (the sweep and the learner's click)
-        for tenant in locked.tenants.all():
+        tenants = list(locked.tenants.order_by("slug"))
+        for fip in FloatingIP.objects.filter(Q(tenant__in=tenants) | Q(network__tenant__in=tenants)):
+            routers.floating_ip_release(floating_ip=fip, actor=actor)
+        for router in Router.objects.filter(Q(tenant__in=tenants) | Q(external_network__tenant__in=tenants)):
+            routers.router_clear_gateway(router=router, actor=actor)
+        for router in Router.objects.filter(tenant__in=tenants).exclude(status=ObjectStatus.DELETING):
+            routers.router_delete(router=router, actor=actor)
+        for tenant in tenants:
             tenant_services.tenant_delete(tenant=tenant, actor=actor)
         locked.delete()
     log.info("lab %s ended", lab.pk)
@@ -177,9 +230,17 @@ def lab_notice(*, lab: Lab) -> dict[str, Any]:
     ``facts`` is keyed as ``teach.compare.facts`` (the page checks steps off by key); ``error`` says why there
     is nothing to compare yet (still building, or the agent is busy).
     """
-    instances = [side.instance for side in selectors.lab_sides(lab) if side.instance is not None]
+    sides = selectors.lab_sides(lab)
+    instances = [side.instance for side in sides if side.instance is not None]
     if len(instances) != 2 or any(i.status != ObjectStatus.ACTIVE for i in instances):
         return {"facts": {}, "error": "The instances are still being created."}
+    if lab.kind == LabKind.ROUTED:
+        if any(s.router is None or s.router.status != ObjectStatus.ACTIVE for s in sides):
+            return {"facts": {}, "error": "The routers are still being built."}
+        try:
+            return _agent_answer(sides[0].router.node, "teach.jobs.routed_lab_notice", lab.pk, what="the lab")
+        except AgentUnavailable as exc:
+            return {"facts": {}, "error": str(exc)}
     try:
         a, b = (inspect(target=Target(TargetKind.INSTANCE, i.network, i)) for i in instances)
     except AgentUnavailable as exc:

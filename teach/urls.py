@@ -27,4 +27,6 @@ urlpatterns = [
     path("networks/<int:network_id>/segment/", views.inspect, {"kind": "seg"}, name="segment-inspect"),
     path("networks/<int:network_id>/segment/shell/", views.shell, {"kind": "seg"}, name="segment-shell"),
     path("networks/<int:network_id>/commands/", views.network_commands, name="network-commands"),
+    path("routers/<int:router_id>/", views.router_inspect, name="router-inspect"),
+    path("routers/<int:router_id>/commands/", views.router_commands, name="router-commands"),
 ]

@@ -16,10 +16,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from tenants import selectors as tenant_selectors
+from tenants.choices import ObjectStatus
+from tenants.hostspecs import names
 
 from . import compare as cmp
 from . import diagnostics, selectors, services
-from .models import Lab, TargetKind
+from .models import Lab, LabKind, TargetKind
 from .targets import Target, resolve, resolve_key, targets_for_user
 
 
@@ -63,8 +65,10 @@ def _diag_context(target: Target) -> dict:
 def index(request: HttpRequest) -> HttpResponse:
     """Every namespace the user may inspect, the compare picker and the lab."""
     targets = [(t, target_urls(t)) for t in targets_for_user(request.user)]
+    routers = (tenant_selectors.routers_for_user(request.user).exclude(status=ObjectStatus.DELETING)
+               .select_related("tenant").order_by("tenant__name", "name"))
     return render(request, "teach/index.html", {
-        "targets": targets, "can_lab": selectors.can_start_lab(request.user),
+        "targets": targets, "routers": routers, "can_lab": selectors.can_start_lab(request.user),
         "shell_enabled": services.shell_allowed(request.user),
     })
 
@@ -80,6 +84,22 @@ def inspect(request: HttpRequest, kind: str, instance_id: int | None = None,
     if request.GET.get("fragment"):
         return render(request, "teach/includes/nsstate.html", context, status=503 if error else 200)
     return render(request, "teach/inspect.html", context)
+
+
+@login_required
+def router_inspect(request: HttpRequest, router_id: int) -> HttpResponse:
+    """Live kernel state of a router: ports and addresses, routes, NAT rules with counters, conntrack entries."""
+    router = get_object_or_404(tenant_selectors.routers_for_user(request.user), pk=router_id)
+    try:
+        state, error = services.router_inspect(router=router), ""
+    except services.AgentUnavailable as exc:
+        state, error = None, str(exc)
+    context = {"router": router, "state": state, "error": error,
+               "namespace": names().router_ns(router.kernel_id),
+               "commands_url": reverse("teach:router-commands", args=[router.pk])}
+    if request.GET.get("fragment"):
+        return render(request, "teach/includes/router_state.html", context, status=503 if error else 200)
+    return render(request, "teach/router_inspect.html", context)
 
 
 @login_required
@@ -125,6 +145,14 @@ def network_commands(request: HttpRequest, network_id: int) -> HttpResponse:
 
 
 @login_required
+def router_commands(request: HttpRequest, router_id: int) -> HttpResponse:
+    """The router's equivalent commands: the namespace, sysctls, a veth per port, addresses, route, ``nft -f``."""
+    router = get_object_or_404(tenant_selectors.routers_for_user(request.user), pk=router_id)
+    return _commands_response(request, selectors.router_commands(router), f"router {router.name}",
+                              f"router-{router.pk}")
+
+
+@login_required
 def instance_commands(request: HttpRequest, instance_id: int) -> HttpResponse:
     """The instance's equivalent commands (its network first)."""
     instance = get_object_or_404(tenant_selectors.instances_for_user(request.user), pk=instance_id)
@@ -158,7 +186,7 @@ def labs(request: HttpRequest) -> HttpResponse:
 @require_POST
 def lab_start(request: HttpRequest) -> HttpResponse:
     try:
-        lab = services.lab_start(user=request.user)
+        lab = services.lab_start(user=request.user, kind=request.POST.get("kind") or LabKind.OVERLAP)
     except (PermissionDenied, ValidationError) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
         return redirect("teach:lab")
@@ -171,7 +199,8 @@ def _lab(request: HttpRequest, lab_id: int) -> Lab:
 
 @login_required
 def lab_detail(request: HttpRequest, lab_id: int) -> HttpResponse:
-    """The guided "Overlapping IPs" lab; ``static/teach/lab.js`` keeps it current from both tenants' sockets."""
+    """The guided lab ("Overlapping IPs", or its routed form); ``static/teach/lab.js`` keeps it current from both
+    tenants' sockets."""
     lab = _lab(request, lab_id)
     sides = selectors.lab_sides(lab)
     instances = [s.instance for s in sides if s.instance is not None]
@@ -190,8 +219,13 @@ def lab_detail(request: HttpRequest, lab_id: int) -> HttpResponse:
             "instances": [i.pk for i in instances],
             "diag_ws": [f"/ws/teach/instances/{i.pk}/diagnostics/" for i in instances],
             "notice_url": reverse("teach:lab-notice", args=[lab.pk]),
+            "routers": {s.router.pk: s.router.status for s in sides if s.router is not None},
         },
     }
+    if lab.kind == LabKind.ROUTED:
+        context["upstream"] = selectors.LAB_UPSTREAM
+        context["external_cidr"] = selectors.LAB_EXTERNAL_CIDR
+        return render(request, "teach/routed_lab.html", context)
     return render(request, "teach/lab.html", context)
 
 

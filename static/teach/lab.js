@@ -1,7 +1,9 @@
 /* The lab page, live: both lab tenants' live websockets (NetdashLive.LiveSocket + Store from live/live.js) keep
  * statuses and addresses current; "what to notice" is read from the kernel (the lab's notice URL: the agent
  * inspects both instance namespaces and compares them) whenever the instances change, and after the ping button
- * ran its pings over the diagnostics websockets. Steps ([data-step]) are checked off by the notice's keys.
+ * ran its pings over the diagnostics websockets. Steps ([data-step]) are checked off by the notice's keys: each
+ * word of data-step-facts must match a key (exactly, or as the prefix before ":"). In the routed lab the routers'
+ * statuses (router.* events on the same sockets) are part of what must be up before the kernel is read.
  * Plain ES2017, no build step.
  */
 (function () {
@@ -11,6 +13,7 @@
   if (!config) { return; }
   var stores = config.tenants.map(function () { return new L.Store({}); });
   var notice = { busy: false, again: false, key: '' };
+  var routers = config.routers || {};
 
   function find(kind, id) {
     for (var i = 0; i < stores.length; i++) {
@@ -47,10 +50,16 @@
       else if (i && el.textContent !== (i.ip_address || '')) { el.textContent = i.ip_address || ''; }
     });
     var all = instances();
-    var built = all.length === 2 && all.every(function (i) { return i && i.status === 'active' && i.ip_address; });
+    document.querySelectorAll('[data-router-id]').forEach(function (el) {
+      badge(el, routers[el.dataset.routerId] || 'deleted');
+    });
+    var routerIds = Object.keys(routers);
+    var built = all.length === 2 && all.every(function (i) { return i && i.status === 'active' && i.ip_address; }) &&
+      routerIds.every(function (id) { return routers[id] === 'active'; });
     step('built', built);
-    // Ask the kernel again whenever what the instances hold changed (status, address, MAC).
-    var key = all.map(function (i) { return i ? [i.status, i.ip_address, i.mac_address].join('/') : '-'; }).join(' ');
+    // Ask the kernel again whenever what the instances hold changed (status, address, MAC), or a router's status.
+    var key = all.map(function (i) { return i ? [i.status, i.ip_address, i.mac_address].join('/') : '-'; }).join(' ') +
+      ' ' + routerIds.map(function (id) { return routers[id]; }).join(' ');
     if (built && key !== notice.key) { notice.key = key; refreshNotice(); }
     document.body.dataset.labRendered = String((+document.body.dataset.labRendered || 0) + 1);
   }
@@ -65,8 +74,12 @@
     var empty = document.querySelector('[data-notice-empty]');
     empty.hidden = keys.length > 0;
     if (data.error) { empty.textContent = data.error; }
-    step('same_address', !!(facts.same_address && facts.separate_namespaces));
-    step('neighbour_differs', keys.some(function (k) { return k.indexOf('neighbour_differs') === 0; }));
+    document.querySelectorAll('[data-step-facts]').forEach(function (li) {
+      var wanted = li.dataset.stepFacts.split(/\s+/).filter(Boolean);
+      step(li.dataset.step, wanted.length > 0 && wanted.every(function (w) {
+        return keys.some(function (k) { return k === w || k.indexOf(w + ':') === 0; });
+      }));
+    });
   }
 
   /** One request at a time; a change meanwhile asks once more when it returns. */
@@ -106,12 +119,21 @@
   }
   var ping = document.getElementById('lab-ping');
   if (ping) { ping.addEventListener('click', pingBoth); }
+  var reach = document.getElementById('lab-reach');
+  if (reach) { reach.addEventListener('click', refreshNotice); }
 
   var states = config.tenants.map(function () { return 'connecting'; });
   config.tenants.forEach(function (t, n) {
     var socket = new L.LiveSocket(t.ws_path, {
       snapshot: function (snap) { stores[n].loadSnapshot(snap); render(); },
-      event: function (msg) { stores[n].applyEvent(msg); render(); },
+      event: function (msg) {
+        var d = msg.data || {};
+        if ((msg.event || '').indexOf('router.') === 0 && routers[d.id] !== undefined) {
+          routers[d.id] = msg.event === 'router.deleted' ? 'deleted' : d.status;
+        }
+        stores[n].applyEvent(msg);
+        render();
+      },
       status: function (state) {
         states[n] = state;
         var all = states.every(function (s) { return s === 'live'; });

@@ -2,11 +2,14 @@
 
 Returns plain dataclasses of str/int so the caller can serialise them without pyroute2.
 UDP sockets come from /proc/thread-self/net/udp read by a thread inside the namespace:
-/proc/<pid>/net reflects the reader's namespace, so no helper process is needed.
+/proc/<pid>/net reflects the reader's namespace, so no helper process is needed. A router adds its NAT rules with
+their counters (``nft list table``, the very text the router kind compares with its rendering) and its
+connection-tracking table (``conntrack -L``), both parsed into rows.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 from dataclasses import asdict, dataclass, field
@@ -16,6 +19,7 @@ from pyroute2 import IPRoute
 
 from . import netns
 from .errors import HostError
+from .kinds import router
 
 _OPERSTATES = {0: "UNKNOWN", 1: "NOTPRESENT", 2: "DOWN", 3: "LOWERLAYERDOWN", 4: "TESTING", 5: "DORMANT", 6: "UP"}
 _NUD = {0x01: "INCOMPLETE", 0x02: "REACHABLE", 0x04: "STALE", 0x08: "DELAY", 0x10: "PROBE", 0x20: "FAILED",
@@ -133,3 +137,86 @@ def inspect_namespace(name: str) -> NamespaceInfo:
                                              _NUD.get(nb["state"], str(nb["state"]))))
     info.udp = netns.run_in(name, _udp_sockets)
     return info
+
+
+@dataclass
+class NatRule:
+    """One rule of the router's NAT table with what its counter has seen."""
+
+    chain: str
+    rule: str  # as ``nft list table`` prints it, the counter left out
+    packets: int
+    bytes: int
+
+
+@dataclass
+class Flow:
+    """One connection-tracking entry: the tuple as it arrived and the tuple the reply is expected on.
+
+    When NAT applies, the two differ: a SNATed flow's reply goes to the router's external address.
+    """
+
+    proto: str
+    state: str
+    src: str
+    dst: str
+    sport: str
+    dport: str
+    reply_src: str
+    reply_dst: str
+    reply_sport: str
+    reply_dport: str
+
+
+@dataclass
+class RouterInfo:
+    """A router's namespace plus its NAT table and conntrack entries."""
+
+    namespace: NamespaceInfo
+    nat: list[NatRule] = field(default_factory=list)
+    conntrack: list[Flow] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_CHAIN_RE = re.compile(r"^\tchain (\S+) \{$")
+_RULE_RE = re.compile(r"^\t\t(.*?) ?counter packets (\d+) bytes (\d+) ?(.*)$")
+_TUPLE_KEYS = ("src", "dst", "sport", "dport")
+
+
+def nat_rules(listed: str) -> list[NatRule]:
+    """The rules of an ``nft list table`` listing that carry a counter (every rule the router renders does)."""
+    rules, chain = [], ""
+    for line in listed.splitlines():
+        if m := _CHAIN_RE.match(line):
+            chain = m.group(1)
+        elif m := _RULE_RE.match(line):
+            text = " ".join(part for part in (m.group(1), "counter", m.group(4)) if part)
+            rules.append(NatRule(chain, text, int(m.group(2)), int(m.group(3))))
+    return rules
+
+
+def flows(lines: list[str]) -> list[Flow]:
+    """``conntrack -L`` lines as flows; the first src/dst/sport/dport are the original tuple, the second the reply."""
+    out = []
+    for line in lines:
+        words = line.split()
+        if not words:
+            continue
+        pairs = [w.split("=", 1) for w in words if "=" in w]
+        seen: dict[str, list[str]] = {}
+        for key, value in pairs:
+            if key in _TUPLE_KEYS:
+                seen.setdefault(key, []).append(value)
+        state = next((w for w in words[1:4] if w.isupper() and w.replace("_", "").isalpha()), "")
+        orig = [seen.get(k, ["", ""])[0] for k in _TUPLE_KEYS]
+        reply = [(seen.get(k, []) + ["", ""])[1] for k in _TUPLE_KEYS]
+        out.append(Flow(words[0], state, *orig, *reply))
+    return out
+
+
+def inspect_router(name: str) -> RouterInfo:
+    """Everything :func:`inspect_namespace` reads, plus the NAT rules with counters and the conntrack table."""
+    info = inspect_namespace(name)
+    return RouterInfo(info, nat_rules(router.listed(name)), flows(router.conntrack(name)))

@@ -28,7 +28,7 @@ from tenants.testing import require_root, serve_daphne, settle
 def host_clean():
     """Start and end with nothing carrying this test run's prefix on the host."""
     require_root()
-    driver().remove_orphans(set(), set())
+    driver().remove_orphans(set(), set(), wanted_routers=set())
     yield driver()
     from teach import jobs
 
@@ -37,7 +37,7 @@ def host_clean():
     deadline = time.monotonic() + 5
     while jobs.SESSIONS and time.monotonic() < deadline:
         time.sleep(0.05)
-    driver().remove_orphans(set(), set())
+    driver().remove_orphans(set(), set(), wanted_routers=set())
 
 
 class ThreadWorker(SimpleWorker):

@@ -4,6 +4,8 @@ cannot shadow the ``teach`` app)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
@@ -47,3 +49,12 @@ def asynctest(fn):
         return async_to_sync(fn)(*args, **kwargs)
 
     return wrapper
+
+
+def ask_upstream(ns: str, address: str, port: int = 7007) -> str:
+    """Connect from ``ns`` to the echo service at ``address``: the address it saw us as ("" if unreachable)."""
+    code = ("import socket,sys; s=socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5); "
+            "print(s.recv(64).decode().strip())")
+    done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code, address, str(port)],
+                          capture_output=True, text=True, timeout=20)
+    return done.stdout.strip()

@@ -24,10 +24,10 @@ def test_planning_is_pure(network_factory):
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "never-created"
         d = LinuxHostDriver(HostConfig(prefix="zq-", state_dir=state))
-        before = netns.list_names()
         blocks = selectors.network_commands(network, host_driver=d)
         assert not state.exists()
-        assert netns.list_names() == before
+        # Only this driver's own prefix: other test runs on the machine create namespaces meanwhile.
+        assert not [name for name in netns.list_names() if name.startswith("zq-")]
     commands = blocks[0].commands
     assert commands[0] == f"ip netns add zq-seg-{network.kernel_id}"
     assert any(c.startswith(f"ip netns exec zq-qdhcp-{network.kernel_id} env ") and "dnsmasq" in c for c in commands)
