@@ -61,13 +61,39 @@ def subnet_tag(subnet_id: int) -> str:
     return f"s{subnet_id}"
 
 
-def network_spec(network: Network) -> NetworkSpec:
-    """What the network's segment and dnsmasq should look like right now."""
+def _server_addresses(network: Network, node: str) -> tuple[dict[int, str], dict[int, tuple[str, ...]]]:
+    """This node's DHCP address per subnet id, and the other servers' (HA DHCP); both empty with one server.
+
+    The node's server is the one the database gives it; a node with none (a single-node install whose node was
+    renamed, or jobs run before the rows existed) answers as the first server, as every network did before HA.
+    Reads ``dhcp_servers__addresses`` (prefetched by ``convergence.load_networks``).
+    """
+    servers = sorted(network.dhcp_servers.all(), key=lambda s: s.rank)
+    if len(servers) < 2:
+        return {}, {}
+    subnets = {s.pk: s.dhcp_address for s in network.subnets.all()}
+
+    def addresses(server) -> dict[int, str]:
+        return subnets if server.rank == 0 else {a.subnet_id: a.address for a in server.addresses.all()}
+
+    mine = next((s for s in servers if s.node == node), servers[0])
+    peers: dict[int, list[str]] = {}
+    for server in servers:
+        if server is not mine:
+            for subnet_id, address in addresses(server).items():
+                peers.setdefault(subnet_id, []).append(address)
+    return addresses(mine), {k: tuple(v) for k, v in peers.items()}
+
+
+def network_spec(network: Network, node: str | None = None) -> NetworkSpec:
+    """What the network's segment and ``node``'s dnsmasq (default: this node's) should look like right now."""
+    own, peers = _server_addresses(network, node or settings.NETDASH_NODE)
     subnets = tuple(
         SubnetSpec(
             cidr=s.cidr,
             gateway=s.gateway,
-            dhcp_address=s.dhcp_address,
+            dhcp_address=own.get(s.pk, s.dhcp_address),
+            peer_dhcp_addresses=peers.get(s.pk, ()),
             dns_servers=tuple(s.dns_nameservers or ()),
             domain=s.domain_name or None,
             lease_seconds=s.lease_seconds,
@@ -93,7 +119,8 @@ def network_spec(network: Network) -> NetworkSpec:
         if ip is not None or ip6 is not None:
             reservations.append(ReservationSpec(mac=i.mac_address, hostname=i.hostname, ip=ip or ip6,
                                                 ip6=ip6 if ip else None))
-    return NetworkSpec(kernel_id=network.kernel_id, subnets=subnets, reservations=tuple(reservations))
+    return NetworkSpec(kernel_id=network.kernel_id, subnets=subnets, reservations=tuple(reservations),
+                       ha=len(network.dhcp_servers.all()) > 1)
 
 
 def instance_spec(instance: Instance) -> InstanceSpec:

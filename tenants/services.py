@@ -414,6 +414,7 @@ def subnet_update(*, subnet: Subnet, actor: AbstractBaseUser | None = None, **ch
         AllocationPool.objects.bulk_create(
             [AllocationPool(subnet=subnet, start=str(s), end=str(e)) for s, e in pools]
         )
+        _allocate_standby_addresses(subnet)  # DHCP just enabled: the standbys need their addresses now
         audit_record(actor=actor, tenant=subnet.network.tenant, action="subnet.update", obj=subnet,
                detail=", ".join(sorted(changes)))
         _enqueue_network(subnet.network)

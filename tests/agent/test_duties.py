@@ -87,3 +87,46 @@ def test_without_a_live_node_everything_goes_to_this_node(network_factory, setti
     instance = services.instance_create(network=network, hostname="vm")
     assert servers(network) == [settings.NETDASH_NODE] == [Instance.objects.get(pk=instance.pk).node]
     assert Network.objects.get(pk=network.pk).node == settings.NETDASH_NODE
+
+
+def test_each_server_gets_its_own_spec_non_authoritative_and_announcing_both(three_nodes, network_factory):
+    from tenants.host import dnsmasq
+    from tenants.hostspecs import network_spec
+
+    network = network_factory(cidr="10.5.0.0/24")
+    services.instance_create(network=network, hostname="vm")
+    [(first, first_address), (standby, standby_address)] = [
+        (r["node"], r["addresses"]["10.5.0.0/24"]) for r in selectors.dhcp_servers(network)]
+    specs = {node: network_spec(network, node) for node in (first, standby)}
+    assert all(spec.ha for spec in specs.values())
+    assert [str(specs[n].subnets[0].dhcp_address) for n in (first, standby)] == [first_address, standby_address]
+    assert [[str(a) for a in specs[n].subnets[0].peer_dhcp_addresses] for n in (first, standby)] == [
+        [standby_address], [first_address]]
+    assert f"option:dns-server,{standby_address},{first_address}" in dnsmasq.render_opts(specs[standby])
+    argv = dnsmasq.command_for(specs[standby], binary="dnsmasq", interface="d", pid_file="/p", lease_file="/l",
+                               hosts_file="/h", opts_file="/o", log_file="/g", addn_hosts_file="/a").argv()
+    assert "--dhcp-authoritative" not in argv and "--addn-hosts=/a" in argv
+
+
+def test_a_single_server_network_is_served_exactly_as_before(network_factory):
+    from tenants.hostspecs import network_spec
+
+    nodes.node_register(name="alone")
+    spec = network_spec(network_factory(cidr="10.4.0.0/24"), "alone")
+    assert not spec.ha and spec.subnets[0].peer_dhcp_addresses == ()
+
+
+def test_seeded_lease_lines_are_added_once_and_never_become_leases(network_factory):
+    from tenants import lease_sync
+    from tenants.host import dnsmasq
+    from tenants.host.leases import parse_leases
+    from tenants.hostspecs import network_spec
+
+    network = network_factory(cidr="10.3.0.0/24")
+    vm1, vm2 = (services.instance_create(network=network, hostname=h) for h in ("vm1", "vm2"))
+    real = f"1999999999 {vm1.mac_address} {vm1.ip_address} vm1 01:{vm1.mac_address}\n"
+    seeded = dnsmasq.seed_leases(network_spec(network), real)
+    assert seeded == real + f"0 {vm2.mac_address} {vm2.ip_address} vm2 *\n"
+    assert dnsmasq.seed_leases(network_spec(network), seeded) == seeded
+    changes = lease_sync.sync_network_leases(network, parse_leases(seeded))
+    assert [(c.ip, c.mac) for c in changes] == [(vm1.ip_address, vm1.mac_address)]
