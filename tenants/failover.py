@@ -27,7 +27,8 @@ def dhcp_duties_move_off(node: str) -> int:
     with transaction.atomic():
         for server in DhcpServer.objects.select_for_update().filter(node=node).order_by("network_id", "rank"):
             serving = frozenset(DhcpServer.objects.filter(network_id=server.network_id).values_list("node", flat=True))
-            target = next(iter(schedule_dhcp_nodes(1, exclude=serving | {node})), None)
+            target = next(iter(schedule_dhcp_nodes(1, exclude=serving | {node}, overlay_only=len(serving) > 1)),
+                          None)
             if target is None:
                 continue
             server.node = target

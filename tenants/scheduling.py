@@ -7,7 +7,8 @@ starts. Existing duties never move on their own here (node loss and drain move t
 
 A network's DHCP servers go to ``NETDASH_DHCP_SERVERS_PER_NETWORK`` distinct dhcp nodes (Neutron's
 ``dhcp_agents_per_network``); with fewer live dhcp nodes, as many as there are. Its first server's node is
-``Network.node``, the queue its jobs go to.
+``Network.node``, the queue its jobs go to. Standbys need the overlay: a network can span only nodes with a VTEP
+address, so a first server on a node without one has no standby (and nodes without one never get a standby).
 """
 
 from __future__ import annotations
@@ -33,18 +34,26 @@ def schedule_node() -> str:
     return _least_loaded(nodes, load)[0]
 
 
-def schedule_dhcp_nodes(count: int | None = None, *, exclude: frozenset[str] = frozenset()) -> list[str]:
+def schedule_dhcp_nodes(count: int | None = None, *, exclude: frozenset[str] = frozenset(),
+                        overlay_only: bool = False) -> list[str]:
     """Up to ``count`` (default ``NETDASH_DHCP_SERVERS_PER_NETWORK``) distinct live dhcp nodes for a network's
     servers, least loaded first: fewest DHCP servers, then fewest first servers (so ``Network.node``, the
-    queue, spreads too). ``exclude``: nodes that already serve the network."""
+    queue, spreads too); every one after the first has a VTEP, and so has the first if there are several.
+    ``exclude``: nodes that already serve the network; ``overlay_only``: VTEP nodes only (a moving standby)."""
     count = settings.NETDASH_DHCP_SERVERS_PER_NETWORK if count is None else count
-    nodes = [n for n in live_nodes().filter(dhcp=True).values_list("name", flat=True) if n not in exclude]
-    if not nodes and exclude:
+    rows = live_nodes().filter(dhcp=True).exclude(name__in=exclude)
+    if overlay_only:
+        rows = rows.exclude(vtep_address=None)
+    vtep = dict(rows.values_list("name", "vtep_address"))
+    if not vtep and (exclude or overlay_only):
         return []
     load = {row["node"]: (row["servers"], row["first"]) for row in
-            DhcpServer.objects.filter(node__in=nodes).values("node")
+            DhcpServer.objects.filter(node__in=list(vtep)).values("node")
             .annotate(servers=Count("id"), first=Count("id", filter=Q(rank=0)))}
-    return _least_loaded(nodes, load)[:count]
+    ordered = _least_loaded(list(vtep), load)
+    if vtep.get(ordered[0]) is None:
+        return ordered[:1]
+    return [n for n in ordered if vtep.get(n) is not None][:count]
 
 
 def schedule_compute_node() -> str:

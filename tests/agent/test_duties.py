@@ -65,14 +65,24 @@ def test_fewer_dhcp_nodes_than_asked_means_as_many_servers_as_there_are(network_
 
 def test_instances_go_to_compute_nodes_least_loaded_and_the_network_is_present_on_all_of_them(
         network_factory):
-    nodes.node_register(name="net-1", roles="dhcp")
-    nodes.node_register(name="net-2", roles="dhcp")
+    nodes.node_register(name="net-1", roles="dhcp", vtep_address="10.250.0.1")
+    nodes.node_register(name="net-2", roles="dhcp", vtep_address="10.250.0.2")
     nodes.node_register(name="cpu-1", roles="compute")
     nodes.node_register(name="cpu-2", roles="compute")
     network = network_factory(cidr="10.7.0.0/24")
     placed = [services.instance_create(network=network, hostname=f"vm{i}").node for i in range(3)]
     assert placed == ["cpu-1", "cpu-2", "cpu-1"]
     assert network_nodes(network) == {"net-1", "net-2", "cpu-1", "cpu-2"}
+
+
+def test_nodes_without_a_vtep_get_no_standby(network_factory):
+    nodes.node_register(name="plain")
+    nodes.node_register(name="overlay-1", vtep_address="10.250.0.1")
+    nodes.node_register(name="overlay-2", vtep_address="10.250.0.2")
+    first = network_factory(cidr="10.2.0.0/24")  # "overlay-1" wins the tie by name: both with VTEPs
+    assert servers(first) == ["overlay-1", "overlay-2"]
+    second = network_factory(cidr="10.2.0.0/24")  # "plain" is least loaded now: it cannot share the segment
+    assert servers(second) == ["plain"]
 
 
 def test_an_external_network_has_one_server(three_nodes, tenant_factory):

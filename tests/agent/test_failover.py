@@ -39,8 +39,8 @@ def test_a_silent_node_goes_down_and_its_duties_move_keeping_their_addresses(thr
 
 
 def test_a_duty_with_nowhere_to_go_stays_and_the_network_keeps_its_other_server(network_factory):
-    nodes.node_register(name="a")
-    nodes.node_register(name="b")
+    nodes.node_register(name="a", vtep_address="10.250.0.1")
+    nodes.node_register(name="b", vtep_address="10.250.0.2")
     network = network_factory(cidr="10.2.0.0/24")
     assert failover.node_drain("a") == 0  # b already serves the network, nobody else is live
     assert Node.objects.get(name="a").state == NodeState.DRAINED
