@@ -23,9 +23,11 @@ from .host.specs import (
     RouterPortSpec,
     RouterSpec,
     SubnetSpec,
+    TunnelSpec,
     UpstreamSpec,
 )
-from .models import Instance, Network, Router
+from .models import Instance, Network, Node, Router
+from .scheduling import network_nodes
 
 
 @cache
@@ -121,6 +123,23 @@ def network_spec(network: Network, node: str | None = None) -> NetworkSpec:
                                                 ip6=ip6 if ip else None))
     return NetworkSpec(kernel_id=network.kernel_id, subnets=subnets, reservations=tuple(reservations),
                        ha=len(network.dhcp_servers.all()) > 1)
+
+
+def node_kernel_id(node: Node) -> str:
+    """A node's kernel id (its underlay's names): its row id in hex, since node names need not be hex."""
+    return format(node.pk, "x")
+
+
+def tunnel_spec(network: Network, node: str | None = None) -> TunnelSpec | None:
+    """The network's VXLAN port on ``node`` (default: this node) with a flood entry for every other node the
+    network is present on that has a VTEP (the database as Neutron's l2population); None when ``node`` has no
+    VTEP or no row (no overlay: the network stays on one node)."""
+    nodes = {n.name: n for n in Node.objects.filter(name__in=network_nodes(network) | {node or settings.NETDASH_NODE})}
+    me = nodes.get(node or settings.NETDASH_NODE)
+    if me is None or me.vtep_address is None or network.vni is None:
+        return None
+    peers = tuple(n.vtep_address for n in nodes.values() if n.pk != me.pk and n.vtep_address)
+    return TunnelSpec(network.kernel_id, network.vni, node_kernel_id(me), me.vtep_address, peers)
 
 
 def instance_spec(instance: Instance) -> InstanceSpec:

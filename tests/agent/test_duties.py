@@ -140,3 +140,18 @@ def test_seeded_lease_lines_are_added_once_and_never_become_leases(network_facto
     assert dnsmasq.seed_leases(network_spec(network), seeded) == seeded
     changes = lease_sync.sync_network_leases(network, parse_leases(seeded))
     assert [(c.ip, c.mac) for c in changes] == [(vm1.ip_address, vm1.mac_address)]
+
+
+def test_a_nodes_tunnel_floods_to_every_other_node_of_the_network(three_nodes, network_factory):
+    from tenants.hostspecs import tunnel_spec
+
+    network = Network.objects.get(pk=network_factory(cidr="10.1.0.0/24").pk)  # servers on n1 and n2
+    assert [str(p) for p in tunnel_spec(network, "n1").peers] == ["10.250.0.2"]
+    nodes.node_register(name="plain")  # no VTEP: no overlay there
+    assert tunnel_spec(network, "plain") is None
+    placed = [services.instance_create(network=network, hostname=f"vm{i}").node for i in range(3)]
+    assert placed == ["n1", "n2", "n3"]
+    spec = tunnel_spec(network, "n3")
+    assert (spec.vni, str(spec.local_vtep), [str(p) for p in spec.peers]) == (
+        network.vni, "10.250.0.3", ["10.250.0.1", "10.250.0.2"])
+    assert [str(p) for p in tunnel_spec(network, "n1").peers] == ["10.250.0.2", "10.250.0.3"]
