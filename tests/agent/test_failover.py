@@ -66,3 +66,19 @@ def test_an_agents_heartbeat_runs_the_failover(three_nodes, network_factory):
     Agent(node="n1").heartbeat()
     assert Node.objects.get(name="n2").state == NodeState.DOWN
     assert [node for node, _ in servers(network)] == ["n1", "n3"]
+
+
+def test_the_drain_command(three_nodes, network_factory):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    network_factory(cidr="10.2.0.0/24")
+    out = StringIO()
+    call_command("node_drain", "n1", stdout=out)
+    assert "1 DHCP server(s) moved off" in out.getvalue()
+    assert Node.objects.get(name="n1").state == NodeState.DRAINED
+    call_command("node_drain", "n1", "--undo", stdout=out)
+    assert Node.objects.get(name="n1").state == NodeState.UP
+    with pytest.raises(CommandError, match="no node named"):
+        call_command("node_drain", "nope")
