@@ -156,6 +156,10 @@ NETDASH_NODE_HEARTBEAT_SECONDS = float(os.environ.get("NETDASH_NODE_HEARTBEAT_SE
 NETDASH_NODE_DEAD_SECONDS = float(os.environ.get("NETDASH_NODE_DEAD_SECONDS", "30"))
 NETDASH_NODE_VTEP = os.environ.get("NETDASH_NODE_VTEP") or None
 NETDASH_NODE_ROLES = os.environ.get("NETDASH_NODE_ROLES", "dhcp,compute")
+# HA DHCP: each network gets this many DHCP servers on distinct live dhcp nodes (fewer if there are fewer nodes).
+NETDASH_DHCP_SERVERS_PER_NETWORK = int(os.environ.get("NETDASH_DHCP_SERVERS_PER_NETWORK", "2"))
+if NETDASH_DHCP_SERVERS_PER_NETWORK < 1:
+    raise ImproperlyConfigured("NETDASH_DHCP_SERVERS_PER_NETWORK must be at least 1")
 
 RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300},

@@ -1,7 +1,8 @@
 """The host agent: one per network node. An RQ worker plus four small loops.
 
 - registration and heartbeat: the node's row says which node this is and that it is alive (scheduling only
-  sends new work to nodes with a fresh heartbeat);
+  sends new work to nodes with a fresh heartbeat); with each heartbeat it also marks silent nodes down and moves
+  their DHCP duties to live nodes (``failover.nodes_fail_over``: every agent may, it is idempotent);
 - start-up reconcile: after a reboot or crash the host is rebuilt from the database before any job runs;
 - lease watcher: one inotify instance over every network's lease file → ``lease_sync`` within milliseconds;
 - process monitor (like Neutron's ProcessMonitor): a dnsmasq or DHCP client that died is restarted within a
@@ -28,7 +29,7 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 from rq import SimpleWorker, worker_registration
 
-from . import jobs, metrics, nodes
+from . import failover, jobs, metrics, nodes
 from .choices import ObjectStatus
 from .host.leases import LeaseWatcher
 from .host.process import RESTART_BACKOFF, RestartBackoff
@@ -181,6 +182,8 @@ class Agent:
         if not nodes.node_heartbeat(self.node):
             log.warning("node %s has no row (deleted?); registering it again", self.node)
             self.register()
+        if dead := failover.nodes_fail_over():
+            log.warning("nodes %s missed their heartbeats: marked down, their DHCP duties moved", ", ".join(dead))
 
     def sign_off(self) -> None:
         """A clean stop: the node stops looking alive now, not NETDASH_NODE_DEAD_SECONDS later."""

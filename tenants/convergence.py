@@ -32,9 +32,10 @@ BATCH = 100
 
 
 def load_networks(ids: list[int]) -> list[Network]:
-    """Networks with everything ``network_spec`` and the jobs read, in four queries whatever their number."""
+    """Networks with everything ``network_spec`` and the jobs read, in six queries whatever their number."""
     return list(Network.objects.filter(pk__in=ids).select_related("tenant")
-                .prefetch_related("subnets", "instances__network", "instances__subnet", "instances__ipv6_subnet")
+                .prefetch_related("subnets", "instances__network", "instances__subnet", "instances__ipv6_subnet",
+                                  "dhcp_servers__addresses")
                 .order_by("pk"))
 
 

@@ -24,9 +24,11 @@ from .host.specs import (
     RouterPortSpec,
     RouterSpec,
     SubnetSpec,
+    TunnelSpec,
     UpstreamSpec,
 )
-from .models import Instance, Network, Router, RouterInterface, Subnet
+from .models import Instance, Network, Node, Router, RouterInterface, Subnet
+from .scheduling import network_nodes
 
 
 @cache
@@ -69,17 +71,43 @@ def _routed_subnet_ids(network: Network) -> set[int]:
     return set(RouterInterface.objects.filter(subnet__network=network).values_list("subnet_id", flat=True))
 
 
-def network_spec(network: Network) -> NetworkSpec:
-    """What the network's segment and dnsmasq should look like right now.
+def _server_addresses(network: Network, node: str) -> tuple[dict[int, str], dict[int, tuple[str, ...]]]:
+    """This node's DHCP address per subnet id, and the other servers' (HA DHCP); both empty with one server.
+
+    The node's server is the one the database gives it; a node with none (a single-node install whose node was
+    renamed, or jobs run before the rows existed) answers as the first server, as every network did before HA.
+    Reads ``dhcp_servers__addresses`` (prefetched by ``convergence.load_networks``).
+    """
+    servers = sorted(network.dhcp_servers.all(), key=lambda s: s.rank)
+    if len(servers) < 2:
+        return {}, {}
+    subnets = {s.pk: s.dhcp_address for s in network.subnets.all()}
+
+    def addresses(server) -> dict[int, str]:
+        return subnets if server.rank == 0 else {a.subnet_id: a.address for a in server.addresses.all()}
+
+    mine = next((s for s in servers if s.node == node), servers[0])
+    peers: dict[int, list[str]] = {}
+    for server in servers:
+        if server is not mine:
+            for subnet_id, address in addresses(server).items():
+                peers.setdefault(subnet_id, []).append(address)
+    return addresses(mine), {k: tuple(v) for k, v in peers.items()}
+
+
+def network_spec(network: Network, node: str | None = None) -> NetworkSpec:
+    """What the network's segment and ``node``'s dnsmasq (default: this node's) should look like right now.
 
     A routed IPv6 subnet's RAs come from its router (Neutron: the RA mode says who advertises), so the network's
     dnsmasq gets no RA mode for it and only answers DHCPv6."""
     routed = _routed_subnet_ids(network)
+    own, peers = _server_addresses(network, node or settings.NETDASH_NODE)
     subnets = tuple(
         SubnetSpec(
             cidr=s.cidr,
             gateway=s.gateway,
-            dhcp_address=s.dhcp_address,
+            dhcp_address=own.get(s.pk, s.dhcp_address),
+            peer_dhcp_addresses=peers.get(s.pk, ()),
             dns_servers=tuple(s.dns_nameservers or ()),
             domain=s.domain_name or None,
             lease_seconds=s.lease_seconds,
@@ -105,7 +133,25 @@ def network_spec(network: Network) -> NetworkSpec:
         if ip is not None or ip6 is not None:
             reservations.append(ReservationSpec(mac=i.mac_address, hostname=i.hostname, ip=ip or ip6,
                                                 ip6=ip6 if ip else None))
-    return NetworkSpec(kernel_id=network.kernel_id, subnets=subnets, reservations=tuple(reservations))
+    return NetworkSpec(kernel_id=network.kernel_id, subnets=subnets, reservations=tuple(reservations),
+                       ha=len(network.dhcp_servers.all()) > 1)
+
+
+def node_kernel_id(node: Node) -> str:
+    """A node's kernel id (its underlay's names): its row id in hex, since node names need not be hex."""
+    return format(node.pk, "x")
+
+
+def tunnel_spec(network: Network, node: str | None = None) -> TunnelSpec | None:
+    """The network's VXLAN port on ``node`` (default: this node) with a flood entry for every other node the
+    network is present on that has a VTEP (the database as Neutron's l2population); None when ``node`` has no
+    VTEP or no row (no overlay: the network stays on one node)."""
+    nodes = {n.name: n for n in Node.objects.filter(name__in=network_nodes(network) | {node or settings.NETDASH_NODE})}
+    me = nodes.get(node or settings.NETDASH_NODE)
+    if me is None or me.vtep_address is None or network.vni is None:
+        return None
+    peers = tuple(n.vtep_address for n in nodes.values() if n.pk != me.pk and n.vtep_address)
+    return TunnelSpec(network.kernel_id, network.vni, node_kernel_id(me), me.vtep_address, peers)
 
 
 DHCPV6_MODES = ("dhcpv6-stateful", "dhcpv6-stateless")  # SLAAC needs no client: the kernel configures itself

@@ -49,8 +49,11 @@ def sync_network_leases(network: Network, entries: Iterable[DnsmasqLease], *,
     """Apply the lease file's ``entries`` to the database for ``network``; return the changes made.
 
     ``changed_at`` (Unix time the lease file was written): each event's file → publish latency is observed once
-    it has been sent, after the commit.
+    it has been sent, after the commit. Lines with expiry 0 are skipped: an HA DHCP server's lease file is
+    pre-seeded with every reservation that way (``dnsmasq.seed_leases``), and no lease time we configure is
+    infinite, so such a line was never an ACK.
     """
+    entries = [e for e in entries if e.expiry != 0]
     now = timezone.now()
     changes: list[LeaseChange] = []
     with transaction.atomic():

@@ -236,6 +236,8 @@ class Instance(models.Model):
     ipv6_subnet = models.ForeignKey(Subnet, on_delete=models.PROTECT, null=True, blank=True,
                                     related_name="ipv6_instances")
     ipv6_address = models.GenericIPAddressField(null=True, blank=True, protocol="IPv6")
+    node = models.CharField(max_length=64, blank=True, default="",
+                            help_text="The compute node (agent) this instance is scheduled to.")
     status = models.CharField(max_length=16, choices=ObjectStatus.choices, default=ObjectStatus.PENDING)
     status_reason = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -450,3 +452,47 @@ class SubnetPool(models.Model):
 
     def __str__(self) -> str:
         return self.prefix
+
+
+class DhcpServer(models.Model):
+    """One of a network's DHCP servers (a dnsmasq in a DHCP namespace) and the node that runs it.
+
+    Why rows and not "the network's node": Neutron's ``dhcp_agents_per_network`` gives each network several
+    servers on distinct nodes so DHCP keeps answering when one node dies. ``rank`` 0 answers from each subnet's
+    ``dhcp_address`` (what a single-node install always had); every other rank holds its own address per subnet
+    from IPAM (:class:`DhcpServerAddress`). A duty that moves to another node keeps its rank and addresses, so
+    clients' server identifier stays valid.
+    """
+
+    network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="dhcp_servers")
+    node = models.CharField(max_length=64, help_text="The dhcp node (agent) running this server.")
+    rank = models.PositiveSmallIntegerField(help_text="0: answers from the subnets' DHCP address; others: their own.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["network", "node"], name="dhcp_server_one_per_node_per_network"),
+            models.UniqueConstraint(fields=["network", "rank"], name="dhcp_server_unique_rank_per_network"),
+        ]
+        ordering = ["network_id", "rank"]
+
+    def __str__(self) -> str:
+        return f"{self.network_id}#{self.rank}@{self.node}"
+
+
+class DhcpServerAddress(models.Model):
+    """A standby DHCP server's own address in one subnet, allocated by IPAM like an instance's (never shared)."""
+
+    server = models.ForeignKey(DhcpServer, on_delete=models.CASCADE, related_name="addresses")
+    subnet = models.ForeignKey(Subnet, on_delete=models.CASCADE, related_name="dhcp_server_addresses")
+    address = models.GenericIPAddressField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["server", "subnet"], name="dhcp_address_one_per_server_per_subnet"),
+            models.UniqueConstraint(fields=["subnet", "address"], name="dhcp_address_unique_per_subnet"),
+        ]
+        ordering = ["server_id", "subnet_id"]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.server})"

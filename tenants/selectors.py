@@ -13,6 +13,7 @@ from django.db.models import Count, Model, Q, QuerySet
 
 from .choices import LeaseState, Role
 from .models import (
+    DhcpServer,
     FloatingIP,
     Instance,
     Lease,
@@ -25,6 +26,7 @@ from .models import (
     Subnet,
     Tenant,
 )
+from .nodes import live_nodes
 
 
 def tenants_for_user(user: AbstractBaseUser) -> QuerySet[Tenant]:
@@ -129,6 +131,21 @@ def _plain(kind: str, obj: Model, *fields: str, **extra: Any) -> dict[str, Any]:
         data[name] = getattr(obj, obj._meta.get_field(name).attname)
     data.update(extra)
     return data
+
+
+def dhcp_servers(network: Network) -> list[dict[str, Any]]:
+    """The network's DHCP servers, first (rank 0) first: node, whether that node is live, and the server's address
+    in each DHCP subnet (rank 0 answers from the subnets' ``dhcp_address``, standbys from their own). A network
+    page says "no standby" when this has fewer than two entries."""
+    live = set(live_nodes().values_list("name", flat=True))
+    subnets = [s for s in network.subnets.order_by("pk") if s.enable_dhcp]
+    servers = DhcpServer.objects.filter(network=network).prefetch_related("addresses").order_by("rank")
+    rows = []
+    for server in servers:
+        own = {a.subnet_id: a.address for a in server.addresses.all()}
+        rows.append({"node": server.node, "rank": server.rank, "node_live": server.node in live,
+                     "addresses": {s.cidr: s.dhcp_address if server.rank == 0 else own.get(s.pk) for s in subnets}})
+    return rows
 
 
 def network_data(network: Network) -> dict[str, Any]:

@@ -22,9 +22,19 @@ from django.db.models import Exists, OuterRef
 from . import events, selectors, validators
 from .audit import audit_record
 from .choices import ObjectStatus, Role
-from .models import AllocationPool, Instance, Membership, Network, RouterInterface, Subnet, Tenant
+from .models import (
+    AllocationPool,
+    DhcpServer,
+    DhcpServerAddress,
+    Instance,
+    Membership,
+    Network,
+    RouterInterface,
+    Subnet,
+    Tenant,
+)
 from .queue import enqueue_on_commit
-from .scheduling import schedule_node
+from .scheduling import schedule_compute_node, schedule_dhcp_nodes
 
 AUTO = "auto"
 _ALLOCATION_ATTEMPTS = 8
@@ -180,9 +190,11 @@ def network_create(*, tenant: Tenant, name: str, actor: AbstractBaseUser | None 
     """Create a network (and optionally its first subnet in the same transaction); realise it after commit.
 
     ``external``/``simulated_upstream`` are for administrators only (``routers.external_network_create``): no
-    tenant-facing form or serializer passes them.
+    tenant-facing form or serializer passes them. An external network gets one DHCP server: routers and
+    floating IPs allocate its addresses by their own rules, which know nothing of standby servers.
     """
-    network = Network(tenant=tenant, name=name, node=schedule_node(), external=external,
+    dhcp_nodes = schedule_dhcp_nodes(1 if external else None)
+    network = Network(tenant=tenant, name=name, node=dhcp_nodes[0], external=external,
                       simulated_upstream=simulated_upstream and external)
     network.full_clean(exclude=["tenant"])
     with transaction.atomic():
@@ -192,6 +204,8 @@ def network_create(*, tenant: Tenant, name: str, actor: AbstractBaseUser | None 
         _check_quota(locked, "networks", Network.objects.filter(tenant=tenant).count())
         _save_network_name(network)
         _allocate_vni(network)
+        DhcpServer.objects.bulk_create(DhcpServer(network=network, node=node, rank=rank)
+                                       for rank, node in enumerate(dhcp_nodes))
         if subnet is not None:
             subnet_create(network=network, actor=actor, _enqueue=False, **subnet)
         audit_record(actor=actor, tenant=tenant, action="network.create", obj=network, detail=name)
@@ -352,6 +366,7 @@ def subnet_create(*, network: Network, cidr: str, gateway: str | None = AUTO, dh
         AllocationPool.objects.bulk_create(
             [AllocationPool(subnet=subnet, start=str(s), end=str(e)) for s, e in pools]
         )
+        _allocate_standby_addresses(subnet)
         audit_record(actor=actor, tenant=network.tenant, action="subnet.create", obj=subnet, detail=str(net))
         if _enqueue:
             _enqueue_network(network)
@@ -386,16 +401,20 @@ def subnet_update(*, subnet: Subnet, actor: AbstractBaseUser | None = None, **ch
         # between this check and the save.
         _lock_tenant(subnet.network.tenant)
         Subnet.objects.select_for_update().filter(pk=subnet.pk).first()
-        used = set(subnet.instances.exclude(ip_address=None).values_list("ip_address", flat=True))
+        used = {ipaddress.ip_address(a) for a in subnet.instances.exclude(ip_address=None)
+                .values_list("ip_address", flat=True)}
+        standby = _standby_addresses(subnet)
         for label, address in (("gateway", gw), ("DHCP server address", dhcp)):
-            if address is not None and str(address) in used:
+            holder = "an instance" if address in used else "a standby DHCP server" if address in standby else None
+            if address is not None and holder:
                 raise ValidationError({"gateway" if label == "gateway" else "dhcp_address":
-                                       [f"{address} is held by an instance; it cannot become the {label}."]})
+                                       [f"{address} is held by {holder}; it cannot become the {label}."]})
         subnet.save()
         subnet.allocation_pools.all().delete()
         AllocationPool.objects.bulk_create(
             [AllocationPool(subnet=subnet, start=str(s), end=str(e)) for s, e in pools]
         )
+        _allocate_standby_addresses(subnet)  # DHCP just enabled: the standbys need their addresses now
         audit_record(actor=actor, tenant=subnet.network.tenant, action="subnet.update", obj=subnet,
                detail=", ".join(sorted(changes)))
         _enqueue_network(subnet.network)
@@ -443,11 +462,30 @@ def generate_mac() -> str:
     return settings.NETDASH_MAC_BASE + "".join(f":{b:02x}" for b in secrets.token_bytes(3))
 
 
+def _standby_addresses(subnet: Subnet) -> set[validators.IPAddress]:
+    """Addresses the network's standby DHCP servers hold in ``subnet``."""
+    return {ipaddress.ip_address(a) for a in subnet.dhcp_server_addresses.values_list("address", flat=True)}
+
+
 def _held_addresses(subnet: Subnet) -> set[validators.IPAddress]:
-    """Addresses instances hold in ``subnet``, as their own subnet's or as their dual-stack IPv6 one."""
+    """Addresses instances hold in ``subnet`` (as their own subnet's or their dual-stack IPv6 one) and those of
+    the network's standby DHCP servers."""
     held = subnet.instances.exclude(ip_address=None).values_list("ip_address", flat=True)
     held_v6 = subnet.ipv6_instances.exclude(ipv6_address=None).values_list("ipv6_address", flat=True)
-    return {ipaddress.ip_address(ip) for ip in [*held, *held_v6]}
+    return {ipaddress.ip_address(ip) for ip in [*held, *held_v6]} | _standby_addresses(subnet)
+
+
+def _allocate_standby_addresses(subnet: Subnet, servers: Iterable[DhcpServer] | None = None) -> None:
+    """Give each standby server (rank > 0) of the subnet's network its own pool address in a DHCP subnet, so
+    every dnsmasq has its own server identifier (Neutron: one DHCP port per agent). Caller holds the subnet's
+    row lock, as instance allocation does."""
+    if not subnet.enable_dhcp:
+        return
+    if servers is None:
+        servers = DhcpServer.objects.filter(network_id=subnet.network_id, rank__gt=0)
+    for server in servers:
+        if not DhcpServerAddress.objects.filter(server=server, subnet=subnet).exists():
+            DhcpServerAddress.objects.create(server=server, subnet=subnet, address=str(_next_free_address(subnet)))
 
 
 def _next_free_address(subnet: Subnet) -> validators.IPAddress:
@@ -478,6 +516,8 @@ def _check_fixed_ip(subnet: Subnet, ip: str, exclude_pk: int | None = None) -> s
               or subnet.ipv6_instances.filter(ipv6_address=str(address)).exclude(pk=exclude_pk).first())
     if holder is not None:
         raise ValidationError({"ip_address": [f"{address} is already reserved by instance {holder.hostname!r}."]})
+    if address in _standby_addresses(subnet):
+        raise ValidationError({"ip_address": [f"{address} is a standby DHCP server's address; pick another."]})
     return str(address)
 
 
@@ -532,7 +572,8 @@ def instance_create(*, network: Network, hostname: str, subnet: Subnet | None = 
                     address, fixed = _allocate(locked_subnet, mac), False
                 v6_subnet = _dual_stack_subnet(network, locked_subnet)
                 instance = Instance(network=network, subnet=locked_subnet, hostname=hostname, mac_address=mac,
-                                    ip_address=address, fixed_ip=fixed, ipv6_subnet=v6_subnet,
+                                    node=schedule_compute_node(), ip_address=address, fixed_ip=fixed,
+                                    ipv6_subnet=v6_subnet,
                                     ipv6_address=_allocate(v6_subnet, mac) if v6_subnet else None)
                 instance.full_clean(exclude=["network", "subnet", "ipv6_subnet"])
                 instance.save()

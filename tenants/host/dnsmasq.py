@@ -10,6 +10,9 @@ Choices (see STYLE.md "dnsmasq lessons"):
   is 128 and we run hundreds of dnsmasqs. Reservations are reloaded with SIGHUP after an
   atomic file replace instead.
 * ``--no-ping`` (else ~3 s per new client) and ``--dhcp-rapid-commit`` as LXD does.
+* ``--dhcp-authoritative`` when this is the network's only server (a restarted dnsmasq ACKs renewals at once);
+  one of several servers (HA) runs as Neutron's does instead: non-authoritative, a lease file pre-seeded with
+  every reservation (:func:`seed_leases`) and ``--addn-hosts`` (:func:`render_addn_hosts`).
 * IPv6 (research §2.1): ``--enable-ra`` with ``--ra-param=DEV,0,0`` (router lifetime 0: the
   prefix and the M/O/A flags, never a default route via the DHCP namespace) and per subnet
   ``ra-only`` (SLAAC), ``ra-stateless`` (SLAAC + DHCPv6 options) or ``static`` (DHCPv6
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from . import validate as v
+from .errors import HostInputError
 from .process import c_env
 from .specs import NetworkSpec, SubnetSpec
 
@@ -82,6 +86,7 @@ class DnsmasqCommand:
     log_file: Path
     ranges: tuple[DhcpRange, ...]
     domains: tuple[tuple[str, str], ...]  # (domain, cidr)
+    addn_hosts_file: Path | None = None  # set: one of several servers (HA), non-authoritative
 
     def argv(self) -> list[str]:
         argv = [
@@ -101,7 +106,7 @@ class DnsmasqCommand:
             "--log-dhcp",
             "--no-ping",
             "--dhcp-rapid-commit",
-            "--dhcp-authoritative",
+            *(["--dhcp-authoritative"] if self.addn_hosts_file is None else [f"--addn-hosts={self.addn_hosts_file}"]),
             "--local-service",
             "--cache-size=0",
         ]
@@ -127,15 +132,18 @@ class DnsmasqCommand:
 
 
 def command_for(spec: NetworkSpec, *, binary: str, interface: str, pid_file: Path, lease_file: Path,
-                hosts_file: Path, opts_file: Path, log_file: Path) -> DnsmasqCommand:
-    """Build the dnsmasq command serving ``spec``'s DHCP-enabled subnets."""
+                hosts_file: Path, opts_file: Path, log_file: Path, addn_hosts_file: Path | None = None
+                ) -> DnsmasqCommand:
+    """Build the dnsmasq command serving ``spec``'s DHCP-enabled subnets (``addn_hosts_file``: required if HA)."""
+    if spec.ha and addn_hosts_file is None:
+        raise HostInputError(f"network {spec.kernel_id}: an HA DHCP server needs its addn-hosts file")
     ranges = [r for r in (DhcpRange.for_subnet(s) for s in spec.dhcp_subnets) if r is not None]
     domains: list[tuple[str, str]] = []
     for s in spec.dhcp_subnets:
         if s.domain:
             domains.append((v.domain(s.domain), str(v.network(s.cidr))))
     return DnsmasqCommand(binary, interface, pid_file, lease_file, hosts_file, opts_file, log_file,
-                          tuple(ranges), tuple(domains))
+                          tuple(ranges), tuple(domains), addn_hosts_file if spec.ha else None)
 
 
 def render_hosts(spec: NetworkSpec) -> str:
@@ -156,6 +164,26 @@ def render_hosts(spec: NetworkSpec) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+def render_addn_hosts(spec: NetworkSpec) -> str:
+    """``--addn-hosts`` content (HA): ``address hostname`` per reserved address, so every server answers every
+    instance's name, not only those it leased to."""
+    return "".join(f"{address} {v.hostname(r.hostname)}\n" for r in spec.reservations if r.hostname
+                   for address in (r.ip, r.ip6) if address is not None)
+
+
+def seed_leases(spec: NetworkSpec, current: str) -> str:
+    """The lease file a starting HA server reads: its own lines, plus ``0 mac ip hostname *`` (expiry 0: never
+    expires) for every IPv4 reservation it holds no line for, as Neutron writes. Seeded lines are not leases:
+    the lease sync skips expiry 0; dnsmasq rewrites a line with the real expiry once it ACKs that client.
+    DHCPv6 lines (after ``duid``) are kept as they are and not seeded."""
+    lines = current.splitlines()
+    v4_end = next((i for i, line in enumerate(lines) if line.startswith("duid ")), len(lines))
+    known = {line.split()[1] for line in lines[:v4_end] if len(line.split()) >= 3}
+    seeded = [f"0 {r.mac} {r.ip} {r.hostname or '*'} *" for r in spec.reservations
+              if r.ip is not None and r.ip.version == 4 and r.mac not in known]
+    return "".join(line + "\n" for line in [*lines[:v4_end], *seeded, *lines[v4_end:]])
+
+
 def render_opts(spec: NetworkSpec) -> str:
     """``--dhcp-optsfile`` content: router, DNS servers and domain per subnet tag.
 
@@ -169,7 +197,7 @@ def render_opts(spec: NetworkSpec) -> str:
             lines += _render_opts_v6(t, s)
             continue
         lines.append(f"{t},option:router,{s.gateway}" if s.gateway else f"{t},option:router")
-        dns = ",".join(str(x) for x in s.dns_servers) if s.dns_servers else str(s.dhcp_address)
+        dns = ",".join(str(x) for x in (s.dns_servers or (s.dhcp_address, *s.peer_dhcp_addresses)))
         lines.append(f"{t},option:dns-server,{dns}")
         if s.domain:
             lines.append(f"{t},option:domain-name,{v.domain(s.domain)}")
@@ -178,7 +206,7 @@ def render_opts(spec: NetworkSpec) -> str:
 
 def _render_opts_v6(t: str, s: SubnetSpec) -> list[str]:
     """DHCPv6 options of an IPv6 subnet: DNS servers and search domain (no router option in DHCPv6: RAs say it)."""
-    dns = ",".join(f"[{x}]" for x in (s.dns_servers or (s.dhcp_address,)))
+    dns = ",".join(f"[{x}]" for x in (s.dns_servers or (s.dhcp_address, *s.peer_dhcp_addresses)))
     lines = [f"{t},option6:dns-server,{dns}"]
     if s.domain:
         lines.append(f"{t},option6:domain-search,{v.domain(s.domain)}")

@@ -23,7 +23,7 @@ Overlay (several nodes, :mod:`.kinds.overlay`)::
                             socket of every VXLAN device {p}xNET created here stays here, the device itself is
                             created straight into the segment namespace {p}seg-NET
 
-    state_dir/{p}qdhcp-N/   dnsmasq.pid leases hosts opts dnsmasq.log
+    state_dir/{p}qdhcp-N/   dnsmasq.pid leases hosts opts addn-hosts (HA DHCP) dnsmasq.log
     state_dir/{p}inst-I/    udhcpc.pid lease network udhcpc.log run/ lib/ (dhcpcd's /run, /var/lib)
     state_dir/{p}upstream-N/  echo.pid echo.log
     state_dir/{p}qrouter-R/   ra.pid ra.log (the router's RA-only dnsmasq, when it routes IPv6)
@@ -195,6 +195,7 @@ class Names:
     leases = _file("net_dir", "leases", "dnsmasq's lease file; survives namespace loss so instances keep their IPs.")
     hosts = _file("net_dir", "hosts", "Reservations (``--dhcp-hostsfile``).")
     opts = _file("net_dir", "opts", "DHCP options per subnet tag (``--dhcp-optsfile``).")
+    addn_hosts = _file("net_dir", "addn-hosts", "Every reservation's name (``--addn-hosts``, HA DHCP only).")
     dnsmasq_log = _file("net_dir", "dnsmasq.log", "dnsmasq's log (``--log-facility``).")
     udhcpc_pid = _file("inst_dir", "udhcpc.pid", "udhcpc's pid file (its daemon rewrites it after forking).")
     inst_lease = _file("inst_dir", "lease", "Lease as seen by the instance, written by our udhcpc script.")

@@ -36,6 +36,9 @@ class SubnetSpec:
 
     IPv6 subnets carry Neutron's ``ipv6_ra_mode`` (dnsmasq sends the RA, with router lifetime 0
     on these isolated networks; None = an outside router does) and ``ipv6_address_mode``.
+
+    ``peer_dhcp_addresses``: the other DHCP servers' addresses on this subnet (HA DHCP). Without DNS servers of
+    its own the subnet announces every server as a DNS server, this one first.
     """
 
     cidr: Any
@@ -48,6 +51,7 @@ class SubnetSpec:
     tag: str = "s0"
     ipv6_ra_mode: str | None = None
     ipv6_address_mode: str | None = None
+    peer_dhcp_addresses: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         net = v.network(self.cidr)
@@ -59,6 +63,11 @@ class SubnetSpec:
         if dhcp == self.gateway:
             raise HostInputError(f"DHCP address {dhcp} must differ from the gateway")
         s(self, "dhcp_address", dhcp)
+        peers = tuple(v.in_subnet(v.ip(x, "peer DHCP address"), net, "peer DHCP address")
+                      for x in _sequence(self.peer_dhcp_addresses, "peer DHCP addresses"))
+        if dhcp in peers or len(set(peers)) != len(peers):
+            raise HostInputError(f"peer DHCP addresses {peers} must be distinct and differ from {dhcp}")
+        s(self, "peer_dhcp_addresses", peers)
         dns = tuple(v.ip(x, "DNS server") for x in _sequence(self.dns_servers, "DNS servers"))
         for server in dns:
             if server.version != net.version:
@@ -101,11 +110,19 @@ class ReservationSpec:
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """A tenant network: one segment, one dnsmasq serving ``subnets``."""
+    """A tenant network: one segment, one dnsmasq serving ``subnets``.
+
+    ``ha``: this dnsmasq is one of several servers of the network (HA DHCP, issue 13): it runs non-authoritative
+    (an authoritative one NAKs requests naming another server's identifier), its lease file is pre-seeded with
+    every reservation (a non-authoritative server ignores the rebind of a client it never leased to, and the
+    client loses its address), and names come from an addn-hosts file (else it answers NXDOMAIN for hosts
+    another server leased). Measured: clean failover in 1.3 s (network-services README §4).
+    """
 
     kernel_id: str
     subnets: tuple[SubnetSpec, ...]
     reservations: tuple[ReservationSpec, ...] = field(default=())
+    ha: bool = False
 
     def __post_init__(self) -> None:
         check_kernel_id(self.kernel_id)

@@ -43,6 +43,7 @@ def command(config: HostConfig, n: Names, spec: NetworkSpec) -> dm.DnsmasqComman
     return dm.command_for(
         spec, binary=config.dnsmasq, interface=n.dhcp_dev(nid), pid_file=n.dnsmasq_pid(nid),
         lease_file=n.leases(nid), hosts_file=n.hosts(nid), opts_file=n.opts(nid), log_file=n.dnsmasq_log(nid),
+        addn_hosts_file=n.addn_hosts(nid),
     )
 
 
@@ -56,6 +57,7 @@ def plan(config: HostConfig, n: Names, spec: NetworkSpec) -> list[Op]:
         MakeDir(n.net_dir(nid)),
         WriteFile(n.hosts(nid), dm.render_hosts(spec)),
         WriteFile(n.opts(nid), dm.render_opts(spec)),
+        *([WriteFile(n.addn_hosts(nid), dm.render_addn_hosts(spec))] if spec.ha else []),
         NetnsAdd(dhcp),
     ]
     # The DHCP namespace never autoconfigures from the RAs it (or anyone on the tenant's link) sends, as
@@ -70,7 +72,7 @@ def plan(config: HostConfig, n: Names, spec: NetworkSpec) -> list[Op]:
     ]
     ops += [AddrAdd(dhcp, dev, str(s.dhcp_address), s.cidr.prefixlen, nodad=s.cidr.version == 6)
             for s in spec.dhcp_subnets]
-    ops.append(RunDnsmasq(dhcp, command(config, n, spec)))
+    ops.append(RunDnsmasq(dhcp, command(config, n, spec), spec if spec.ha else None))
     return ops
 
 
@@ -120,11 +122,13 @@ class RunDnsmasq(Op):
 
     Convergent: a live dnsmasq with the same argv is kept and reloaded if its hosts/opts files changed in this
     session (reservations reload without a restart); a different argv means a restart; a dead or foreign pid
-    means a fresh start.
+    means a fresh start. ``seed`` (HA): the lease file is pre-seeded from it just before a start — never while
+    dnsmasq runs, as it owns and rewrites that file.
     """
 
     ns: str
     command: dm.DnsmasqCommand
+    seed: NetworkSpec | None = None
 
     def shell(self) -> str:
         return shell_exec_in(self.ns, self.command)
@@ -139,6 +143,12 @@ class RunDnsmasq(Op):
             return
         if not os.access(c.binary, os.X_OK):
             raise HostError(f"dnsmasq not installed at {c.binary}")
+        if self.seed is not None:
+            try:
+                current = c.lease_file.read_text()
+            except FileNotFoundError:
+                current = ""
+            dm.write_atomic(c.lease_file, dm.seed_leases(self.seed, current))
         try:
             s.supervisor.start(d, c, wait=True, timeout=START_TIMEOUT, fail=self.fail)
         except HostError as exc:
@@ -160,7 +170,10 @@ def refresh(config: HostConfig, n: Names, spec: NetworkSpec) -> bool:
     if pid is None or cmdline(pid) != c.argv():
         return False
     hosts, opts = dm.render_hosts(spec), dm.render_opts(spec)  # validates before any write
+    addn = dm.render_addn_hosts(spec) if spec.ha else None
     changed = dm.write_atomic(n.hosts(nid), hosts)
+    if addn is not None:
+        changed = dm.write_atomic(n.addn_hosts(nid), addn) or changed
     changed = dm.write_atomic(n.opts(nid), opts) or changed
     if changed:
         reload(pid, c)

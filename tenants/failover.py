@@ -1,0 +1,66 @@
+"""Node loss and drain: a node's DHCP duties move to live nodes (Neutron's automatic DHCP failover).
+
+Why only DHCP duties move: a server is state in the database (its rank and addresses stay with the duty, so
+clients' server identifier stays valid and the survivor's pre-seeded lease file already knows them), while an
+instance is a client whose namespace lives on its node's kernel: it cannot be moved, it is shown as on a down
+node. Moving a duty is a row update plus a realise job on the new node, enqueued after commit.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .choices import NodeState
+from .models import DhcpServer, Network, Node
+from .queue import enqueue_on_commit
+from .scheduling import schedule_dhcp_nodes
+
+
+def dhcp_duties_move_off(node: str) -> int:
+    """Move every DHCP server of ``node`` to the least-loaded live dhcp node not already serving that network;
+    a server with nowhere to go stays (the network runs on its other servers); return how many moved."""
+    moved = 0
+    with transaction.atomic():
+        for server in DhcpServer.objects.select_for_update().filter(node=node).order_by("network_id", "rank"):
+            serving = frozenset(DhcpServer.objects.filter(network_id=server.network_id).values_list("node", flat=True))
+            target = next(iter(schedule_dhcp_nodes(1, exclude=serving | {node}, overlay_only=len(serving) > 1)),
+                          None)
+            if target is None:
+                continue
+            server.node = target
+            server.save(update_fields=["node"])
+            if server.rank == 0:  # the first server's node is the network's queue
+                Network.objects.filter(pk=server.network_id).update(node=target)
+            enqueue_on_commit("tenants.jobs.realise_network", server.network_id, node=target)
+            moved += 1
+    return moved
+
+
+def nodes_fail_over() -> list[str]:
+    """Mark ``down`` every up node whose heartbeat is older than ``NETDASH_NODE_DEAD_SECONDS`` and move the DHCP
+    duties of every down node that still has some; return the nodes marked down now. Idempotent: every agent
+    may call it on its heartbeat."""
+    stale = timezone.now() - timedelta(seconds=settings.NETDASH_NODE_DEAD_SECONDS)
+    with transaction.atomic():
+        dead = list(Node.objects.select_for_update().filter(state=NodeState.UP, heartbeat_at__lt=stale)
+                    .values_list("name", flat=True))
+        Node.objects.filter(name__in=dead).update(state=NodeState.DOWN)
+    down = Node.objects.filter(state=NodeState.DOWN).values_list("name", flat=True)
+    for node in DhcpServer.objects.filter(node__in=list(down)).values_list("node", flat=True).distinct():
+        dhcp_duties_move_off(node)
+    return dead
+
+
+def node_drain(name: str) -> int:
+    """Before maintenance: the node takes no new work and its DHCP duties move off; return how many moved."""
+    Node.objects.filter(name=name).update(state=NodeState.DRAINED)
+    return dhcp_duties_move_off(name)
+
+
+def node_undrain(name: str) -> None:
+    """The node takes new work again (duties that moved away stay where they are)."""
+    Node.objects.filter(name=name, state=NodeState.DRAINED).update(state=NodeState.UP)

@@ -1,0 +1,84 @@
+"""Node loss and drain in the database: a dead or drained node's DHCP duties move to live nodes (issue 13)."""
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from tenants import failover, nodes, selectors, services
+from tenants.choices import NodeState
+from tenants.models import DhcpServer, Network, Node
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def three_nodes():
+    for index in (1, 2, 3):
+        nodes.node_register(name=f"n{index}", vtep_address=f"10.250.0.{index}")
+
+
+def servers(network):
+    return [(r["node"], r["addresses"]["10.2.0.0/24"]) for r in selectors.dhcp_servers(network)]
+
+
+def test_a_silent_node_goes_down_and_its_duties_move_keeping_their_addresses(three_nodes, network_factory):
+    network = network_factory(cidr="10.2.0.0/24")
+    before = servers(network)
+    assert [node for node, _ in before] == ["n1", "n2"]
+    stale = timezone.now() - timedelta(seconds=settings.NETDASH_NODE_DEAD_SECONDS + 1)
+    Node.objects.filter(name="n1").update(heartbeat_at=stale)
+    assert failover.nodes_fail_over() == ["n1"]
+    assert Node.objects.get(name="n1").state == NodeState.DOWN
+    assert servers(network) == [("n3", before[0][1]), before[1]]  # rank 0 moved to n3 with its address
+    assert Network.objects.get(pk=network.pk).node == "n3"  # and the network's queue with it
+    assert failover.nodes_fail_over() == [] and servers(network)[0][0] == "n3"  # idempotent
+    nodes.node_register(name="n1")  # its agent starts again: up, but the duty stays where it went
+    assert Node.objects.get(name="n1").state == NodeState.UP and servers(network)[0][0] == "n3"
+
+
+def test_a_duty_with_nowhere_to_go_stays_and_the_network_keeps_its_other_server(network_factory):
+    nodes.node_register(name="a", vtep_address="10.250.0.1")
+    nodes.node_register(name="b", vtep_address="10.250.0.2")
+    network = network_factory(cidr="10.2.0.0/24")
+    assert failover.node_drain("a") == 0  # b already serves the network, nobody else is live
+    assert Node.objects.get(name="a").state == NodeState.DRAINED
+    assert [node for node, _ in servers(network)] == ["a", "b"]
+
+
+def test_drain_moves_duties_off_and_undrain_takes_new_work_again(three_nodes, network_factory):
+    first = network_factory(cidr="10.2.0.0/24")
+    assert failover.node_drain("n2") == 1
+    assert [node for node, _ in servers(first)] == ["n1", "n3"]
+    second = services.network_create(tenant=first.tenant, name="after-drain")
+    assert "n2" not in DhcpServer.objects.filter(network=second).values_list("node", flat=True)
+    failover.node_undrain("n2")
+    assert Node.objects.get(name="n2").state == NodeState.UP
+
+
+def test_an_agents_heartbeat_runs_the_failover(three_nodes, network_factory):
+    from tenants.agent import Agent
+
+    network = network_factory(cidr="10.2.0.0/24")
+    stale = timezone.now() - timedelta(seconds=settings.NETDASH_NODE_DEAD_SECONDS + 1)
+    Node.objects.filter(name="n2").update(heartbeat_at=stale)
+    Agent(node="n1").heartbeat()
+    assert Node.objects.get(name="n2").state == NodeState.DOWN
+    assert [node for node, _ in servers(network)] == ["n1", "n3"]
+
+
+def test_the_drain_command(three_nodes, network_factory):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    network_factory(cidr="10.2.0.0/24")
+    out = StringIO()
+    call_command("node_drain", "n1", stdout=out)
+    assert "1 DHCP server(s) moved off" in out.getvalue()
+    assert Node.objects.get(name="n1").state == NodeState.DRAINED
+    call_command("node_drain", "n1", "--undo", stdout=out)
+    assert Node.objects.get(name="n1").state == NodeState.UP
+    with pytest.raises(CommandError, match="no node named"):
+        call_command("node_drain", "nope")
