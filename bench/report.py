@@ -61,6 +61,12 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, float | None, float | None, 
                     *(mem[c].get("dnsmasq_pss_kb_per_network") for c in WHO)))
         out.append((f"6. MemAvailable drop per network (N={n})", "MB",
                     *(mem[c].get("mem_available_drop_kb_per_network") for c in WHO)))
+    x = r.get("router") or {}  # bench/router_rows.py: by hand (ip/nft) in the shell column
+    for key, label in (("realise", "router realise (2 subnets + gateway)"),
+                       ("fip_reachable", "FIP associate→reachable upstream")):
+        for stat in ("median", "p95"):
+            out.append((f"7. {label} {stat}", "ms", x.get("netdash", {}).get(key, {}).get(stat), None,
+                        x.get("shell", {}).get(key, {}).get(stat)))
     return out
 
 

@@ -17,9 +17,10 @@ from django.core.management import call_command
 from . import ipv6_rows, report, supervisor
 from .baselines import Baseline
 from .product import Product
+from .router_rows import RouterRows
 from .stack import Stack
 
-FIGURES = ("latency", "realise", "burst", "reconcile", "teardown")
+FIGURES = ("latency", "realise", "burst", "reconcile", "teardown", "router")
 IPV6_SAMPLES = 10
 
 
@@ -39,7 +40,7 @@ def _meta(options: dict[str, Any]) -> dict[str, Any]:
         "commit": out(["git", "-C", str(supervisor.ROOT), "rev-parse", "--short", "HEAD"]),
         "loadavg_start": os.getloadavg(),
         "options": {k: options[k] for k in ("sizes", "latency_n", "burst", "reconcile_instances", "agents",
-                                            "baselines", "figures")},
+                                            "baselines", "figures", "router_n")},
     }
 
 
@@ -80,6 +81,11 @@ def run(options: dict[str, Any]) -> int:
             results["burst"][str(m)] = {"netdash": product.burst(m)}
             for k, b in base.items():
                 results["burst"][str(m)][k] = b.burst(m)
+        if "router" in figures:
+            k = options["router_n"]
+            _step(f"7. routers: realise, floating IP reachable, n={k} (netdash, then by hand)")
+            rows = RouterRows(run_dir, ds["shell"])
+            results["router"] = {"netdash": rows.netdash(k), "shell": rows.by_hand(k)}
         for n in options["sizes"]:
             k_inst = min(options["reconcile_instances"], n)
             for who in (*contenders, "netdash"):

@@ -9,5 +9,5 @@ scripts/bootstrap.sh
 out=${ARTIFACTS_DIR:-$PWD/artifacts}/bench
 mkdir -p "$out"
 exec .venv/bin/python manage.py bench --sizes "${BENCH_SIZES:-20,50}" --latency-n "${BENCH_LATENCY_N:-30}" \
-  --burst "${BENCH_BURST:-20}" --reconcile-instances "${BENCH_RECONCILE_INSTANCES:-10}" \
+  --burst "${BENCH_BURST:-20}" --reconcile-instances "${BENCH_RECONCILE_INSTANCES:-10}" --router-n "${BENCH_ROUTER_N:-5}" \
   --json "$out/bench.json" "$@"

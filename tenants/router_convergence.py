@@ -13,7 +13,7 @@ import logging
 
 from django.db import transaction
 
-from . import events, selectors, status
+from . import events, selectors, services, status
 from .choices import ObjectStatus
 from .convergence import realise_network
 from .hostspecs import driver, router_spec
@@ -70,7 +70,8 @@ def realise_router(router_id: int) -> str:
 
 def destroy_router(router_id: int) -> str:
     """Remove the router's namespace, then its rows (interfaces go with it; floating IPs were disassociated by
-    ``routers.router_delete``). A failed teardown leaves it ``deleting`` with the reason, for reconcile."""
+    ``routers.router_delete``, or go with their tenant), and the tenant too if it is being deleted and this was its
+    last router or network. A failed teardown leaves it ``deleting`` with the reason, for reconcile."""
     with router_lock(router_id):
         router = Router.objects.select_related("tenant").filter(pk=router_id).first()
         if router is None:
@@ -83,5 +84,6 @@ def destroy_router(router_id: int) -> str:
         data = selectors.router_data(router)
         with transaction.atomic():
             router.delete()
+            services.tenant_finish_deletion(tenant_ids=[router.tenant_id])
             events.publish(router.tenant_id, "router.deleted", data)
     return "deleted"

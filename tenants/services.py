@@ -29,6 +29,7 @@ from .models import (
     Instance,
     Membership,
     Network,
+    Router,
     RouterInterface,
     Subnet,
     Tenant,
@@ -97,11 +98,13 @@ def tenant_update(*, tenant: Tenant, actor: AbstractBaseUser | None = None, **ch
 
 
 def tenant_delete(*, tenant: Tenant, actor: AbstractBaseUser | None = None) -> None:
-    """Delete a tenant: its networks are torn down on their nodes first, then the row goes.
+    """Delete a tenant: its routers and networks are torn down on their nodes first, then the row goes.
 
-    Deleting the row directly would cascade to its networks and leave their namespaces and dnsmasq running until
-    the next reconcile. Instead every network is marked ``deleting`` with its teardown job (as ``network_delete``),
-    and the agent's ``destroy_networks`` calls ``tenant_finish_deletion`` once the last one is gone.
+    Deleting the row directly would cascade to its routers and networks and leave their namespaces and dnsmasq
+    running until the next reconcile. Instead every router and network is marked ``deleting`` with its teardown job
+    (routers first, so their ports go before the segments), and the agent's ``destroy_router`` /
+    ``destroy_networks`` call ``tenant_finish_deletion`` once the last of them is gone. The tenant's floating IPs go
+    with its row: the only router translating them is its own.
     """
     with transaction.atomic():
         locked = _lock_tenant(tenant)  # network_create checks ``deleting`` under this lock: no network slips in
@@ -110,18 +113,23 @@ def tenant_delete(*, tenant: Tenant, actor: AbstractBaseUser | None = None) -> N
         # tenant=None: the tenant's own audit entries go with it, this one must stay.
         audit_record(actor=actor, tenant=None, action="tenant.delete", obj=tenant,
                      detail=f"{tenant.name} ({tenant.slug})")
+        routers = Router.objects.filter(tenant=tenant).exclude(status=ObjectStatus.DELETING)
+        for router_id, node in routers.values_list("pk", "node"):
+            enqueue_on_commit("tenants.jobs.destroy_router", router_id, node=node)
+        routers.update(status=ObjectStatus.DELETING, status_reason="")
         for network in Network.objects.filter(tenant=tenant).exclude(status=ObjectStatus.DELETING):
             network_delete(network=network, actor=actor)
-        tenant_finish_deletion(tenant_ids=[tenant.pk])  # a tenant without networks goes at once
+        tenant_finish_deletion(tenant_ids=[tenant.pk])  # a tenant without networks or routers goes at once
 
 
 def tenant_finish_deletion(*, tenant_ids: Iterable[int]) -> int:
-    """Delete the tenants among ``tenant_ids`` that are marked for deletion and have no network left.
+    """Delete the tenants among ``tenant_ids`` that are marked for deletion and have no network or router left.
 
-    Called by ``tenant_delete`` and by the agent after it deleted network rows; returns how many went.
+    Called by ``tenant_delete`` and by the agent after it deleted network or router rows; returns how many went.
     """
     done = Tenant.objects.filter(pk__in=list(tenant_ids), deleting=True).exclude(
-        Exists(Network.objects.filter(tenant=OuterRef("pk"))))
+        Exists(Network.objects.filter(tenant=OuterRef("pk")))).exclude(
+        Exists(Router.objects.filter(tenant=OuterRef("pk"))))
     _, per_model = done.delete()
     return per_model.get(Tenant._meta.label, 0)
 

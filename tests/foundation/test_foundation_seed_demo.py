@@ -1,4 +1,4 @@
-"""`manage.py seed_demo`: the two overlapping demo tenants, idempotent."""
+"""`manage.py seed_demo`: the two overlapping demo tenants, each routed to the simulated upstream, idempotent."""
 
 import io
 
@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from tenants.choices import Role
-from tenants.models import Instance, Membership, Network, Subnet, Tenant
+from tenants.models import FloatingIP, Instance, Membership, Network, Router, Subnet, Tenant
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("outbox")]
 
@@ -20,6 +20,10 @@ def snapshot():
         "subnets": sorted(Subnet.objects.values_list("network__name", "cidr", "gateway", "dhcp_address")),
         "instances": sorted(Instance.objects.values_list("hostname", "ip_address", "mac_address")),
         "memberships": sorted(Membership.objects.values_list("user__username", "tenant__slug", "role")),
+        "routers": sorted(Router.objects.values_list("tenant__slug", "name", "external_network__name",
+                                                     "external_ip", "interfaces__subnet__network__name")),
+        "floating_ips": sorted(FloatingIP.objects.values_list("tenant__slug", "network__name", "address",
+                                                              "instance__hostname")),
     }
 
 
@@ -29,14 +33,27 @@ def test_seed_demo_creates_two_overlapping_tenants_and_is_idempotent(monkeypatch
     out = io.StringIO()
     call_command("seed_demo", stdout=out)
     first = snapshot()
-    assert first["tenants"] == ["acme", "globex"]
+    assert first["tenants"] == ["acme", "globex", "ops"]
     assert first["subnets"] == [("acme-net", "192.168.1.0/24", "192.168.1.1", "192.168.1.2"),
                                 ("acme-net", "2001:db8:ac::/64", "2001:db8:ac::1", "2001:db8:ac::2"),
-                                ("globex-net", "192.168.1.0/24", "192.168.1.1", "192.168.1.2")]
+                                ("globex-net", "192.168.1.0/24", "192.168.1.1", "192.168.1.2"),
+                                ("public", "203.0.113.0/24", "203.0.113.1", "203.0.113.2")]
     # Acme's instance is dual stack: a DHCPv6 reservation from IPAM beside its IPv4 address.
     acme_vm = Instance.objects.get(hostname="acme-vm1")
     assert (acme_vm.ipv6_subnet.ipv6_address_mode, acme_vm.ipv6_address) == ("dhcpv6-stateful", "2001:db8:ac::3")
     assert Instance.objects.get(hostname="globex-vm1").ipv6_address is None
+    public = Network.objects.get(name="public")
+    assert public.external and public.simulated_upstream and public.tenant.slug == "ops"
+    # Each tenant's router joins its 192.168.1.0/24 to the external network, with an external address of its own
+    # and a floating IP on its instance: upstream tells the two 192.168.1.3 apart.
+    (_, acme_router, acme_ext, acme_ip, acme_net), (_, globex_router, globex_ext, globex_ip, globex_net) = \
+        first["routers"]
+    assert (acme_router, acme_ext, acme_net) == ("acme-router", "public", "acme-net")
+    assert (globex_router, globex_ext, globex_net) == ("globex-router", "public", "globex-net")
+    fips = first["floating_ips"]
+    assert [(t, n, h) for t, n, _, h in fips] == [("acme", "public", "acme-vm1"), ("globex", "public", "globex-vm1")]
+    externals = {acme_ip, globex_ip, *(a for _, _, a, _ in fips)}
+    assert len(externals) == 4 and all(a.startswith("203.0.113.") for a in externals)
     # The same address in both tenants: overlap across tenants is the point of the demo.
     assert [(h, ip) for h, ip, _ in first["instances"]] == [("acme-vm1", "192.168.1.3"), ("globex-vm1", "192.168.1.3")]
     assert first["memberships"] == [("alice", "acme", Role.ADMIN), ("bob", "globex", Role.ADMIN)]

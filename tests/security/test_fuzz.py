@@ -596,6 +596,127 @@ def test_api_payloads_never_500_and_files_stay_exact(fuzz_world, data):
                         lambda r: r.status_code in (200, 201, 202))
 
 
+# --- routers, floating IPs and external networks over the API -------------------------------------------
+
+IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?\b")
+
+
+@pytest.fixture
+def router_world(fuzz_world):
+    """``fuzz_world`` with an external network, a router in front of its subnet, a second subnet to attach and an
+    allocated floating IP, so every router/FIP endpoint has something valid to start from."""
+    from tenants import routers
+    from tenants.models import Tenant
+
+    world = fuzz_world
+    Tenant.objects.filter(pk=world["tenant"].pk).update(quota_routers=10**6, quota_floating_ips=10**6)
+    world["tenant"].refresh_from_db()
+    operators = services.tenant_create(name="Fuzz operators", slug="fuzz-ops")
+    world["external"] = routers.external_network_create(
+        tenant=operators, name="fuzz-public",
+        subnet={"cidr": "203.0.113.0/24", "gateway": "203.0.113.1", "enable_dhcp": False})
+    world["router"] = routers.router_create(tenant=world["tenant"], name="fuzz-r", external_network=world["external"])
+    routers.router_interface_add(router=world["router"], subnet=world["subnet"])
+    world["subnet2"] = services.subnet_create(network=world["network"], cidr="10.20.9.0/24")
+    world["fip"] = routers.floating_ip_allocate(tenant=world["tenant"], external_network=world["external"])
+    return world
+
+
+def _ids(*known):
+    """A hostile id: one of ``known`` (valid or another kind's), a non-existent one, or any JSON value."""
+    return _json_any(st.sampled_from([*known, 0, -1, 10**12, "1", "fuzz"]))
+
+
+ROUTER_API_CALLS = {
+    "router-create": lambda w: ("post", "/api/v1/routers/", {"name": "r-api", "external_network": w["external"].pk},
+                                {"name": _json_any(nasty_text()),
+                                 "external_network": _ids(w["external"].pk, w["network"].pk, None),
+                                 "tenant": _json_any(st.sampled_from(["fuzz", str(w["tenant"].pk), "fuzz-ops"]))}),
+    "router-update": lambda w: ("patch", f"/api/v1/routers/{w['router'].pk}/", {"external_network": None},
+                                {"external_network": _ids(w["external"].pk, w["network"].pk, None)}),
+    "router-add-interface": lambda w: ("post", f"/api/v1/routers/{w['router'].pk}/add-interface/",
+                                       {"subnet": w["subnet2"].pk},
+                                       {"subnet": _ids(w["subnet"].pk, w["subnet2"].pk,
+                                                       w["external"].subnets.get().pk)}),
+    "router-remove-interface": lambda w: ("post", f"/api/v1/routers/{w['router'].pk}/remove-interface/",
+                                          {"subnet": w["subnet"].pk},
+                                          {"subnet": _ids(w["subnet"].pk, w["subnet2"].pk)}),
+    "fip-create": lambda w: ("post", "/api/v1/floating-ips/", {"external_network": w["external"].pk},
+                             {"external_network": _ids(w["external"].pk, w["network"].pk),
+                              "tenant": _json_any(st.sampled_from(["fuzz", "fuzz-ops"])),
+                              "address": _json_any(addresses())}),
+    "fip-associate": lambda w: ("patch", f"/api/v1/floating-ips/{w['fip'].pk}/", {"instance": w["instance"].pk},
+                                {"instance": _ids(w["instance"].pk, w["network"].pk, None),
+                                 "address": _json_any(addresses())}),
+}
+
+
+def assert_rules_come_from_rows(world, payload) -> int:
+    """Every router of the tenant renders (the job's spec building never raises on accepted rows), and its NAT
+    table holds only addresses the database holds for it, and no text of the payload: nothing raw reaches a rule."""
+    from tenants.host import nft
+    from tenants.host.kinds import router as router_kind
+    from tenants.models import Router
+    from tenants.router_convergence import load_router
+
+    names = hostspecs.driver().names
+    rules = 0
+    for pk in Router.objects.filter(tenant=world["tenant"]).values_list("pk", flat=True):
+        row = load_router(pk)
+        text = nft.render(router_kind.table(names, hostspecs.router_spec(row)))
+        known = {row.external_ip, *(f.address for f in row.gateway_floating_ips),
+                 *(f.instance.ip_address for f in row.gateway_floating_ips if f.instance)}
+        for i in row.interfaces.all():
+            known |= {i.subnet.gateway, i.subnet.cidr}
+        assert set(IPV4.findall(text)) <= known, (text, known)
+        raw = [v for v in _strings(payload) if len(v) >= 4 and not IPV4.fullmatch(v)]
+        assert not [v for v in raw if v in text], (raw, text)
+        rules += text.count("\n")
+    return rules
+
+
+@settings(max_examples=size(400), **FUZZ)
+@given(data=st.data())
+def test_router_api_payloads_get_clear_400s_and_rules_come_from_rows(router_world, data):
+    """Every router/FIP/external-network input over the API: accepted, or a 4xx whose JSON body says why (a clear
+    400 for bad values, 404 for someone else's or missing ids) — never a 5xx; accepted ones render rules only from
+    database values. External networks are read-only to tenants: writes there are refused outright."""
+    from api import services as token_services
+
+    world = router_world
+    client = world.get("api")
+    if client is None:
+        _, secret = token_services.api_token_create(user=world["admin"], name="fuzz")
+        client = world["api"] = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    call = data.draw(st.sampled_from([*sorted(ROUTER_API_CALLS), "external-network-create"]), label="call")
+    if call == "external-network-create":
+        method, url = "post", "/api/v1/external-networks/"
+        payload = data.draw(st.fixed_dictionaries({}, optional={
+            "name": _json_any(nasty_text()), "subnet": _json_any(st.fixed_dictionaries({"cidr": cidrs()}))}))
+    else:
+        method, url, base, hostile = ROUTER_API_CALLS[call](world)
+        payload = {**base, **data.draw(st.fixed_dictionaries({}, optional=hostile), label="hostile")}
+        for key in data.draw(st.lists(st.sampled_from(sorted(payload)), max_size=1), label="dropped"):
+            payload.pop(key, None)
+    body = json.dumps(payload, ensure_ascii=True)
+    with transaction.atomic():
+        response = getattr(client, method)(url, body, content_type="application/json")
+        assert response.status_code < 500, (call, payload, response.content[:500])
+        accepted = response.status_code in (200, 201, 202)
+        if call == "external-network-create":
+            assert response.status_code == 405, (payload, response.status_code)
+        elif not accepted:
+            assert response.status_code in (400, 404), (call, payload, response.status_code, response.content[:300])
+            assert response.json(), (call, payload)  # says why
+        rules = assert_rules_come_from_rows(world, payload) if accepted else 0
+        transaction.set_rollback(True)
+    record(f"api.{call}", examples=1, accepted=int(accepted), errors=int(response.status_code >= 500),
+           nft_lines=rules)
+    for key in ("network", "subnet", "instance", "router", "fip", "subnet2", "external"):
+        world[key].refresh_from_db()
+
+
 # --- jobs: spec building for fuzzed rows -----------------------------------------------------------------
 
 @settings(max_examples=size(150), **FUZZ)

@@ -34,7 +34,9 @@ class Command(BaseCommand):
                             help="instances spread over the N networks before the simulated reboot")
         parser.add_argument("--agents", type=int, default=1, help="agent processes (make run starts one)")
         parser.add_argument("--baselines", default="floor,shell", help="comma list of floor,shell (or 'none')")
-        parser.add_argument("--figures", default="latency,realise,burst,reconcile,teardown")
+        parser.add_argument("--figures", default="latency,realise,burst,reconcile,teardown,router")
+        parser.add_argument("--router-n", type=int, default=20,
+                            help="samples of figure 7 (router realise, floating IP reachable), each side")
         parser.add_argument("--json", help="write the results here (the PNG goes next to it)")
         parser.add_argument("--plot", help="PNG path (default: the JSON path with .png)")
         parser.add_argument("--redis-url", help="use this Redis instead of starting a private one")
@@ -59,7 +61,7 @@ class Command(BaseCommand):
         argv = ["--sizes", ",".join(map(str, options["sizes"])), "--latency-n", str(options["latency_n"]),
                 "--burst", str(options["burst"]), "--reconcile-instances", str(options["reconcile_instances"]),
                 "--agents", str(options["agents"]), "--baselines", ",".join(options["baselines"]) or "none",
-                "--figures", ",".join(options["figures"])]
+                "--figures", ",".join(options["figures"]), "--router-n", str(options["router_n"])]
         for key in ("json", "plot"):
             if options[key]:
                 from pathlib import Path

@@ -1,6 +1,10 @@
 """Create the demo: two tenants that both use 192.168.1.0/24, one instance each, and an admin user. Acme's
 network is dual stack: it also has a DHCPv6-stateful subnet, so its instance holds both families.
 
+Each tenant's network sits behind its own router to one external network on TEST-NET-3 with the simulated
+upstream (no route out of the project's namespaces), and each instance has a floating IP: the routed overlap —
+the same 192.168.1.3 twice, seen outside as two different addresses.
+
 Idempotent: run by every `make run`. Passwords are never fixed defaults: taken from the environment
 (NETDASH_ADMIN_PASSWORD, NETDASH_DEMO_PASSWORD) or generated on first run and printed once.
 """
@@ -14,9 +18,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from tenants import services
+from tenants import routers, services
 from tenants.choices import Role
-from tenants.models import Network, Tenant
+from tenants.models import FloatingIP, Network, Router, Tenant
 
 DEMO_V6 = {"acme-net": "2001:db8:ac::/64"}  # documentation prefix (RFC 3849), isolated network: no route out
 
@@ -25,6 +29,10 @@ DEMO = [
     ("Acme Corp", "acme", "alice", "acme-net", "acme-vm1", "acme.internal"),
     ("Globex", "globex", "bob", "globex-net", "globex-vm1", "globex.internal"),
 ]
+# The administrators' tenant and its external network (simulated upstream at .1, no DHCP: routers take fixed
+# addresses from the database IPAM).
+OPERATORS = ("Operators", "ops")
+EXTERNAL = ("public", {"cidr": "203.0.113.0/24", "gateway": "203.0.113.1", "enable_dhcp": False})
 
 
 class Command(BaseCommand):
@@ -43,9 +51,35 @@ class Command(BaseCommand):
         self.stdout.write(self.style.WARNING(f"created user {username!r} with password {shown} — shown once; "
                                              f"change it with: manage.py changepassword {username}"))
 
+    def _external(self) -> Network:
+        name, slug = OPERATORS
+        with transaction.atomic():
+            operators = Tenant.objects.filter(slug=slug).first() or services.tenant_create(name=name, slug=slug)
+            network_name, subnet = EXTERNAL
+            return (Network.objects.filter(tenant=operators, name=network_name).first()
+                    or routers.external_network_create(tenant=operators, name=network_name, subnet=dict(subnet),
+                                                       simulated_upstream=True))
+
+    def _routed(self, tenant: Tenant, network: Network, hostname: str, external: Network) -> str:
+        """The tenant's router with the network's subnet attached, and a floating IP on its instance."""
+        router = Router.objects.filter(tenant=tenant, name=f"{tenant.slug}-router").first()
+        if router is None:
+            router = routers.router_create(tenant=tenant, name=f"{tenant.slug}-router", external_network=external)
+        subnet = network.subnets.get()
+        if not router.interfaces.filter(subnet=subnet).exists():
+            routers.router_interface_add(router=router, subnet=subnet)
+        instance = network.instances.get(hostname=hostname)
+        fip = FloatingIP.objects.filter(tenant=tenant, network=external).first()
+        if fip is None:
+            fip = routers.floating_ip_allocate(tenant=tenant, external_network=external)
+        if fip.instance_id != instance.pk:
+            fip = routers.floating_ip_associate(floating_ip=fip, instance=instance)
+        return f"router {router.name!r} (SNAT {router.external_ip}), floating IP {fip.address}"
+
     def handle(self, *args, **options) -> None:
         self._user("admin", superuser=True, env="NETDASH_ADMIN_PASSWORD")
         User = get_user_model()
+        external = self._external()
         for name, slug, username, network_name, hostname, domain in DEMO:
             self._user(username, superuser=False, env="NETDASH_DEMO_PASSWORD")
             with transaction.atomic():
@@ -60,8 +94,9 @@ class Command(BaseCommand):
                 _dual_stack(network)
                 if not network.instances.filter(hostname=hostname).exists():
                     services.instance_create(network=network, hostname=hostname)
+                routed = self._routed(tenant, network, hostname, external)
             self.stdout.write(f"demo tenant {name!r}: user {username!r}, network {network_name!r} 192.168.1.0/24, "
-                              f"instance {hostname!r}")
+                              f"instance {hostname!r}, {routed}")
 
 
 def _dual_stack(network: Network) -> None:
