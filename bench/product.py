@@ -113,12 +113,15 @@ class Product:
         time.sleep(0.5)
         pids = [self.d.dnsmasq_pid(x.kernel_id) for x in nets]
         mem1 = memory.settled_mem_available_kb()
+        agents = [a.pid for a in self.stack.agents]
         return {
             "n": n, "wall": wall, "per_second": n / wall, "submit": t_submitted - t0,
             "all_active": t_active - t0, "last_lease": t_lease - t0,
             "memory": {"dnsmasq_pss_kb_per_network": memory.total_pss_kb(pids) / n,
                        "dnsmasq_running": sum(p is not None for p in pids),
-                       "mem_available_drop_kb_per_network": (mem0 - mem1) / n},
+                       "mem_available_drop_kb_per_network": (mem0 - mem1) / n,
+                       "agent_rss_kb": sum(map(memory.rss_kb, agents)),
+                       "agent_pss_kb": memory.total_pss_kb(agents)},
             "tenant": tenant.pk,
         }
 
