@@ -46,6 +46,9 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, float | None, float | None, 
         out.append((f"2. realise {n} networks", "s", *(x.get(c, {}).get("wall") for c in WHO)))
         out.append((f"2. realise {n}: networks/s", "/s",
                     *(x.get(c, {}).get("per_second") for c in WHO)))
+        drained = x.get("netdash", {}).get("queue_drained")
+        if drained is not None:  # the batched networks' own jobs, each finding its network up
+            out.append((f"2. realise {n}: agent queue drained", "s", drained, None, None))
     for m, x in sorted(r.get("burst", {}).items(), key=lambda kv: int(kv[0])):
         out.append((f"3. burst {m} instances, all leased", "s",
                     *(x.get(c, {}).get("wall") for c in WHO)))
