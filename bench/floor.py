@@ -22,7 +22,7 @@ from .contender import Inst, network_spec
 
 
 class Floor:
-    """Realise networks and instances with the fewest steps possible (prefix ``bf-``)."""
+    """Realise networks and instances with the fewest steps possible (prefix ``b<tag>f-``)."""
 
     def __init__(self, driver: HostDriver) -> None:
         self.d = driver

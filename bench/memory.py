@@ -23,6 +23,18 @@ def pss_kb(pid: int) -> int:
     return 0
 
 
+def rss_kb(pid: int) -> int:
+    """Resident set size of ``pid`` in kB (0 if it is gone): the agent's own memory at N networks."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def total_pss_kb(pids: Iterable[int | None]) -> int:
     return sum(pss_kb(p) for p in pids if p is not None)
 

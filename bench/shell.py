@@ -25,7 +25,7 @@ def _run(argv: list[str]) -> str:
 
 
 class Shell:
-    """Writes bash scripts into the run directory and times their execution (prefix ``bs-``)."""
+    """Writes bash scripts into the run directory and times their execution (prefix ``b<tag>s-``)."""
 
     def __init__(self, driver: HostDriver, run_dir: Path) -> None:
         self.d = driver

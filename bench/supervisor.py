@@ -10,9 +10,11 @@ checked against the run directory in their environment) and removes every kernel
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import sys
 import tempfile
@@ -24,9 +26,17 @@ from tenants.host.config import HostConfig
 from tenants.host.netns import list_names
 
 ROOT = Path(__file__).resolve().parent.parent
-# One prefix per contender, so each can be cleaned (and counted) on its own and none can touch another's objects.
-PREFIXES = {"netdash": "bn-", "floor": "bf-", "shell": "bs-"}
 RUN_MARKER = "NETDASH_BENCH_RUN"
+# Two random letters per run, chosen by the supervisor and inherited by the child: two benches on one machine
+# (two engineers, or a bench beside CI) never clean up each other's objects.
+TAG_ENV = "NETDASH_BENCH_TAG"
+
+
+def prefixes() -> dict[str, str]:
+    """One prefix per contender (``b<tag>n-``, ``b<tag>f-``, ``b<tag>s-``), so each can be cleaned and counted
+    on its own and none can touch another's objects."""
+    tag = os.environ.setdefault(TAG_ENV, "".join(random.choices(string.ascii_lowercase, k=2)))
+    return {"netdash": f"b{tag}n-", "floor": f"b{tag}f-", "shell": f"b{tag}s-"}
 
 
 def free_port() -> int:
@@ -42,7 +52,7 @@ def state_dir(run_dir: Path, who: str) -> Path:
 def drivers(run_dir: Path) -> dict[str, HostDriver]:
     """The host driver of each contender (the pure driver: no settings needed)."""
     return {who: LinuxHostDriver(HostConfig(prefix=p, state_dir=state_dir(run_dir, who)))
-            for who, p in PREFIXES.items()}
+            for who, p in prefixes().items()}
 
 
 def record_pid(run_dir: Path, pid: int) -> None:
@@ -90,17 +100,18 @@ def remove_host_objects(run_dir: Path) -> list[str]:
     from .shell import remove_root_links
 
     try:
-        remove_root_links(PREFIXES["shell"])  # a shell run interrupted between `ip link add` and the move
+        remove_root_links(prefixes()["shell"])  # a shell run interrupted between `ip link add` and the move
     except Exception as exc:
         print(f"bench: cleanup of root-namespace links failed: {exc}", file=sys.stderr)
-    return [n for n in list_names() if n.startswith(tuple(PREFIXES.values()))]
+    return [n for n in list_names() if n.startswith(tuple(prefixes().values()))]
 
 
 def bench_env(run_dir: Path, redis_url: str) -> dict[str, str]:
+    netdash_prefix = prefixes()["netdash"]  # chooses the run's tag first, so the copy below carries it
     env = dict(os.environ)
     env.update({
         RUN_MARKER: str(run_dir),
-        "NETDASH_PREFIX": PREFIXES["netdash"],
+        "NETDASH_PREFIX": netdash_prefix,
         "NETDASH_STATE_DIR": str(state_dir(run_dir, "netdash")),
         "NETDASH_VAR_DIR": str(run_dir),
         "DATABASE_URL": f"sqlite:///{run_dir / 'bench.sqlite3'}",

@@ -81,7 +81,8 @@ def router_interfaces_for_user(user: AbstractBaseUser, tenant: Tenant | None = N
 
 
 def floating_ips_for_user(user: AbstractBaseUser, tenant: Tenant | None = None) -> QuerySet[FloatingIP]:
-    qs = FloatingIP.objects.filter(tenant__in=tenants_for_user(user)).select_related("network", "instance__subnet")
+    qs = FloatingIP.objects.filter(tenant__in=tenants_for_user(user)).select_related(
+        "network", "instance__subnet__router_interface__router")
     if tenant is not None:
         qs = qs.filter(tenant=tenant)
     return qs

@@ -1,8 +1,9 @@
 """``manage.py bench``: measure netdash on the real stack next to a shell baseline and a netlink floor (issue 7).
 
 The command supervises: it makes a private run directory and Redis, then re-runs itself (``--child``) with its
-own prefix (``bn-``, baselines ``bf-``/``bs-``), state dir, SQLite database and channel prefix, so a running
-``make run`` is never touched; afterwards it removes everything with those prefixes. See ``bench/``.
+own prefix (``b<tag>n-``, baselines ``b<tag>f-``/``b<tag>s-``, two random letters per run), state dir, SQLite
+database and channel prefix, so a running ``make run`` or another bench is never touched; afterwards it removes
+everything with those prefixes. See ``bench/``.
 """
 
 from __future__ import annotations
