@@ -65,7 +65,7 @@ class Command(BaseCommand):
         router = Router.objects.filter(tenant=tenant, name=f"{tenant.slug}-router").first()
         if router is None:
             router = routers.router_create(tenant=tenant, name=f"{tenant.slug}-router", external_network=external)
-        subnet = network.subnets.get()
+        subnet = network.subnets.get(ip_version=4)  # the IPv6 subnet stays isolated (no route out of 2001:db8::)
         if not router.interfaces.filter(subnet=subnet).exists():
             routers.router_interface_add(router=router, subnet=subnet)
         instance = network.instances.get(hostname=hostname)
