@@ -130,6 +130,7 @@ def network_detail(request: HttpRequest, network_id: int) -> HttpResponse:
         "instances": page_selectors.network_instances(network),
         "leases": page_selectors.network_leases(network),
         "events": page_selectors.network_events(network),
+        "router_interfaces": page_selectors.network_router_interfaces(network),
     }
     return render_page(request, "portal/network_detail.html", context)
 
@@ -213,6 +214,8 @@ def instance_detail(request: HttpRequest, instance_id: int) -> HttpResponse:
         "network": instance.network,
         "lease": page_selectors.instance_lease(instance),
         "namespace": names().inst_ns(instance.kernel_id),
+        "router": page_selectors.instance_router(instance),
+        "floating_ip": page_selectors.instance_floating_ip(instance),
     }
     return render_page(request, "portal/instance_detail.html", context)
 

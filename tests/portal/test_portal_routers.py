@@ -156,3 +156,27 @@ def test_a_member_sees_but_cannot_act(client, member, tenant, network, external)
 def test_tenant_pages_link_to_routers(as_admin, network):
     page = as_admin.get(reverse("portal:network-list")).content.decode()
     assert reverse("portal:router-list") in page
+
+
+def test_network_and_instance_pages_show_the_router_its_external_address_and_the_floating_ip(
+        as_admin, tenant, network, external):
+    router = routers.router_create(tenant=tenant, name="edge", external_network=external)
+    routers.router_interface_add(router=router, subnet=network.subnets.get())
+    vm = services.instance_create(network=network, hostname="vm1")
+    fip = routers.floating_ip_allocate(tenant=tenant, external_network=external)
+    routers.floating_ip_associate(floating_ip=fip, instance=vm)
+    router.refresh_from_db()
+    router_url = reverse("portal:router-detail", args=[router.pk])
+    network_page = as_admin.get(reverse("portal:network-detail", args=[network.pk])).content.decode()
+    assert router_url in network_page and router.external_ip in network_page
+    instance_page = as_admin.get(reverse("portal:instance-detail", args=[vm.pk])).content.decode()
+    assert router_url in instance_page and fip.address in instance_page
+
+
+def test_a_failed_router_job_shows_its_reason_on_router_and_network_pages(as_admin, tenant, network):
+    router = routers.router_create(tenant=tenant, name="edge")
+    routers.router_interface_add(router=router, subnet=network.subnets.get())
+    Router.objects.filter(pk=router.pk).update(status="error", status_reason="nft: table netdash busy")
+    for url in (reverse("portal:router-detail", args=[router.pk]), reverse("portal:router-list"),
+                reverse("portal:network-detail", args=[network.pk])):
+        assert "nft: table netdash busy" in as_admin.get(url).content.decode(), url
