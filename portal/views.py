@@ -321,7 +321,9 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
 # --- routers and floating IPs (issue 14): members see, the tenant's admins act ----------------------------
 
 def _router(request: HttpRequest, router_id: int):
-    return get_object_or_404(selectors.routers_for_user(request.user), pk=router_id)
+    """Without the selector's interface prefetch: the services publish ``router_data`` of the object they are
+    given after changing its interfaces, and a stale prefetch cache would tell the browser the old subnets."""
+    return get_object_or_404(selectors.routers_for_user(request.user).prefetch_related(None), pk=router_id)
 
 
 def _floating_ip(request: HttpRequest, floating_ip_id: int):
