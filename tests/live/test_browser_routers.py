@@ -58,3 +58,33 @@ def test_a_router_created_in_the_page_appears_in_the_topology_without_reload(
     topology.evaluate("() => { window.netdashTopology.cy.fit(undefined, 40); }")
     topology.screenshot(path=str(artifacts / "live-topology-router.png"), full_page=True)
     assert topology.errors == []
+
+
+def test_router_and_floating_ip_pages_follow_changes_without_reload(
+        daphne_server, two_tenants, django_side, browser):  # noqa: F811
+    acme, alice, net_a = two_tenants["acme"], two_tenants["alice"], two_tenants["net_a"]
+    operators = django_side(services.tenant_create, name="Operators", slug="operators")
+    external = django_side(routers.external_network_create, tenant=operators, name="public",
+                           subnet={"cidr": "203.0.113.0/24", "enable_dhcp": False})
+    router = django_side(routers.router_create, tenant=acme, name="edge")
+    django_side(routers.router_interface_add, router=router, subnet=net_a.subnets.get())
+    vm = django_side(services.instance_create, network=net_a, hostname="web1")
+    detail = open_page(browser, daphne_server, alice, f"/routers/{router.pk}/")
+    listing = detail.context.new_page()
+    listing.goto(daphne_server["url"] + "/floating-ips/")
+    for page in (detail, listing):
+        page.wait_for_function("() => +document.body.dataset.liveRendered >= 1", timeout=WAIT_MS)
+        page.evaluate("() => { window.__sameDocument = true; }")
+
+    django_side(routers.router_set_gateway, router=router, external_network=external)
+    detail.wait_for_function("() => document.querySelector('[data-router-id] [data-field=external_ip]')"
+                             ".textContent.startsWith('203.0.113.')", timeout=WAIT_MS)
+    assert detail.inner_text("[data-router-id] [data-field=external_network]") == "public"
+    fip = django_side(routers.floating_ip_allocate, tenant=acme, external_network=external)
+    listing.wait_for_selector(f"[data-floating-ip-list] tr[data-floating-ip-id='{fip.pk}']", timeout=WAIT_MS)
+    django_side(routers.floating_ip_associate, floating_ip=fip, instance=vm)
+    listing.wait_for_function(f"() => document.querySelector(\"tr[data-floating-ip-id='{fip.pk}'] "
+                              "[data-field=instance]\").textContent.includes('web1')", timeout=WAIT_MS)
+    for page in (detail, listing):
+        assert page.evaluate("() => window.__sameDocument") is True, "the page reloaded"
+    assert detail.errors == []
