@@ -49,6 +49,8 @@ def url_templates() -> dict[str, str]:
     return {
         "network": url_template("portal:network-detail"),
         "instance": url_template("portal:instance-detail"),
+        "router": url_template("portal:router-detail"),
+        "floating_ip": url_template("portal:floating-ip-detail"),
         "subnet_leases": url_template("live:subnet-leases"),
         "tenant_topology": url_template("live:tenant"),
     }

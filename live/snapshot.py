@@ -95,6 +95,12 @@ def build_snapshot(user: AbstractBaseUser, view: View) -> dict[str, Any] | None:
         selectors.lease_data(lease)
         for lease in selectors.leases_for_user(user, tenant).filter(state=LeaseState.ACTIVE).order_by("id")
     ]
+    routers = [selectors.router_data(r) | {"url": naming.fill(urls["router"], id=r.pk)}
+               for r in selectors.routers_for_user(user, tenant).order_by("tenant_id", "name")]
+    floating_ips = [selectors.floating_ip_data(f) | {"url": naming.fill(urls["floating_ip"], id=f.pk)}
+                    for f in selectors.floating_ips_for_user(user, tenant).order_by("address")]
+    # A router's gateway network usually belongs to the operators' tenant: drawn as the router's far side only.
+    externals = [selectors.network_data(n) for n in selectors.external_networks_for_user(user).order_by("name")]
     lease_events: list[dict[str, Any]] = []
     if view.subnet_id is not None:
         rows = LeaseEvent.objects.filter(subnet_id=view.subnet_id).order_by("-at", "-id")[:LEASE_EVENT_HISTORY]
@@ -116,4 +122,7 @@ def build_snapshot(user: AbstractBaseUser, view: View) -> dict[str, Any] | None:
         "instances": instances,
         "leases": leases,
         "lease_events": lease_events,
+        "routers": routers,
+        "floating_ips": floating_ips,
+        "external_networks": externals,
     }

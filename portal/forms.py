@@ -15,9 +15,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
-from tenants import services, subnet_pools, validators
+from tenants import routers, services, subnet_pools, validators
 from tenants.choices import Role
-from tenants.models import Network, Subnet
+from tenants.models import Instance, Network, Subnet
 
 T = TypeVar("T")
 
@@ -270,3 +270,64 @@ class TokenCreateForm(ServiceForm):
     """Name a new API token so it can be recognised (and revoked) later."""
 
     name = forms.CharField(max_length=64, help_text="What uses this token, e.g. “terraform on laptop”.")
+
+
+# --- routers and floating IPs (issue 14) --------------------------------------------------------------
+
+class _ChoiceForm(ServiceForm):
+    """A form choosing from a queryset the view scoped (the tenant's subnets, instances, the external networks):
+    a choice outside it is "not one of the available choices", never another tenant's row."""
+
+    def __init__(self, *args: Any, choices: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields[self.choice_field].queryset = choices
+
+
+class RouterCreateForm(_ChoiceForm):
+    choice_field = "external_network"
+    name = forms.CharField(max_length=validators.MAX_NAME_LENGTH)
+    external_network = forms.ModelChoiceField(
+        queryset=Network.objects.none(), required=False, empty_label="No gateway (east-west only)",
+        help_text="The router takes an address there and SNATs its subnets out of it; you can set it later.")
+
+    def save(self, *, tenant, actor: AbstractBaseUser):
+        return self.submit(routers.router_create, tenant=tenant, name=self.cleaned_data["name"],
+                           external_network=self.cleaned_data["external_network"], actor=actor)
+
+
+class RouterGatewayForm(_ChoiceForm):
+    choice_field = "external_network"
+    external_network = forms.ModelChoiceField(queryset=Network.objects.none(), label="External network")
+
+    def save(self, *, router, actor: AbstractBaseUser):
+        return self.submit(routers.router_set_gateway, router=router,
+                           external_network=self.cleaned_data["external_network"], actor=actor)
+
+
+class RouterInterfaceForm(_ChoiceForm):
+    choice_field = "subnet"
+    subnet = forms.ModelChoiceField(queryset=Subnet.objects.none(),
+                                    help_text="The router takes the subnet's gateway address on its network.")
+
+    def save(self, *, router, actor: AbstractBaseUser):
+        return self.submit(routers.router_interface_add, router=router, subnet=self.cleaned_data["subnet"],
+                           actor=actor)
+
+
+class FloatingIPAllocateForm(_ChoiceForm):
+    choice_field = "external_network"
+    external_network = forms.ModelChoiceField(queryset=Network.objects.none(), label="External network")
+
+    def save(self, *, tenant, actor: AbstractBaseUser):
+        return self.submit(routers.floating_ip_allocate, tenant=tenant,
+                           external_network=self.cleaned_data["external_network"], actor=actor)
+
+
+class FloatingIPAssociateForm(_ChoiceForm):
+    choice_field = "instance"
+    instance = forms.ModelChoiceField(queryset=Instance.objects.none(),
+                                      help_text="Associating an address already in use moves it to this instance.")
+
+    def save(self, *, floating_ip, actor: AbstractBaseUser):
+        return self.submit(routers.floating_ip_associate, floating_ip=floating_ip,
+                           instance=self.cleaned_data["instance"], actor=actor)

@@ -15,7 +15,18 @@ from django.http import Http404
 
 from tenants import selectors
 from tenants.choices import LeaseState, Role
-from tenants.models import AuditEntry, Instance, Lease, LeaseEvent, Membership, Network, Tenant
+from tenants.models import (
+    AuditEntry,
+    FloatingIP,
+    Instance,
+    Lease,
+    LeaseEvent,
+    Membership,
+    Network,
+    Router,
+    RouterInterface,
+    Tenant,
+)
 
 
 @dataclass(frozen=True)
@@ -110,3 +121,20 @@ def administered_tenants(user: AbstractBaseUser) -> QuerySet[Tenant]:
     if user.is_superuser:
         return tenants
     return tenants.filter(memberships__user=user, memberships__role=Role.ADMIN).distinct()
+
+
+def network_router_interfaces(network: Network) -> QuerySet[RouterInterface]:
+    """The routers in front of the network's subnets, with their external side, for the network page."""
+    return RouterInterface.objects.filter(subnet__network=network).select_related(
+        "router__external_network", "subnet").order_by("subnet__cidr")
+
+
+def instance_router(instance: Instance) -> Router | None:
+    """The router that is the instance's gateway (the one attached to its subnet), if any."""
+    interface = RouterInterface.objects.filter(subnet_id=instance.subnet_id).select_related(
+        "router__external_network").first()
+    return interface.router if interface else None
+
+
+def instance_floating_ip(instance: Instance) -> FloatingIP | None:
+    return FloatingIP.objects.filter(instance=instance).first()

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from api import selectors as token_selectors
 from api import services as token_services
-from tenants import selectors, services
+from tenants import routers, selectors, services
 from tenants.choices import Role
 from tenants.hostspecs import names
 
@@ -130,6 +130,7 @@ def network_detail(request: HttpRequest, network_id: int) -> HttpResponse:
         "instances": page_selectors.network_instances(network),
         "leases": page_selectors.network_leases(network),
         "events": page_selectors.network_events(network),
+        "router_interfaces": page_selectors.network_router_interfaces(network),
     }
     return render_page(request, "portal/network_detail.html", context)
 
@@ -213,6 +214,8 @@ def instance_detail(request: HttpRequest, instance_id: int) -> HttpResponse:
         "network": instance.network,
         "lease": page_selectors.instance_lease(instance),
         "namespace": names().inst_ns(instance.kernel_id),
+        "router": page_selectors.instance_router(instance),
+        "floating_ip": page_selectors.instance_floating_ip(instance),
     }
     return render_page(request, "portal/instance_detail.html", context)
 
@@ -313,3 +316,202 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
                       title=f"Revoke token {token.name}", action="Revoke",
                       question=f"Revoke {token.prefix}… ({token.name})? Programs using it stop working at once.",
                       cancel_url=reverse("portal:token-list"))
+
+
+# --- routers and floating IPs (issue 14): members see, the tenant's admins act ----------------------------
+
+def _router(request: HttpRequest, router_id: int):
+    """Without the selector's interface prefetch: the services publish ``router_data`` of the object they are
+    given after changing its interfaces, and a stale prefetch cache would tell the browser the old subnets."""
+    return get_object_or_404(selectors.routers_for_user(request.user).prefetch_related(None), pk=router_id)
+
+
+def _floating_ip(request: HttpRequest, floating_ip_id: int):
+    return get_object_or_404(selectors.floating_ips_for_user(request.user), pk=floating_ip_id)
+
+
+def _require_admin(request: HttpRequest, tenant) -> None:
+    """After the lookup (another tenant's object is a 404 first): only the tenant's admins change its routing."""
+    if tenant is None or not selectors.is_tenant_admin(request.user, tenant):
+        raise PermissionDenied("Only the tenant's administrators change routers and floating IPs.")
+
+
+def _acting(request: HttpRequest, tenant) -> bool:
+    """A POST must come from a tenant admin; a GET is fine for any member."""
+    if request.method == "POST":
+        _require_admin(request, tenant)
+    return selectors.is_tenant_admin(request.user, tenant)
+
+
+def _attachable_subnets(request: HttpRequest, router):
+    return selectors.subnets_for_user(request.user, router.tenant).filter(
+        network__external=False, router_interface__isnull=True
+    ).select_related("network").order_by("network__name", "id")
+
+
+def _externals(request: HttpRequest):
+    return selectors.external_networks_for_user(request.user).order_by("name")
+
+
+@login_required
+def router_list(request: HttpRequest) -> HttpResponse:
+    tenant = current_tenant(request)
+    routers_ = selectors.routers_for_user(request.user, tenant).order_by("name") if tenant else []
+    can_act = tenant is not None and selectors.is_tenant_admin(request.user, tenant)
+    return render_page(request, "portal/router_list.html", {"routers": routers_, "can_act": can_act})
+
+
+@login_required
+def router_create(request: HttpRequest) -> HttpResponse:
+    tenant = current_tenant(request)
+    _require_admin(request, tenant)
+    form = forms.RouterCreateForm(_posted(request), choices=_externals(request))
+    return _form_page(request, form, "portal/router_form.html", {"tenant": tenant},
+                      save=lambda: form.save(tenant=tenant, actor=request.user),
+                      done=lambda router: (f"Router {router.name} created; it is being set up.",
+                                           reverse("portal:router-detail", args=[router.pk])))
+
+
+def _router_page(request: HttpRequest, router, *, interface_form=None, gateway_form=None) -> HttpResponse:
+    """The router's detail page; a refused attach or gateway form comes back bound, errors beside its field."""
+    context = {
+        "router": router,
+        "interfaces": router.interfaces.select_related("subnet__network").order_by("subnet__cidr"),
+        "floating_ips": selectors.floating_ips_for_user(request.user, router.tenant).filter(
+            instance__subnet__router_interface__router=router).order_by("address"),
+        "interface_form": interface_form or forms.RouterInterfaceForm(choices=_attachable_subnets(request, router)),
+        "gateway_form": gateway_form or forms.RouterGatewayForm(choices=_externals(request)),
+        "can_act": selectors.is_tenant_admin(request.user, router.tenant),
+    }
+    return render_page(request, "portal/router_detail.html", context)
+
+
+@login_required
+def router_detail(request: HttpRequest, router_id: int) -> HttpResponse:
+    return _router_page(request, _router(request, router_id))
+
+
+@login_required
+@require_POST
+def router_interface_add(request: HttpRequest, router_id: int) -> HttpResponse:
+    router = _router(request, router_id)
+    _require_admin(request, router.tenant)
+    form = forms.RouterInterfaceForm(request.POST, choices=_attachable_subnets(request, router))
+    if form.is_valid() and (interface := form.save(router=router, actor=request.user)):
+        messages.success(request, f"Subnet {interface.subnet.cidr} attached to {router.name}.")
+        return redirect("portal:router-detail", router.pk)
+    return _router_page(request, router, interface_form=form)
+
+
+@login_required
+def router_interface_remove(request: HttpRequest, router_id: int, subnet_id: int) -> HttpResponse:
+    router = _router(request, router_id)
+    interface = get_object_or_404(selectors.router_interfaces_for_user(request.user).filter(router=router),
+                                  subnet_id=subnet_id)
+    _acting(request, router.tenant)
+    return _service_action(request, lambda: routers.router_interface_remove(interface=interface, actor=request.user),
+                           done=f"Subnet {interface.subnet.cidr} detached from {router.name}.",
+                           next_url=reverse("portal:router-detail", args=[router.pk]), action="Detach",
+                           title=f"Detach {interface.subnet.cidr}",
+                           question=f"Detach subnet {interface.subnet.cidr} from router {router.name}? Its instances "
+                                    "lose their gateway.")
+
+
+@login_required
+@require_POST
+def router_gateway_set(request: HttpRequest, router_id: int) -> HttpResponse:
+    router = _router(request, router_id)
+    _require_admin(request, router.tenant)
+    form = forms.RouterGatewayForm(request.POST, choices=_externals(request))
+    if form.is_valid() and (saved := form.save(router=router, actor=request.user)):
+        messages.success(request, f"{router.name} now reaches {saved.external_network.name} as {saved.external_ip}.")
+        return redirect("portal:router-detail", router.pk)
+    return _router_page(request, router, gateway_form=form)
+
+
+@login_required
+def router_gateway_clear(request: HttpRequest, router_id: int) -> HttpResponse:
+    router = _router(request, router_id)
+    _acting(request, router.tenant)
+    return _service_action(request, lambda: routers.router_clear_gateway(router=router, actor=request.user),
+                           done=f"{router.name} has no external gateway now.",
+                           next_url=reverse("portal:router-detail", args=[router.pk]), action="Clear gateway",
+                           title=f"Clear the gateway of {router.name}",
+                           question=f"Remove {router.name}'s address {router.external_ip} on "
+                                    f"{router.external_network}? Its subnets lose outside access (SNAT).")
+
+
+@login_required
+def router_delete(request: HttpRequest, router_id: int) -> HttpResponse:
+    router = _router(request, router_id)
+    _acting(request, router.tenant)
+    return _service_action(request, lambda: routers.router_delete(router=router, actor=request.user),
+                           done=f"Router {router.name} is being deleted.", next_url=reverse("portal:router-list"),
+                           title=f"Delete router {router.name}",
+                           question=f"Delete router {router.name} and its namespace? Attached subnets lose their "
+                                    "gateway.")
+
+
+def _service_action(request: HttpRequest, act: Callable[[], Any], *, done: str, next_url: str, title: str,
+                    question: str, action: str = "Delete") -> HttpResponse:
+    """A confirmed action a service may refuse: GET asks; POST does it, or says why not, on ``next_url``."""
+    if request.method != "POST":
+        return _confirm(request, title=title, question=question, cancel_url=next_url, action=action)
+    try:
+        act()
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, done)
+    return redirect(next_url)
+
+
+@login_required
+def floating_ip_list(request: HttpRequest) -> HttpResponse:
+    """The tenant's floating IPs; a POST (tenant admins) allocates one."""
+    tenant = current_tenant(request)
+    if request.method == "POST":
+        _require_admin(request, tenant)
+    can_act = tenant is not None and selectors.is_tenant_admin(request.user, tenant)
+    form = forms.FloatingIPAllocateForm(_posted(request), choices=_externals(request))
+    fips = selectors.floating_ips_for_user(request.user, tenant).order_by("address") if tenant else []
+    return _form_page(request, form, "portal/floating_ip_list.html", {"floating_ips": fips, "can_act": can_act},
+                      save=lambda: form.save(tenant=tenant, actor=request.user),
+                      done=lambda fip: (f"Floating IP {fip.address} allocated.",
+                                        reverse("portal:floating-ip-detail", args=[fip.pk])))
+
+
+@login_required
+def floating_ip_detail(request: HttpRequest, floating_ip_id: int) -> HttpResponse:
+    """One floating IP; a POST (tenant admins) associates it, or moves it, to an instance."""
+    fip = _floating_ip(request, floating_ip_id)
+    can_act = _acting(request, fip.tenant)
+    choices = selectors.instances_for_user(request.user, fip.tenant).exclude(network__external=True).order_by(
+        "hostname")
+    form = forms.FloatingIPAssociateForm(_posted(request), choices=choices, initial={"instance": fip.instance_id})
+    return _form_page(request, form, "portal/floating_ip_detail.html",
+                      {"fip": fip, "router": fip.router if fip.instance_id else None, "can_act": can_act},
+                      save=lambda: form.save(floating_ip=fip, actor=request.user),
+                      done=lambda saved: (f"{saved.address} now reaches {saved.instance.hostname}.",
+                                          reverse("portal:floating-ip-detail", args=[saved.pk])))
+
+
+@login_required
+def floating_ip_disassociate(request: HttpRequest, floating_ip_id: int) -> HttpResponse:
+    fip = _floating_ip(request, floating_ip_id)
+    _acting(request, fip.tenant)
+    return _service_action(request, lambda: routers.floating_ip_disassociate(floating_ip=fip, actor=request.user),
+                           done=f"{fip.address} disassociated.",
+                           next_url=reverse("portal:floating-ip-detail", args=[fip.pk]), action="Disassociate",
+                           title=f"Disassociate {fip.address}",
+                           question=f"Stop forwarding {fip.address} to {fip.instance}? Its connections are cut.")
+
+
+@login_required
+def floating_ip_release(request: HttpRequest, floating_ip_id: int) -> HttpResponse:
+    fip = _floating_ip(request, floating_ip_id)
+    _acting(request, fip.tenant)
+    return _service_action(request, lambda: routers.floating_ip_release(floating_ip=fip, actor=request.user),
+                           done=f"{fip.address} released.", next_url=reverse("portal:floating-ip-list"),
+                           action="Release", title=f"Release {fip.address}",
+                           question=f"Give {fip.address} back to {fip.network.name}? Someone else may get it next.")

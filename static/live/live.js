@@ -114,7 +114,8 @@
       template);
   }
 
-  /** The state of one view: tenants, networks, subnets, instances, active leases, lease timeline. */
+  /** The state of one view: tenants, networks, subnets, instances, active leases, lease timeline, routers and
+   * floating IPs (with the external networks routers reach). */
   class Store {
     constructor(config) {
       this.config = config;
@@ -130,6 +131,9 @@
       this.instances = new Map();
       this.leases = new Map();      // active leases by id
       this.leaseEvents = [];        // oldest first
+      this.routers = new Map();
+      this.floatingIps = new Map();
+      this.externals = new Map();   // external networks (often another tenant's): a router's far side
       this.version = 0;
     }
 
@@ -144,6 +148,9 @@
       (snap.instances || []).forEach(function (i) { self.putInstance(i); });
       (snap.leases || []).forEach(function (l) { self.leases.set(l.id, l); });
       self.leaseEvents = (snap.lease_events || []).slice();
+      (snap.routers || []).forEach(function (r) { self.putRouter(r); });
+      (snap.floating_ips || []).forEach(function (f) { self.floatingIps.set(f.id, f); });
+      (snap.external_networks || []).forEach(function (n) { self.externals.set(n.id, n); });
       self.version += 1;
     }
 
@@ -157,6 +164,11 @@
       i.namespace = i.namespace || fill(this.naming.instance, { kernel_id: i.kernel_id });
       if (i.url === undefined) { i.url = fill(this.urls.instance, { id: i.id }); }
       this.instances.set(i.id, i);
+    }
+
+    putRouter(r) {
+      if (r.url === undefined) { r.url = fill(this.urls.router, { id: r.id }); }
+      this.routers.set(r.id, r);
     }
 
     removeNetwork(id) {
@@ -189,6 +201,14 @@
         this.putInstance(Object.assign({}, d, { namespace: prev.namespace, url: prev.url }));
       } else if (kind === 'instance.deleted') {
         this.instances.delete(d.id);
+      } else if (kind === 'router.created' || kind === 'router.updated') {
+        this.putRouter(Object.assign({}, d, { url: (this.routers.get(d.id) || {}).url }));
+      } else if (kind === 'router.deleted') {
+        this.routers.delete(d.id);
+      } else if (kind === 'floating_ip.created' || kind === 'floating_ip.updated') {
+        this.floatingIps.set(d.id, d);
+      } else if (kind === 'floating_ip.deleted') {
+        this.floatingIps.delete(d.id);
       } else if (kind.indexOf('lease.') === 0) {
         var lease = Object.assign({}, d);
         delete lease.event;

@@ -5,6 +5,8 @@
  *   an "owner" element ([data-network-id] / [data-instance-id] / [data-lease-id] with data-status) holds fields
  *   ([data-field="status"], "status_reason", "ip_address", "instance_count", …) that are patched in place;
  *   a list ([data-network-list], [data-instance-list], [data-lease-list]) gains and loses rows.
+ * Routers ([data-router-id]: status, reason, external_ip) and floating IPs ([data-floating-ip-id]: instance) are
+ * patched the same way; [data-router-list] and [data-floating-ip-list] gain and lose rows.
  * The lease panels ([data-lease-panel]) belong to lease.js and are never touched here.
  *
  * After every snapshot and delta the whole page is reconciled against the model (pages are small), so a
@@ -17,7 +19,8 @@
   if (!config) { return; }
   var labels = config.labels || { status: {}, lease: {} };
   var OWNER = '[data-network-id]:not([data-field]), [data-instance-id]:not([data-field]), ' +
-    '[data-lease-id]:not([data-field]), [data-instance-lease], [data-lease-panel]';
+    '[data-lease-id]:not([data-field]), [data-instance-lease], [data-lease-panel], ' +
+    '[data-router-id]:not([data-field]), [data-floating-ip-id]:not([data-field])';
 
   var store = new L.Store(config);
   // Lease states seen in deltas (released/expired too): the Store keeps only active leases, the lease table
@@ -274,8 +277,86 @@
     });
   }
 
+  function routerSubnets(r) {
+    return (r.subnets || []).map(function (id) { var sn = store.subnets.get(id); return sn ? sn.cidr : ''; })
+      .filter(Boolean);
+  }
+
+  function externalName(r) {
+    var n = store.externals.get(r.external_network) || store.networks.get(r.external_network);
+    return n ? n.name : '—';
+  }
+
+  function patchRouter(el) {
+    var r = store.routers.get(+el.dataset.routerId);
+    var fields = ownFields(el);
+    if (!r) { deleted(el, fields, '[data-router-list], [data-network-routers]', 'router'); return; }
+    setStatus(el, fields, r.status, r.status_reason);
+    setText(fields.external_ip, r.external_ip || '—');
+    if (fields.external_network) { setText(fields.external_network, externalName(r)); }
+    if (fields.subnets) {
+      setHtml(fields.subnets, routerSubnets(r).map(function (c) { return '<div>' + L.esc(c) + '</div>'; }).join('') ||
+        '—');
+    }
+  }
+
+  function fipInstanceHtml(f) {
+    var i = f.instance ? store.instances.get(f.instance) : null;
+    if (!f.instance) { return '<span class="muted">not associated</span>'; }
+    if (!i) { return 'instance ' + L.esc(f.instance); }
+    return '<a href="' + L.esc(i.url) + '">' + L.esc(i.hostname) + '</a> <span class="mono">' +
+      L.esc(i.ip_address || '') + '</span>';
+  }
+
+  function patchFloatingIp(el) {
+    var f = store.floatingIps.get(+el.dataset.floatingIpId);
+    var fields = ownFields(el);
+    if (!f) { deleted(el, fields, '[data-floating-ip-list], table', 'floating IP'); return; }
+    setHtml(fields.instance, fipInstanceHtml(f));
+  }
+
+  function syncRouterList(table) {
+    var tbody = table.tBodies[0];
+    var shown = new Set();
+    tbody.querySelectorAll(':scope > tr[data-router-id]').forEach(function (r) {
+      shown.add(+r.dataset.routerId);
+      if (!r.dataset.sort) { r.dataset.sort = r.querySelector('[data-field="name"]').textContent; }
+    });
+    store.routers.forEach(function (r) {
+      if (shown.has(r.id) || r.tenant !== config.tenant) { return; }
+      var row = document.createElement('tr');
+      row.dataset.routerId = String(r.id);
+      row.dataset.status = r.status;
+      row.innerHTML = '<td><a href="' + L.esc(r.url || '#') + '" data-field="name">' + L.esc(r.name) + '</a></td>' +
+        '<td data-field="external_network"></td><td class="mono" data-field="external_ip"></td>' +
+        '<td class="mono" data-field="subnets"></td><td>' + statusCell(r.status, r.status_reason) + '</td>';
+      insertSorted(tbody, row, r.name);
+    });
+  }
+
+  function syncFloatingIpList(table) {
+    var tbody = table.tBodies[0];
+    var shown = new Set();
+    tbody.querySelectorAll(':scope > tr[data-floating-ip-id]').forEach(function (r) {
+      shown.add(+r.dataset.floatingIpId);
+      if (!r.dataset.sort) { r.dataset.sort = r.querySelector('[data-field="address"]').textContent; }
+    });
+    store.floatingIps.forEach(function (f) {
+      if (shown.has(f.id) || f.tenant !== config.tenant) { return; }
+      var net = store.externals.get(f.network) || store.networks.get(f.network);
+      var row = document.createElement('tr');
+      row.dataset.floatingIpId = String(f.id);
+      row.innerHTML = '<td class="mono"><a href="' + L.esc(f.url || L.fill(store.urls.floating_ip, { id: f.id })) +
+        '" data-field="address">' + L.esc(f.address) + '</a></td><td>' + L.esc(net ? net.name : '') + '</td>' +
+        '<td data-field="instance"></td>';
+      insertSorted(tbody, row, f.address);
+    });
+  }
+
   function render() {
     document.querySelectorAll('[data-network-list]').forEach(syncNetworkList);
+    document.querySelectorAll('[data-router-list]').forEach(syncRouterList);
+    document.querySelectorAll('[data-floating-ip-list]').forEach(syncFloatingIpList);
     if (config.network) {
       document.querySelectorAll('[data-instance-list]').forEach(syncInstanceList);
       document.querySelectorAll('[data-lease-list]').forEach(syncLeaseList);
@@ -286,6 +367,7 @@
       if (el.hasAttribute('data-instance-lease')) { patchInstanceLease(el); } else if (el.dataset.instanceId) {
         patchInstance(el);
       } else if (el.dataset.leaseId) { patchLeaseRow(el); } else if (el.dataset.networkId) { patchNetwork(el, c); }
+      else if (el.dataset.routerId) { patchRouter(el); } else if (el.dataset.floatingIpId) { patchFloatingIp(el); }
     });
     syncEmptyRows();
     syncQuota();

@@ -1,4 +1,6 @@
-/* netdash topology diagram: networks → subnets → DHCP namespace → instances, drawn with Cytoscape.js.
+/* netdash topology diagram: networks → subnets → DHCP namespace → instances, drawn with Cytoscape.js; routers
+ * in a row above the cards, joined to the subnets they route and to their external network (a row above them),
+ * each floating IP written under the instance it reaches.
  *
  * Layout is ours, not a force layout: each network is a card at a fixed anchor (masonry columns, one set of
  * columns per tenant in the isolation view) and each child keeps the slot it was first given. So a delta
@@ -34,7 +36,8 @@
   var pending = false;
 
   function freshLayout() {
-    return { anchors: new Map(), slots: new Map(), groups: new Map(), nextGroupX: 0, groupOrder: [] };
+    return { anchors: new Map(), slots: new Map(), groups: new Map(), nextGroupX: 0, groupOrder: [],
+      routers: new Map(), externals: new Map() };
   }
 
   var cy = window.cytoscape({
@@ -77,6 +80,14 @@
       { selector: 'edge', style: { 'width': 1.2, 'line-color': '#94a3b8', 'curve-style': 'haystack',
         'haystack-radius': 0 } },
       { selector: 'edge[kind="serves"]', style: { 'line-style': 'dashed', 'line-color': '#2563eb' } },
+      { selector: 'node[kind="router"]', style: { 'shape': 'hexagon', 'width': 40, 'height': 34 } },
+      { selector: 'node[kind="external"]', style: { 'shape': 'round-rectangle', 'width': 150, 'height': 28,
+        'background-color': '#f1f5f9', 'border-color': '#475569', 'border-width': 2, 'text-valign': 'center',
+        'text-margin-y': 0 } },
+      { selector: 'edge[kind="routes"]', style: { 'width': 2, 'line-color': '#7c3aed' } },
+      { selector: 'edge[kind="gateway"]', style: { 'width': 2.5, 'line-color': '#475569', 'label': 'data(label)',
+        'font-size': 9, 'font-family': 'ui-monospace, Menlo, Consolas, monospace', 'text-background-color': '#fff',
+        'text-background-opacity': 1 } },
       { selector: '.faded', style: { 'opacity': 0.18 } },
       { selector: '.match', style: { 'underlay-color': '#facc15', 'underlay-opacity': 0.9, 'underlay-padding': 8,
         'z-index': 50 } },
@@ -162,6 +173,8 @@
       instByNet.get(i.network).push(i);
     });
     store.leases.forEach(function (l) { leasedIps.add(l.subnet + '|' + l.ip_address); });
+    var fipOf = new Map();
+    store.floatingIps.forEach(function (f) { if (f.instance) { fipOf.set(f.instance, f.address); } });
     // Isolation view: a CIDR used by more than one tenant is drawn in amber — same addresses, separate namespaces.
     var cidrTenants = new Map();
     if (isAll) {
@@ -229,14 +242,54 @@
           y: a.y + (hr + Math.floor(k / COLS)) * ROW_H },
         data: { id: iid, kind: 'instance', ref: i.id, parent: nid, status: i.status, colour: colour(i.status),
           leased: leasedIps.has(i.subnet + '|' + i.ip_address),
-          label: i.hostname + '\n' + (i.ip_address || 'no IP') } });
+          label: i.hostname + '\n' + (i.ip_address || 'no IP') + (fipOf.has(i.id) ? '\nFIP ' + fipOf.get(i.id) : '')
+        } });
         if (store.subnets.has(i.subnet)) {
           want.set('es' + i.subnet + iid, { group: 'edges', data: { id: 'es' + i.subnet + iid, kind: 'attached',
             source: 's' + i.subnet, target: iid } });
         }
       });
     });
+    addRouters(want);
     return want;
+  }
+
+  var ROUTER_ROW_Y = -170;   // routers above the network cards, their external networks above them
+  var EXTERNAL_ROW_Y = -330;
+  var ROUTER_GAP_X = 190;
+
+  /** Routers between the subnets they route (or the collapsed network card) and their external network. */
+  function addRouters(want) {
+    var routers = Array.from(store.routers.values());
+    freeSlots(layout.routers, new Set(routers.map(function (r) { return r.id; })));
+    var used = new Set();
+    routers.forEach(function (r) { if (r.external_network) { used.add(r.external_network); } });
+    freeSlots(layout.externals, used);
+    routers.sort(function (a, b) { return a.id - b.id; }).forEach(function (r) {
+      var rid = 'r' + r.id;
+      want.set(rid, { group: 'nodes', position: { x: takeSlot(layout.routers, r.id) * ROUTER_GAP_X, y: ROUTER_ROW_Y },
+        data: { id: rid, kind: 'router', ref: r.id, status: r.status, colour: colour(r.status),
+          label: r.name + ' · ' + r.status } });
+      (r.subnets || []).forEach(function (subnetId) {
+        var s = store.subnets.get(subnetId);
+        if (!s) { return; }
+        var target = want.has('s' + subnetId) ? 's' + subnetId : 'n' + s.network;
+        if (!want.has(target)) { return; }
+        want.set('er' + r.id + target, { group: 'edges', data: { id: 'er' + r.id + target, kind: 'routes',
+          source: rid, target: target } });
+      });
+      if (!r.external_network) { return; }
+      var xid = want.has('n' + r.external_network) ? 'n' + r.external_network : 'x' + r.external_network;
+      if (xid[0] === 'x' && !want.has(xid)) {
+        var ext = store.externals.get(r.external_network) || { name: 'external ' + r.external_network };
+        want.set(xid, { group: 'nodes', position: {
+          x: takeSlot(layout.externals, r.external_network) * ROUTER_GAP_X * 2, y: EXTERNAL_ROW_Y },
+        data: { id: xid, kind: 'external', ref: r.external_network, status: '', colour: '#f1f5f9',
+          label: ext.name + ' (external)' } });
+      }
+      want.set('eg' + r.id, { group: 'edges', data: { id: 'eg' + r.id, kind: 'gateway', source: rid, target: xid,
+        label: r.external_ip || '' } });
+    });
   }
 
   function sameData(a, b) {
@@ -366,6 +419,17 @@
         row('kernel id', n.kernel_id, true) + '</table><p>' + link(n.url, 'Network details →') + ' ' +
         (kind === 'network' ? '<button type="button" class="btn secondary" data-toggle="' + n.id + '">' +
           (collapsed.has(n.id) ? 'Expand' : 'Collapse') + '</button>' : '') + '</p>';
+    } else if (kind === 'router') {
+      var r = store.routers.get(ref);
+      if (!r) { return null; }
+      var ext = store.externals.get(r.external_network) || store.networks.get(r.external_network);
+      title = 'Router ' + r.name;
+      html = '<table>' + row('router', r.name) + '<tr><th>status</th><td>' + badge(r.status) + '</td></tr>' +
+        (r.status_reason ? row('reason', r.status_reason) : '') +
+        row('external network', ext ? ext.name : '—') + row('external address', r.external_ip || '—', true) +
+        row('subnets', (r.subnets || []).map(function (id) { var sn = store.subnets.get(id); return sn ? sn.cidr : id; })
+          .join(', ') || '—', true) + row('kernel id', r.kernel_id, true) + '</table><p>' +
+        link(r.url, 'Router details →') + '</p>';
     } else if (kind === 'subnet') {
       var s = store.subnets.get(ref);
       if (!s) { return null; }
