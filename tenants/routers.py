@@ -43,6 +43,9 @@ def _enqueue_ipv6_neighbours(router: Router, subnet: Subnet) -> None:
 
 
 def _publish_router(router: Router, kind: str = "router.updated") -> None:
+    # A router read through ``routers_for_user`` carries its interfaces prefetched from before this change; drop
+    # that cache so the event lists the subnets as they are now, not as they were when the view loaded the row.
+    getattr(router, "_prefetched_objects_cache", {}).pop("interfaces", None)
     events.publish(router.tenant_id, kind, selectors.router_data(router))
 
 

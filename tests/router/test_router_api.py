@@ -133,3 +133,18 @@ def test_openapi_document_has_the_router_routes(client):
     assert set(paths["/api/v1/external-networks/{external_network_id}/"]) == {"get"}
     filters = {p["name"] for p in paths["/api/v1/floating-ips/"]["get"]["parameters"]}
     assert filters >= {"tenant", "network", "instance"}
+
+
+def test_the_router_event_lists_the_subnet_just_attached_through_the_api(world, monkeypatch,
+                                                                        django_capture_on_commit_callbacks):
+    """The API reads the router with its interfaces prefetched; the event must not carry that stale list."""
+    a, external = world["a"], world["external"]
+    client = a["client"]
+    sent: list[tuple[str, dict]] = []
+    monkeypatch.setattr("tenants.events.send_now", lambda tenant_id, event_type, data: sent.append((event_type, data)))
+    rid = client.post("/api/v1/routers/", {"name": "r1", "external_network": external.pk}, format="json").json()["id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        added = client.post(f"/api/v1/routers/{rid}/add-interface/", {"subnet": a["subnet"].pk}, format="json")
+    assert added.status_code == 200, added.json()
+    updates = [data for kind, data in sent if kind == "router.updated"]
+    assert updates and updates[-1]["subnets"] == [a["subnet"].pk], sent
