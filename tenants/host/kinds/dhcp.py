@@ -61,12 +61,17 @@ def plan(config: HostConfig, n: Names, spec: NetworkSpec) -> list[Op]:
         NetnsAdd(dhcp),
     ]
     # The DHCP namespace never autoconfigures from the RAs it (or anyone on the tenant's link) sends, as
-    # Neutron's DHCP agent: off by default before its device exists, and on the device if it already did.
-    ra_off = [Sysctl(dhcp, f"net.ipv6.conf.{which}.accept_ra", "0") for which in ("default", dev)]
-    ops += ra_off[:1] if spec.has_ipv6 else []
+    # Neutron's DHCP agent; and its link-local address skips DAD like its global ones (``nodad``): dnsmasq
+    # sends its RAs from that address, and while it is tentative (~1-2 s after the port is made) they leave
+    # with a global source that instances drop (RFC 4861 §6.1.2), so an instance made on a fresh network
+    # waited for its RS retry 4 s later. Both off by default before the device exists, and on the device if
+    # it already did.
+    v6 = [Sysctl(dhcp, f"net.ipv6.conf.{which}.{key}", "0") for which in ("default", dev)
+          for key in ("accept_ra", "accept_dad")] if spec.has_ipv6 else []
+    ops += v6[:2]
     ops += [
         VethAdd(n.seg_ns(nid), n.dhcp_port(nid), dhcp, dev, master=n.bridge(nid)),
-        *(ra_off[1:] if spec.has_ipv6 else []),
+        *v6[2:],
         LinkUp(dhcp, "lo"),
         LinkUp(dhcp, dev),
     ]
