@@ -23,6 +23,7 @@ class LabKind(models.TextChoices):
 
     OVERLAP = "overlap", "Overlapping IPs"
     ROUTED = "routed", "Routed overlapping IPs"
+    IPV6 = "ipv6", "Three IPv6 modes"
 
 
 class RunStatus(models.TextChoices):
