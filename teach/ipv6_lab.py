@@ -43,8 +43,13 @@ def _flags(ra: dict[str, Any]) -> str:
     return f"M={ra['M']} O={ra['O']}" + (f", {prefixes}" if prefixes else "")
 
 
+def _norm(address: str) -> str:
+    """One spelling per address (the kernel, dnsmasq and the database may compress differently)."""
+    return str(ipaddress.ip_address(address)) if address else ""
+
+
 def _held(obs: Observation, origin: str) -> list[str]:
-    return [a["address"] for a in obs.addresses if a["origin"] == origin]
+    return [_norm(a["address"]) for a in obs.addresses if a["origin"] == origin]
 
 
 def facts(observations: list[Observation]) -> dict[str, str]:
@@ -76,7 +81,8 @@ def facts(observations: list[Observation]) -> dict[str, str]:
                                         f"EUI-64 address of {obs.mac} (it holds {holds}).")
         dhcp = _held(obs, "DHCPv6")
         if ra["M"]:
-            if obs.db_address in dhcp and obs.db_address in obs.leases:
+            reserved = _norm(obs.db_address)
+            if reserved in dhcp and reserved in {_norm(ip) for ip in obs.leases}:
                 out[f"dhcpv6:{m}"] = (f"M=1 → DHCPv6 address {obs.db_address} (a /128) from the database: dnsmasq "
                                       f"handed out the address reserved for MAC {obs.mac}, and its lease row is here.")
             else:
