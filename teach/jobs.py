@@ -208,9 +208,10 @@ def ipv6_lab_notice(lab_id: int) -> dict[str, Any]:
                 return {"facts": {}, "sides": [], "error": "The lab is still being built."}
             instance = side.instance
             info = inspect_namespace(names().inst_ns(instance.kernel_id))
+            nic = {li.index for li in info.links if li.name == names().inst_dev(instance.kernel_id)}
             v6 = instance_ipv6(instance) or {}
-            addresses = [{"address": a.address, "prefixlen": a.prefixlen,
-                          "origin": address_origin(a.address, a.prefixlen)} for a in info.addresses]
+            addresses = [{"address": a.address, "prefixlen": a.prefixlen,  # the NIC's: lo's ::1/128 is no lease
+                          "origin": address_origin(a.address, a.prefixlen)} for a in info.addresses if a.index in nic]
             leases = instance.leases.filter(state=LeaseState.ACTIVE).order_by("ip_address")
             observed.append(ipv6_lab.Observation(
                 mode, instance.hostname, instance.mac_address, instance.ip_address or "", v6.get("ra"),
