@@ -61,7 +61,7 @@ def facts(observations: list[Observation]) -> dict[str, str]:
         link_local = str(eui64_address(LINK_LOCAL, obs.mac))
         if link_local in _held(obs, "link-local"):
             out[f"link_local:{m}"] = (f"{obs.hostname} holds {link_local}, the link-local address the kernel "
-                                      f"built from MAC {obs.mac} before any RA arrived.")
+                                      f"builds from MAC {obs.mac} on its own, RA or not.")
         ra = obs.ra
         if ra is None:
             out[f"no_ra:{m}"] = f"{obs.hostname} heard no Router Advertisement, so it has no global address to build."

@@ -140,6 +140,9 @@ def lab_start(*, user: AbstractBaseUser, kind: str = LabKind.OVERLAP) -> Lab:
     network with a simulated upstream (TEST-NET-3, no route out) that a third tenant of the lab holds, so both
     instances — same address — reach the same upstream, each translated by its own router.
 
+    The three-modes IPv6 lab instead is one tenant with an isolated IPv6-only network per mode
+    (``_lab_ipv6_modes``).
+
     The tenants are created through the tenant services with quotas of one, so a learner cannot grow a lab into
     anything bigger; the learner is a plain member, so cannot add anyone else to it.
     """
