@@ -243,7 +243,7 @@ def _ipv6_lab_detail(request: HttpRequest, lab: Lab) -> HttpResponse:
         "lab_config": {
             "tenants": [{"id": t, "ws_path": f"/ws/live/tenants/{t}/"} for t in sorted(tenants)],
             "instances": [i.pk for i in instances], "diag_ws": [],
-            "notice_url": reverse("teach:lab-notice", args=[lab.pk]), "routers": {},
+            "notice_url": reverse("teach:lab-notice", args=[lab.pk]), "routers": {}, "refresh_on_lease": True,
         },
     })
 

@@ -135,6 +135,8 @@
         }
         stores[n].applyEvent(msg);
         render();
+        // The IPv6 lab's DHCPv6 lease can come after the instance is active: its lease row is a finding too.
+        if (config.refresh_on_lease && notice.key && (msg.event || '').indexOf('lease.') === 0) { refreshNotice(); }
       },
       status: function (state) {
         states[n] = state;
