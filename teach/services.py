@@ -273,21 +273,27 @@ def lab_notice(*, lab: Lab) -> dict[str, Any]:
     return {"facts": compare.facts(*compare.compare(a, b)), "error": ""}
 
 
-IPV6_NOTICE_WAIT_SECONDS = 15  # the agent solicits one RA per mode, each answered within a few seconds
+IPV6_OBSERVE_WAIT_SECONDS = 10  # the agent solicits an RA (answered within a few seconds) and reads the namespace
 
 
 def _ipv6_lab_notice(lab: Lab) -> dict[str, Any]:
-    """The three-modes lab, observed by the agent: each instance's RA flags, addresses and client (``sides``,
-    in ``ipv6_lab.MODES`` order) and the findings ``ipv6_lab.facts`` derives from them alone."""
+    """The three-modes lab, observed by each instance's own agent: RA flags, addresses, client and lease rows
+    (``sides``, in ``ipv6_lab.MODES`` order), and the findings ``ipv6_lab.facts`` derives from them alone."""
     modes = selectors.lab_ipv6_modes(lab)
     instances = [m.instance for m in modes]
     if len(modes) != len(ipv6_lab.MODES) or any(i is None or i.status != ObjectStatus.ACTIVE for i in instances):
         return {"facts": {}, "sides": [], "error": "The instances are still being created."}
+    sides = []
     try:
-        return _agent_answer(instances[0].node, "teach.jobs.ipv6_lab_notice", lab.pk, what="the lab",
-                             wait=IPV6_NOTICE_WAIT_SECONDS)
+        for (mode, _name, _cidr), instance in zip(ipv6_lab.MODES, instances, strict=True):
+            side = _agent_answer(instance.node, "teach.jobs.ipv6_lab_observe", instance.pk, mode,
+                                 what=f"instance {instance.hostname}", wait=IPV6_OBSERVE_WAIT_SECONDS)
+            if side.get("error"):
+                return {"facts": {}, "sides": [], "error": side["error"]}
+            sides.append(side)
     except AgentUnavailable as exc:
         return {"facts": {}, "sides": [], "error": str(exc)}
+    return {"facts": ipv6_lab.facts([ipv6_lab.Observation(**s) for s in sides]), "sides": sides, "error": ""}
 
 
 def classroom_labs_set(*, classroom: Classroom, enabled: bool, actor: AbstractBaseUser) -> Classroom:
