@@ -3,6 +3,7 @@
 - ``inspect_target``: read one namespace's kernel state (pyroute2) and return it as a plain dict (RQ result);
 - ``inspect_router``: the same for a router's namespace, plus its NAT rules with counters and conntrack entries;
 - ``routed_lab_notice``: reach the upstream from both instances of a routed lab and read both routers' conntrack;
+- ``ipv6_lab_observe``: read one mode's instance of a three-modes lab (RA flags, addresses, client, lease rows);
 - ``run_diagnostic``: run one validated diagnostic and stream its output lines to a channel-layer group;
 - ``shell_session``: open a pty shell in a namespace and relay it over the channel layer (a session thread);
 - ``lab_sweep``: end the expired labs (enqueued by the agent every ``NETDASH_AGENT_PERIODIC_JOBS`` interval).
@@ -29,15 +30,17 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from tenants.choices import LeaseState
 from tenants.host import UPSTREAM_ECHO_PORT, HostError, inspect_namespace, netns
 from tenants.host.inspect import NamespaceInfo
 from tenants.host.inspect import flows as host_flows
 from tenants.host.inspect import inspect_router as inspect_router_ns
 from tenants.host.ra_probe import address_origin
 from tenants.hostspecs import driver, host_config, instance_spec, names
+from tenants.models import Instance
 from tenants.router_convergence import load_router
 
-from . import diagnostics, hostside, routed_lab, selectors, services
+from . import diagnostics, hostside, ipv6_lab, routed_lab, selectors, services
 from .ipv6_state import instance_ipv6
 from .models import DiagnosticRun, Lab, RunStatus, ShellSession, TargetKind
 from .targets import Target, load
@@ -190,6 +193,29 @@ def routed_lab_notice(lab_id: int) -> dict[str, Any]:
     except HostError as exc:
         return {"facts": {}, "error": str(exc)}
     return {"facts": routed_lab.facts(observed, selectors.LAB_UPSTREAM, UPSTREAM_ECHO_PORT), "error": ""}
+
+
+def ipv6_lab_observe(instance_id: int, mode: str) -> dict[str, Any]:
+    """One mode's instance of a three-modes lab, observed now on its node: the RA it receives (solicited off the
+    wire), its NIC's IPv6 addresses with their origin, its DHCPv6 client and its active lease rows — an
+    ``ipv6_lab.Observation`` as a dict, or ``{"error": …}``."""
+    instance = Instance.objects.filter(pk=instance_id).first()
+    if instance is None:
+        return {"error": "this instance no longer exists"}
+    n = names()
+    try:
+        info = inspect_namespace(n.inst_ns(instance.kernel_id))
+        v6 = instance_ipv6(instance) or {}
+    except HostError as exc:
+        return {"error": str(exc)}
+    nic = {li.index for li in info.links if li.name == n.inst_dev(instance.kernel_id)}
+    addresses = [{"address": a.address, "prefixlen": a.prefixlen, "origin": address_origin(a.address, a.prefixlen)}
+                 for a in info.addresses if a.index in nic]  # the NIC's only: lo's ::1/128 is no DHCPv6 address
+    leases = instance.leases.filter(state=LeaseState.ACTIVE).order_by("ip_address")
+    return asdict(ipv6_lab.Observation(
+        mode, instance.hostname, instance.mac_address, instance.ip_address or "", v6.get("ra"),
+        [a for a in addresses if a["origin"] is not None], v6.get("client"),
+        list(leases.values_list("ip_address", flat=True))))
 
 
 def lab_sweep() -> int:

@@ -23,6 +23,7 @@ class LabKind(models.TextChoices):
 
     OVERLAP = "overlap", "Overlapping IPs"
     ROUTED = "routed", "Routed overlapping IPs"
+    IPV6 = "ipv6", "Three IPv6 modes"
 
 
 class RunStatus(models.TextChoices):
@@ -96,7 +97,7 @@ class Classroom(models.Model):
 class Lab(models.Model):
     """One learner's private sandbox, gone when it expires: "Overlapping IPs" (two tenants of its own on one CIDR)
     or "Routed overlapping IPs" (the same, each behind its own router, plus a third tenant holding the simulated
-    upstream's external network).
+    upstream's external network), or "Three IPv6 modes" (one tenant, an IPv6-only network per mode).
 
     The tenants are ordinary tenants whose only member is the learner, so every page, API route and websocket
     that scopes by membership keeps other learners out without knowing labs exist.

@@ -20,6 +20,7 @@ from tenants.hostspecs import driver, instance_spec, network_spec, router_spec
 from tenants.models import Instance, Network, Router, Tenant
 from tenants.router_convergence import load_router
 
+from .ipv6_lab import MODES as IPV6_MODES
 from .models import Classroom, Lab
 
 
@@ -97,6 +98,7 @@ LAB_SIDES = ("a", "b")
 LAB_EXTERNAL_NETWORK = "lab-upstream"
 LAB_EXTERNAL_CIDR = "203.0.113.0/24"
 LAB_UPSTREAM = "203.0.113.1"
+LAB_IPV6_SIDE = "v6"  # the three-modes lab's one tenant
 
 
 def lab_slug(lab: Lab, side: str) -> str:
@@ -150,4 +152,17 @@ def lab_sides(lab: Lab) -> list[LabSide]:
         instance = _live_instances(network).first() if network is not None else None
         router = Router.objects.filter(tenant=tenant).exclude(status=ObjectStatus.DELETING).first()
         sides.append(LabSide(tenant, network, instance, router))
+    return sides
+
+
+def lab_ipv6_modes(lab: Lab) -> list[LabSide]:
+    """The three-modes lab's networks with their instance, in ``ipv6_lab.MODES`` order (SLAAC first); empty
+    before its tenant exists or once it is gone."""
+    tenant = lab.tenants.filter(slug=lab_slug(lab, LAB_IPV6_SIDE)).first()
+    if tenant is None:
+        return []
+    sides = []
+    for _mode, name, _cidr in IPV6_MODES:
+        network = Network.objects.filter(tenant=tenant, name=name).exclude(status=ObjectStatus.DELETING).first()
+        sides.append(LabSide(tenant, network, _live_instances(network).first() if network is not None else None))
     return sides

@@ -29,7 +29,7 @@ from tenants.choices import ObjectStatus, Role
 from tenants.models import FloatingIP, Router
 from tenants.queue import enqueue_on_commit, queue_name_for_node
 
-from . import compare, diagnostics, selectors
+from . import compare, diagnostics, ipv6_lab, selectors
 from .models import Classroom, DiagnosticRun, Lab, LabKind, RunStatus, ShellSession, TargetKind
 from .targets import Target
 
@@ -43,18 +43,17 @@ class AgentUnavailable(Exception):
     """The node's agent did not answer in time (not running, or busy); the message says so."""
 
 
-def _agent_answer(node: str, func: str, *args: Any, what: str) -> Any:
-    """Enqueue ``func(*args)`` on ``node``'s agent and wait (a few seconds) for its return value."""
+def _agent_answer(node: str, func: str, *args: Any, what: str, wait: int = INSPECT_WAIT_SECONDS) -> Any:
+    """Enqueue ``func(*args)`` on ``node``'s agent and wait (``wait`` seconds) for its return value."""
     queue = django_rq.get_queue(queue_name_for_node(node))
     try:
-        job = queue.enqueue(func, *args, ttl=INSPECT_WAIT_SECONDS * 2, result_ttl=60, failure_ttl=300,
-                            job_timeout=30)
-        result = job.latest_result(timeout=INSPECT_WAIT_SECONDS)
+        job = queue.enqueue(func, *args, ttl=wait * 2, result_ttl=60, failure_ttl=300, job_timeout=30)
+        result = job.latest_result(timeout=wait)
     except RedisError as exc:
         raise AgentUnavailable(f"the job queue is unavailable ({exc})") from exc
     if result is None:
         job.cancel()
-        raise AgentUnavailable(f"the agent of node {node!r} did not answer within {INSPECT_WAIT_SECONDS} s; "
+        raise AgentUnavailable(f"the agent of node {node!r} did not answer within {wait} s; "
                                "is it running (manage.py agent)?")
     if result.type != Result.Type.SUCCESSFUL:
         raise AgentUnavailable(f"the agent could not read {what}: {(result.exc_string or '').strip()[-300:]}")
@@ -141,6 +140,9 @@ def lab_start(*, user: AbstractBaseUser, kind: str = LabKind.OVERLAP) -> Lab:
     network with a simulated upstream (TEST-NET-3, no route out) that a third tenant of the lab holds, so both
     instances — same address — reach the same upstream, each translated by its own router.
 
+    The three-modes IPv6 lab instead is one tenant with an isolated IPv6-only network per mode
+    (``_lab_ipv6_modes``).
+
     The tenants are created through the tenant services with quotas of one, so a learner cannot grow a lab into
     anything bigger; the learner is a plain member, so cannot add anyone else to it.
     """
@@ -158,6 +160,10 @@ def lab_start(*, user: AbstractBaseUser, kind: str = LabKind.OVERLAP) -> Lab:
                                   code="quota")
         lab = Lab.objects.create(learner=user, classroom=classroom, kind=kind,
                                  expires_at=timezone.now() + lab_lifetime(classroom))
+        if kind == LabKind.IPV6:
+            _lab_ipv6_modes(lab, user)
+            log.info("lab %s (%s) started by %s, expires %s", lab.pk, kind, user, lab.expires_at)
+            return lab
         external = _lab_upstream(lab, user) if kind == LabKind.ROUTED else None
         for side in selectors.LAB_SIDES:
             slug = selectors.lab_slug(lab, side)
@@ -177,6 +183,21 @@ def lab_start(*, user: AbstractBaseUser, kind: str = LabKind.OVERLAP) -> Lab:
             lab.tenants.add(tenant)
     log.info("lab %s (%s) started by %s, expires %s", lab.pk, kind, user, lab.expires_at)
     return lab
+
+
+def _lab_ipv6_modes(lab: Lab, user: AbstractBaseUser) -> None:
+    """The three-modes lab: one tenant of the learner's with an isolated IPv6-only network per mode (SLAAC,
+    DHCPv6-stateless, DHCPv6-stateful), each with one instance; quotas of exactly three, so nothing more fits."""
+    count = len(ipv6_lab.MODES)
+    slug = selectors.lab_slug(lab, selectors.LAB_IPV6_SIDE)
+    tenant = tenant_services.tenant_create(name=f"Lab {lab.pk} IPv6", slug=slug, actor=user, quota_networks=count,
+                                           quota_subnets=count, quota_instances=count, quota_routers=0)
+    tenant_services.membership_set(tenant=tenant, user=user, role=Role.MEMBER, actor=user)
+    lab.tenants.add(tenant)
+    for mode, name, cidr in ipv6_lab.MODES:
+        network = tenant_services.network_create(tenant=tenant, name=name, actor=user, subnet={
+            "cidr": cidr, "ipv6_ra_mode": mode, "ipv6_address_mode": mode})
+        tenant_services.instance_create(network=network, hostname=f"{slug}-{name}", actor=user)
 
 
 def _lab_upstream(lab: Lab, user: AbstractBaseUser):
@@ -230,6 +251,8 @@ def lab_notice(*, lab: Lab) -> dict[str, Any]:
     ``facts`` is keyed as ``teach.compare.facts`` (the page checks steps off by key); ``error`` says why there
     is nothing to compare yet (still building, or the agent is busy).
     """
+    if lab.kind == LabKind.IPV6:
+        return _ipv6_lab_notice(lab)
     sides = selectors.lab_sides(lab)
     instances = [side.instance for side in sides if side.instance is not None]
     if len(instances) != 2 or any(i.status != ObjectStatus.ACTIVE for i in instances):
@@ -248,6 +271,29 @@ def lab_notice(*, lab: Lab) -> dict[str, Any]:
     if a.get("error") or b.get("error"):
         return {"facts": {}, "error": a.get("error") or b.get("error")}
     return {"facts": compare.facts(*compare.compare(a, b)), "error": ""}
+
+
+IPV6_OBSERVE_WAIT_SECONDS = 10  # the agent solicits an RA (answered within a few seconds) and reads the namespace
+
+
+def _ipv6_lab_notice(lab: Lab) -> dict[str, Any]:
+    """The three-modes lab, observed by each instance's own agent: RA flags, addresses, client and lease rows
+    (``sides``, in ``ipv6_lab.MODES`` order), and the findings ``ipv6_lab.facts`` derives from them alone."""
+    modes = selectors.lab_ipv6_modes(lab)
+    instances = [m.instance for m in modes]
+    if len(modes) != len(ipv6_lab.MODES) or any(i is None or i.status != ObjectStatus.ACTIVE for i in instances):
+        return {"facts": {}, "sides": [], "error": "The instances are still being created."}
+    sides = []
+    try:
+        for (mode, _name, _cidr), instance in zip(ipv6_lab.MODES, instances, strict=True):
+            side = _agent_answer(instance.node, "teach.jobs.ipv6_lab_observe", instance.pk, mode,
+                                 what=f"instance {instance.hostname}", wait=IPV6_OBSERVE_WAIT_SECONDS)
+            if side.get("error"):
+                return {"facts": {}, "sides": [], "error": side["error"]}
+            sides.append(side)
+    except AgentUnavailable as exc:
+        return {"facts": {}, "sides": [], "error": str(exc)}
+    return {"facts": ipv6_lab.facts([ipv6_lab.Observation(**s) for s in sides]), "sides": sides, "error": ""}
 
 
 def classroom_labs_set(*, classroom: Classroom, enabled: bool, actor: AbstractBaseUser) -> Classroom:

@@ -20,7 +20,7 @@ from tenants.choices import ObjectStatus
 from tenants.hostspecs import names
 
 from . import compare as cmp
-from . import diagnostics, selectors, services
+from . import diagnostics, ipv6_lab, selectors, services
 from .models import Lab, LabKind, TargetKind
 from .targets import Target, resolve, resolve_key, targets_for_user
 
@@ -202,6 +202,8 @@ def lab_detail(request: HttpRequest, lab_id: int) -> HttpResponse:
     """The guided lab ("Overlapping IPs", or its routed form); ``static/teach/lab.js`` keeps it current from both
     tenants' sockets."""
     lab = _lab(request, lab_id)
+    if lab.kind == LabKind.IPV6:
+        return _ipv6_lab_detail(request, lab)
     sides = selectors.lab_sides(lab)
     instances = [s.instance for s in sides if s.instance is not None]
     dhcp_address = next((s.network.subnets.order_by("id").values_list("dhcp_address", flat=True).first()
@@ -227,6 +229,23 @@ def lab_detail(request: HttpRequest, lab_id: int) -> HttpResponse:
         context["external_cidr"] = selectors.LAB_EXTERNAL_CIDR
         return render(request, "teach/routed_lab.html", context)
     return render(request, "teach/lab.html", context)
+
+
+def _ipv6_lab_detail(request: HttpRequest, lab: Lab) -> HttpResponse:
+    """The three-modes lab: a column per mode, filled by ``static/teach/ipv6_lab.js`` from the lab's notice."""
+    modes = selectors.lab_ipv6_modes(lab)
+    columns = [(mode, cidr, side, target_urls(Target(TargetKind.INSTANCE, side.network, side.instance))
+                if side.instance else None) for (mode, _name, cidr), side in zip(ipv6_lab.MODES, modes, strict=False)]
+    instances = [s.instance for s in modes if s.instance is not None]
+    tenants = {s.tenant.pk for s in modes}
+    return render(request, "teach/ipv6_lab.html", {
+        "lab": lab, "columns": columns, "modes": [m for m, _n, _c in ipv6_lab.MODES],
+        "lab_config": {
+            "tenants": [{"id": t, "ws_path": f"/ws/live/tenants/{t}/"} for t in sorted(tenants)],
+            "instances": [i.pk for i in instances], "diag_ws": [],
+            "notice_url": reverse("teach:lab-notice", args=[lab.pk]), "routers": {}, "refresh_on_lease": True,
+        },
+    })
 
 
 @login_required

@@ -4,6 +4,7 @@
  * ran its pings over the diagnostics websockets. Steps ([data-step]) are checked off by the notice's keys: each
  * word of data-step-facts must match a key (exactly, or as the prefix before ":"). In the routed lab the routers'
  * statuses (router.* events on the same sockets) are part of what must be up before the kernel is read.
+ * Each notice is also dispatched as a "lab-notice" event on document, for pages that show more of it.
  * Plain ES2017, no build step.
  */
 (function () {
@@ -54,7 +55,7 @@
       badge(el, routers[el.dataset.routerId] || 'deleted');
     });
     var routerIds = Object.keys(routers);
-    var built = all.length === 2 && all.every(function (i) { return i && i.status === 'active' && i.ip_address; }) &&
+    var built = all.length > 0 && all.every(function (i) { return i && i.status === 'active' && i.ip_address; }) &&
       routerIds.every(function (id) { return routers[id] === 'active'; });
     step('built', built);
     // Ask the kernel again whenever what the instances hold changed (status, address, MAC), or a router's status.
@@ -74,6 +75,7 @@
     var empty = document.querySelector('[data-notice-empty]');
     empty.hidden = keys.length > 0;
     if (data.error) { empty.textContent = data.error; }
+    document.dispatchEvent(new CustomEvent('lab-notice', { detail: data }));
     document.querySelectorAll('[data-step-facts]').forEach(function (li) {
       var wanted = li.dataset.stepFacts.split(/\s+/).filter(Boolean);
       step(li.dataset.step, wanted.length > 0 && wanted.every(function (w) {
@@ -133,6 +135,8 @@
         }
         stores[n].applyEvent(msg);
         render();
+        // The IPv6 lab's DHCPv6 lease can come after the instance is active: its lease row is a finding too.
+        if (config.refresh_on_lease && notice.key && (msg.event || '').indexOf('lease.') === 0) { refreshNotice(); }
       },
       status: function (state) {
         states[n] = state;
