@@ -97,6 +97,19 @@ def expected_counts(networks: Iterable[Network]) -> dict[str, int]:
             "state_dirs": len(networks) + instances, "resolv_dirs": instances}
 
 
+def resolver_gaps(networks: Iterable[Network]) -> list[dict]:
+    """Instances without their ``/etc/netns`` resolver, with what explains it (lease file, udhcpc's log)."""
+    n = driver().names
+    out = []
+    for inst in Instance.objects.filter(network__in=list(networks)):
+        if n.resolv_dir(inst.kernel_id).exists():
+            continue
+        lease, log = (p.read_text()[-400:] if p.exists() else None
+                      for p in (n.inst_lease(inst.kernel_id), n.udhcpc_log(inst.kernel_id)))
+        out.append({"instance": inst.kernel_id, "status": inst.status, "lease_file": lease, "udhcpc_log": log})
+    return out
+
+
 def simulate_reboot(*, state_dir_kept: bool = True) -> dict[str, int]:
     """What a host reboot does to us: every process and namespace gone; the state directory (disk) is kept
     unless ``state_dir_kept`` is false (a fresh boot of a machine whose state dir was on tmpfs, or was wiped)."""

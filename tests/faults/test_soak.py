@@ -14,7 +14,15 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections
-from faults_helpers import converged, expected_counts, host_counts, lease_mismatches, our_processes, wait_for
+from faults_helpers import (
+    converged,
+    expected_counts,
+    host_counts,
+    lease_mismatches,
+    our_processes,
+    resolver_gaps,
+    wait_for,
+)
 
 from tenants import locks, services
 from tenants.choices import ObjectStatus
@@ -86,7 +94,8 @@ def _soak(seconds: float, clients: int, start_agent, report) -> None:
     at_settle = {"networks": Network.objects.count(), "networks_at_end_of_churn": len(remaining),
                  "instances": Instance.objects.count(), "host": host_counts(),
                  "expected": expected_counts(Network.objects.all()),
-                 "lease_mismatches": lease_mismatches(Network.objects.all())}
+                 "lease_mismatches": lease_mismatches(Network.objects.all()),
+                 "resolver_gaps": resolver_gaps(Network.objects.all())}
 
     # Then delete everything and count what is left.
     for network in Network.objects.exclude(status=ObjectStatus.DELETING):
