@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(redis-server dnsmasq-base busybox iproute2 procps chromium postgresql nftables dhcpcd-base conntrack)
+DEB_PACKAGES=(redis-server dnsmasq-base dnsmasq-utils busybox iproute2 procps chromium postgresql nftables dhcpcd-base conntrack)
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

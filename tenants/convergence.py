@@ -281,6 +281,9 @@ def destroy_instance(instance_id: int) -> str:
         doomed = [i for i in network.instances.all() if i.pk == own.pk or i.status == ObjectStatus.DELETING]
         try:
             driver().remove_instances([i.kernel_id for i in doomed])
+            if network.status != ObjectStatus.DELETING:  # a dnsmasq that stays must not keep their leases
+                driver().forget_leases(network.kernel_id, [(i.ip_address, i.mac_address) for i in doomed
+                                                           if i.ip_address and i.mac_address])
         except Exception as exc:
             reason = failure_reason(exc, "teardown failed")
             status.record(Outcome(i, ObjectStatus.ERROR, reason) for i in doomed)

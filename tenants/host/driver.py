@@ -232,6 +232,11 @@ class LinuxHostDriver:
         """Batch :meth:`remove_instance`: signal all clients first, then wait once."""
         instance.remove(self.supervisor, self.names, [check_kernel_id(i) for i in inst_ids], release=release)
 
+    def forget_leases(self, net_id: str, leases: Iterable[tuple[str, str]]) -> int:
+        """Make the network's dnsmasq drop these IPv4 ``(address, MAC)`` leases (``dhcp_release``), so an address
+        IPAM hands to a new instance is offered at once; see :func:`.kinds.dhcp.forget_leases`."""
+        return dhcp.forget_leases(self.names, check_kernel_id(net_id), leases)
+
     def instances_of(self, net_ids: Iterable[str]) -> list[str]:
         """Instance ids whose state says they are plugged into one of ``net_ids``."""
         wanted = set(net_ids)

@@ -44,6 +44,15 @@ def c_env(**extra: str) -> dict[str, str]:
     return {"LANG": "C", "LC_ALL": "C", "PATH": PATH_ENV, **extra}
 
 
+def run_in(ns: str, argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a short command inside ``ns`` and return its result (the caller judges the exit status)."""
+    try:
+        return netns.run_in(ns, lambda: subprocess.run(argv, input=stdin, capture_output=True, text=True,
+                                                       env=c_env(), check=False, timeout=30))
+    except FileNotFoundError:
+        raise HostError(f"{argv[0]} not installed") from None
+
+
 class Command(Protocol):
     """A frozen description of one daemon run (``DnsmasqCommand``, ``UdhcpcCommand``)."""
 

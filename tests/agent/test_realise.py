@@ -139,6 +139,21 @@ def test_delete_instance_releases_and_delete_network_leaves_nothing(two_tenants,
     assert not any(p.name.startswith(prefix) for p in d.config.state_dir.glob("*"))
 
 
+def test_address_of_an_instance_deleted_without_its_release_goes_to_the_next_instance(two_tenants):
+    """The instance's DHCP client never sends its DHCPRELEASE (frozen, so the stop ends in SIGKILL): deleting it
+    still frees the address in dnsmasq, and the next instance IPAM gives it to leases it (the soak found one
+    waiting forever on "no address available … leased to <old MAC>")."""
+    d = driver()
+    (ta, na, ia), _ = two_tenants
+    os.kill(d.udhcpc_pid(ia.kernel_id), signal.SIGSTOP)
+    services.instance_delete(instance=ia)
+    run_jobs()
+    successor = services.instance_create(network=na, hostname="ta-vm2")
+    assert successor.ip_address == ia.ip_address  # IPAM hands out the lowest free address again
+    assert settle(lambda: _active(successor), timeout=20), "the address stayed leased to the deleted instance"
+    assert (ia.ip_address, ia.mac_address) not in {(str(e.ip), e.mac) for e in d.network_leases(na.kernel_id)}
+
+
 def test_reconcile_restarts_killed_dnsmasq_and_instances_keep_their_ip(two_tenants):
     d = driver()
     (ta, na, ia), _ = two_tenants

@@ -101,12 +101,18 @@ def resolver_gaps(networks: Iterable[Network]) -> list[dict]:
     """Instances without their ``/etc/netns`` resolver, with what explains it (lease file, udhcpc's log)."""
     n = driver().names
     out = []
-    for inst in Instance.objects.filter(network__in=list(networks)):
+    for inst in Instance.objects.filter(network__in=list(networks)).select_related("network"):
         if n.resolv_dir(inst.kernel_id).exists():
             continue
-        lease, log = (p.read_text()[-400:] if p.exists() else None
-                      for p in (n.inst_lease(inst.kernel_id), n.udhcpc_log(inst.kernel_id)))
-        out.append({"instance": inst.kernel_id, "status": inst.status, "lease_file": lease, "udhcpc_log": log})
+        nid = inst.network.kernel_id
+        lease, log, hosts, dnsmasq_log = (
+            p.read_text() if p.exists() else None
+            for p in (n.inst_lease(inst.kernel_id), n.udhcpc_log(inst.kernel_id), n.hosts(nid), n.dnsmasq_log(nid)))
+        mac = inst.mac_address.lower()
+        about_mac = [line for line in (dnsmasq_log or "").splitlines() if mac in line.lower()]
+        out.append({"instance": inst.kernel_id, "mac": mac, "status": inst.status, "lease_file": lease,
+                    "udhcpc_log": log and log[-300:], "reserved": hosts is not None and mac in hosts.lower(),
+                    "dnsmasq_log_for_mac": about_mac[-8:], "dnsmasq_log_tail": (dnsmasq_log or "")[-800:]})
     return out
 
 

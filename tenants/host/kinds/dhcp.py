@@ -18,12 +18,13 @@ from pathlib import Path
 
 from .. import dnsmasq as dm
 from .. import netns
+from .. import validate as v
 from ..config import HostConfig
 from ..errors import HostError
 from ..interface import HostScan, NetworkFound
 from ..naming import Names
 from ..ops import AddrAdd, LinkUp, MakeDir, NetnsAdd, Op, Session, Sysctl, VethAdd, WriteFile, shell_exec_in
-from ..process import Daemon, Supervisor, cmdline, kill, kill_all_in
+from ..process import PATH_ENV, Daemon, Supervisor, cmdline, kill, kill_all_in, run_in
 from ..specs import NetworkSpec
 
 NS_KIND = "qdhcp"
@@ -183,6 +184,67 @@ def refresh(config: HostConfig, n: Names, spec: NetworkSpec) -> bool:
     if changed:
         reload(pid, c)
     return True
+
+
+DHCP_RELEASE = "dhcp_release"  # Debian package dnsmasq-utils
+FORGET_TIMEOUT = 5.0
+
+
+def forget_leases(n: Names, net_id: str, leases: Iterable[tuple[str, str]]) -> int:
+    """Make the network's dnsmasq drop these IPv4 ``(address, MAC)`` leases now; returns how many it was asked to.
+
+    Why: the instance's udhcpc releases its lease when it is stopped, but not when it was killed, had not got
+    its lease yet, or its DHCPRELEASE was lost. dnsmasq then keeps the lease until it expires, and refuses the
+    address to the next instance IPAM gives it to: ``not using configured address … because it is leased to
+    <old MAC>`` → ``no address available``, and that instance waits for a lease that never comes (seen in the
+    soak drill). Neutron's DHCP agent runs ``dhcp_release`` on port delete for the same reason.
+
+    A running dnsmasq gets a DHCPRELEASE from ``dhcp_release`` (on its own interface, inside its namespace), and
+    this returns once dnsmasq logged it. A stopped dnsmasq reads its lease file when it starts: the entries are
+    removed from the file instead (it owns no file while it is not running). Idempotent: an unknown lease is
+    ignored by dnsmasq, an absent line is not there to remove. IPv4 only: ``dhcp_release6`` needs the client's
+    DUID and IAID, which the database does not keep (left out).
+    """
+    wanted = [(str(v.ip(ip)), v.mac(mac).lower()) for ip, mac in leases]
+    wanted = [(ip, mac) for ip, mac in wanted if ":" not in ip]
+    if not wanted:
+        return 0
+    pid = daemon(n, net_id).pid()
+    if pid is None:
+        _drop_lease_lines(n.leases(net_id), set(wanted))
+        return len(wanted)
+    binary = shutil.which(DHCP_RELEASE, path=PATH_ENV)
+    if binary is None:
+        raise HostError(f"{DHCP_RELEASE} not installed (Debian package dnsmasq-utils)")
+    log = n.dnsmasq_log(net_id)
+    offset = _log_size(log)
+    for ip, mac in wanted:
+        r = run_in(n.dhcp_ns(net_id), [binary, n.dhcp_dev(net_id), ip, mac])
+        if r.returncode != 0:
+            raise HostError(f"{DHCP_RELEASE} {ip} {mac} failed: {(r.stderr or r.stdout).strip()}")
+    # dnsmasq logs "DHCPRELEASE(dev) ip mac" for each, known or not: the last one is the acknowledgement.
+    needle = f"DHCPRELEASE({n.dhcp_dev(net_id)}) {wanted[-1][0]} ".encode()
+    deadline = time.monotonic() + FORGET_TIMEOUT
+    while not _logged_since(log, offset, needle):
+        if cmdline(pid) is None:
+            return len(wanted)  # it exited: its lease file is handled at its next start like any other
+        if time.monotonic() > deadline:
+            raise HostError(f"dnsmasq {pid} did not log the release of {wanted[-1][0]} within "
+                            f"{FORGET_TIMEOUT:.0f} s; see {log}")
+        time.sleep(0.001)
+    return len(wanted)
+
+
+def _drop_lease_lines(path: Path, leases: set[tuple[str, str]]) -> None:
+    """Remove the IPv4 lines ``expiry mac ip …`` naming one of ``leases`` from a lease file nobody is writing."""
+    try:
+        lines = path.read_text().splitlines(keepends=True)
+    except FileNotFoundError:
+        return
+    kept = [line for line in lines
+            if not ((f := line.split()) and len(f) >= 3 and (f[2], f[1].lower()) in leases)]
+    if len(kept) != len(lines):
+        dm.write_atomic(path, "".join(kept))
 
 
 def stop(supervisor: Supervisor, n: Names, net_ids: Iterable[str]) -> None:

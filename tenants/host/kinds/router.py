@@ -20,7 +20,6 @@ import errno
 import os
 import shutil
 import socket
-import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +43,7 @@ from ..ops import (
     shell_command,
     shell_exec_in,
 )
-from ..process import Daemon, c_env, kill_all_in
+from ..process import Daemon, c_env, kill_all_in, run_in
 from ..specs import RouterAdvertSpec, RouterSpec
 
 NS_KIND = "qrouter"
@@ -70,15 +69,6 @@ RA_START_TIMEOUT = 10.0
 RA_RANGE_MODE = {"slaac": "ra-only", "dhcpv6-stateless": "ra-stateless", "dhcpv6-stateful": "static"}
 RA_INTERVAL = 30  # seconds between unsolicited RAs (dnsmasq answers router solicitations at once)
 RA_LIFETIME = 1800  # the router lifetime: > 0, the instances' default route points at this router
-
-
-def run_in(ns: str, argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a short command inside ``ns`` and return its result (the caller judges the exit status)."""
-    try:
-        return netns.run_in(ns, lambda: subprocess.run(argv, input=stdin, capture_output=True, text=True,
-                                                       env=c_env(), check=False, timeout=30))
-    except FileNotFoundError:
-        raise HostError(f"{argv[0]} not installed") from None
 
 
 @dataclass(frozen=True)
