@@ -10,22 +10,10 @@ from django.urls import reverse
 
 from tenants import services
 from tenants.choices import ObjectStatus, Role
-from tenants.hostspecs import driver, host_config
 from tenants.models import Instance, Tenant
 from tenants.testing import settle
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host]
-
-
-@pytest.fixture(autouse=True)
-def _fast_ipv6(settings):
-    """No RS delay, no DAD in instances; the driver is rebuilt around it."""
-    settings.NETDASH_FAST_IPV6 = True
-    host_config.cache_clear()
-    driver.cache_clear()
-    yield
-    host_config.cache_clear()
-    driver.cache_clear()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host, pytest.mark.usefixtures("fast_ipv6")]
 
 
 @pytest.mark.parametrize("mode,flags,origin", [
