@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 
 import pytest
+from django.core.management import call_command
 
 from tenants import routers, services
 from tenants.choices import LeaseState, ObjectStatus
@@ -77,9 +79,13 @@ def echo_in(ns: str, pid_file: str):
             os.kill(int(open(pid_file).read().strip()), signal.SIGTERM)
 
 
-def test_instance_reaches_upstream_as_the_router_then_as_its_floating_ip(routed, tmp_path):
+def test_instance_reaches_upstream_as_the_router_then_as_its_floating_ip(routed, tmp_path, capsys):
     router, instance, external = routed
     names = driver().names
+    # The operator's view: the external network has no DHCP, so only its segment and no dnsmasq to miss.
+    call_command("netns_status")
+    [row] = [line for line in capsys.readouterr().out.splitlines() if "network public " in line]
+    assert re.search(rf"{names.seg_ns(external.kernel_id)}\s+yes\s+none \(no DHCP\)\s+-$", row), row
     inst_ns, upstream_ns = names.inst_ns(instance.kernel_id), names.upstream_ns(external.kernel_id)
     assert netns.exists(names.router_ns(router.kernel_id))
     # SNAT: the upstream sees the router's external address, never the tenant address.

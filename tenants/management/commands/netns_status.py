@@ -19,9 +19,12 @@ class Command(BaseCommand):
         for network in Network.objects.select_related("tenant").prefetch_related("subnets", "instances"):
             cidrs = ",".join(s.cidr for s in network.subnets.all())
             net = state.networks.get(network.kernel_id) or NetworkFound()
-            rows.append((network.tenant.slug, f"network {network.name} {cidrs}", network.status,
-                         n.dhcp_ns(network.kernel_id), _yes(net.seg_ns and net.dhcp_ns),
-                         "dnsmasq " + _pid(net.dnsmasq_pid), f"{len(d.network_leases(network.kernel_id))} in file"))
+            if any(s.enable_dhcp for s in network.subnets.all()):
+                host = (n.dhcp_ns(network.kernel_id), _yes(net.seg_ns and net.dhcp_ns),
+                        "dnsmasq " + _pid(net.dnsmasq_pid), f"{len(d.network_leases(network.kernel_id))} in file")
+            else:  # an external network without DHCP: only its segment (no qdhcp namespace, no dnsmasq)
+                host = (n.seg_ns(network.kernel_id), _yes(net.seg_ns), "none (no DHCP)", "-")
+            rows.append((network.tenant.slug, f"network {network.name} {cidrs}", network.status, *host))
             for instance in network.instances.select_related("network", "subnet", "ipv6_subnet"):
                 inst = state.instances.get(instance.kernel_id) or InstanceFound()
                 wants = " ".join(a for a in (instance.ip_address, instance.ipv6_address) if a)
