@@ -9,24 +9,16 @@ from asgiref.sync import sync_to_async
 from teach_helpers import asynctest, communicator, receive_until
 
 from teach.models import DiagnosticRun
-from tenants import services
-from tenants.choices import ObjectStatus, Role
 from tenants.hostspecs import driver
-from tenants.models import Instance, Tenant
+from tenants.models import Instance
 from tenants.testing import settle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host, pytest.mark.usefixtures("fast_ipv6")]
 
 
-def v6_only(user_factory, mode: str) -> tuple[object, Instance]:
-    """A member and their IPv6-only instance in ``mode``, realised by the agent (DHCPv6 leased if stateful)."""
-    tenant = Tenant.objects.create(name="T6", slug="t6r")
-    user = user_factory(username="u6r")
-    services.membership_set(tenant=tenant, user=user, role=Role.MEMBER)
-    network = services.network_create(tenant=tenant, name="n6", subnet={
-        "cidr": "2001:db8:76::/64", "ipv6_ra_mode": mode, "ipv6_address_mode": mode})
-    instance = services.instance_create(network=network, hostname="vm6")
-    assert settle(lambda: Instance.objects.get(pk=instance.pk).status == ObjectStatus.ACTIVE, timeout=40)
+def v6_only(ipv6_only_instance, mode: str) -> tuple[object, Instance]:
+    """A member and their IPv6-only instance in ``mode``, with its DHCPv6 lease when stateful."""
+    user, instance = ipv6_only_instance(mode, "2001:db8:76::/64")
     if mode == "dhcpv6-stateful":
         assert settle(lambda: driver().instance_lease6(instance.kernel_id) is not None, timeout=40)
     return user, instance
@@ -46,8 +38,8 @@ async def renew(user, instance: Instance) -> tuple[str, list[dict]]:
 
 
 @asynctest
-async def test_renew_asks_dhcpcd_on_a_dhcpv6_only_instance(host_clean, agent_thread, user_factory):
-    user, instance = await sync_to_async(v6_only)(user_factory, "dhcpv6-stateful")
+async def test_renew_asks_dhcpcd_on_a_dhcpv6_only_instance(ipv6_only_instance):
+    user, instance = await sync_to_async(v6_only)(ipv6_only_instance, "dhcpv6-stateful")
     before = await sync_to_async(driver().dhcpcd_pid)(instance.kernel_id)
     text, frames = await renew(user, instance)
     assert frames[-1]["exit_code"] == 0, text
@@ -60,8 +52,8 @@ async def test_renew_asks_dhcpcd_on_a_dhcpv6_only_instance(host_clean, agent_thr
 
 
 @asynctest
-async def test_renew_on_a_slaac_instance_says_there_is_no_client(host_clean, agent_thread, user_factory):
-    user, instance = await sync_to_async(v6_only)(user_factory, "slaac")
+async def test_renew_on_a_slaac_instance_says_there_is_no_client(ipv6_only_instance):
+    user, instance = await sync_to_async(v6_only)(ipv6_only_instance, "slaac")
     text, frames = await renew(user, instance)
     assert frames[-1]["exit_code"] is not None and frames[-1]["exit_code"] != 0
     assert "SLAAC needs no DHCP client" in text and "udhcpc" not in text, text

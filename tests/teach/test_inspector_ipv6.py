@@ -8,9 +8,6 @@ import re
 import pytest
 from django.urls import reverse
 
-from tenants import services
-from tenants.choices import ObjectStatus, Role
-from tenants.models import Instance, Tenant
 from tenants.testing import settle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host, pytest.mark.usefixtures("fast_ipv6")]
@@ -21,16 +18,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host, pytest.
     ("dhcpv6-stateless", "M=0 O=1 · 2001:db8:75::/64 L=1 A=1", "SLAAC"),
     ("dhcpv6-stateful", "M=1 O=1 · 2001:db8:75::/64 L=1 A=0", "DHCPv6"),
 ])
-def test_inspector_shows_ra_flags_and_address_origins(client, host_clean, agent_thread, user_factory, mode, flags,
-                                                      origin):
-    tenant = Tenant.objects.create(name="T", slug="t6")
-    user = user_factory(username="u6")
-    services.membership_set(tenant=tenant, user=user, role=Role.MEMBER)
-    network = services.network_create(tenant=tenant, name="n6", subnet={
-        "cidr": "2001:db8:75::/64", "ipv6_ra_mode": mode, "ipv6_address_mode": mode})
-    instance = services.instance_create(network=network, hostname="vm6")
+def test_inspector_shows_ra_flags_and_address_origins(client, ipv6_only_instance, mode, flags, origin):
+    user, instance = ipv6_only_instance(mode, "2001:db8:75::/64")
     want = instance.ip_address
-    assert settle(lambda: Instance.objects.get(pk=instance.pk).status == ObjectStatus.ACTIVE, timeout=40)
     client.force_login(user)
     url = reverse("teach:instance-inspect", args=[instance.pk])
     assert settle(lambda: f"{want}/" in client.get(url).content.decode(), timeout=40)
