@@ -136,6 +136,14 @@ def inspect_target(kind: str, object_id: int) -> dict[str, Any]:
                 {"field": "domain", "value": lease.domain or ""},
                 {"field": "lease time", "value": f"{lease.lease_seconds} s" if lease.lease_seconds else ""},
             ]
+        lease6 = d.instance_lease6(target.instance.kernel_id)
+        if lease6 is not None:  # what dhcpcd holds: an address when stateful, options only when stateless
+            out["lease"] += [
+                {"field": "DHCPv6 address",
+                 "value": " ".join(str(a) for a in lease6.addresses) or "none (stateless: options only)"},
+                {"field": "DHCPv6 DNS", "value": " ".join(str(x) for x in lease6.dns_servers)},
+                {"field": "DHCPv6 reply", "value": lease6.reason},
+            ]
     elif kind == TargetKind.DHCP:
         out["processes"].append({"program": "dnsmasq", "pid": d.dnsmasq_pid(target.network.kernel_id)})
     return out

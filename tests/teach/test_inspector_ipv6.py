@@ -31,3 +31,13 @@ def test_inspector_shows_ra_flags_and_address_origins(client, ipv6_only_instance
     assert 'class="origin">link-local<' in text
     assert "router lifetime 0: not a default router" in text
     assert ("dhcpcd: pid" in text) == (mode != "slaac")
+    # dhcpcd's lease as held (a stateless reply may follow the SLAAC address, so read again until it is there)
+    expected = {"slaac": None, "dhcpv6-stateless": "none (stateless: options only)", "dhcpv6-stateful": want}[mode]
+    assert settle(lambda: dhcpv6_address_row(client.get(url).content.decode()) == expected, timeout=40), (
+        dhcpv6_address_row(client.get(url).content.decode()), expected)
+
+
+def dhcpv6_address_row(page: str) -> str | None:
+    """The inspector's "DHCPv6 address" lease row, or None when it shows none."""
+    held = re.search(r'<th>DHCPv6 address</th><td class="mono">([^<]*)<', page)
+    return held.group(1) if held else None
