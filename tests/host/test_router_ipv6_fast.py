@@ -9,25 +9,18 @@ for its RS retry 4 s later. No timed assertion: the tests read the port's addres
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 
 import pytest
-from host_helpers import ipv6_addresses, sysctl, wait_for
-from test_ipv6_fast import SETTLE_TIMEOUT, router_solicitations_sent, usable
+from test_ipv6_fast import assert_autoconfigured_at_first_solicitation, assert_link_local_skips_dad
 from test_router import network
 
-from tenants.host import InstanceSpec, LinuxHostDriver, RouterAdvertSpec, RouterPortSpec, RouterSpec
+from tenants.host import InstanceSpec, RouterAdvertSpec, RouterPortSpec, RouterSpec
 from tenants.validators import eui64_address
 
 pytestmark = pytest.mark.host
 
 PREFIX = ipaddress.ip_network("2001:db8:66::/64")
-
-
-@pytest.fixture
-def fast_driver(driver) -> LinuxHostDriver:
-    return type(driver)(dataclasses.replace(driver.config, fast_ipv6=True))
 
 
 def routed(nid: str, rid: str, port: str) -> RouterSpec:
@@ -41,10 +34,7 @@ def test_router_port_link_local_is_never_tentative(fast_driver):
     d = fast_driver
     d.ensure_network(network("a661", "10.0.6.0/24"))
     d.ensure_router(routed("a661", "f661", "c661"))
-    ns, dev = d.names.router_ns("f661"), d.names.router_port("c661")
-    assert sysctl(ns, f"net.ipv6.conf.{dev}.accept_dad") == "0"
-    [link_local] = [a for a in ipv6_addresses(ns, dev) if a["scope"] == "link"]
-    assert not link_local.get("tentative"), link_local
+    assert_link_local_skips_dad(d.names.router_ns("f661"), d.names.router_port("c661"))
 
 
 def test_routed_instance_autoconfigures_from_its_first_solicitation(fast_driver):
@@ -53,8 +43,4 @@ def test_routed_instance_autoconfigures_from_its_first_solicitation(fast_driver)
     d.ensure_network(network("a662", "10.0.6.0/24"))
     d.ensure_router(routed("a662", "f662", "c662"))
     inst = d.ensure_instance(InstanceSpec("b662", "a662", mac, "vm", dhcpv4=False, dhcpv6=False))
-    dev = d.names.inst_dev("b662")
-    want = str(eui64_address(PREFIX, mac))
-    assert wait_for(lambda: usable(inst.ns, dev, want), timeout=SETTLE_TIMEOUT, step=0.02), ipv6_addresses(inst.ns,
-                                                                                                            dev)
-    assert router_solicitations_sent(inst.ns, dev) == 1  # answered the first time: no 4 s retry
+    assert_autoconfigured_at_first_solicitation(inst.ns, d.names.inst_dev("b662"), str(eui64_address(PREFIX, mac)))
