@@ -48,12 +48,6 @@ def _instance(request: HttpRequest, instance_id: int):
     return get_object_or_404(selectors.instances_for_user(request.user), pk=instance_id)
 
 
-def _confirm(request: HttpRequest, *, title: str, question: str, cancel_url: str, action: str = "Delete"
-             ) -> HttpResponse:
-    return render_page(request, "portal/confirm.html",
-                       {"title": title, "question": question, "cancel_url": cancel_url, "action": action})
-
-
 def _form_page(request: HttpRequest, form: forms.ServiceForm, template: str, context: dict[str, Any], *,
                save: Callable[[], Any], done: Callable[[Any], tuple[str, str]]) -> HttpResponse:
     """A create or edit page. A POST the service accepts ends in ``done(saved)``'s (message, url); anything else
@@ -68,13 +62,20 @@ def _form_page(request: HttpRequest, form: forms.ServiceForm, template: str, con
 
 
 def _confirmed(request: HttpRequest, act: Callable[[], Any], *, done: str, next_url: str, title: str, question: str,
-               cancel_url: str, action: str = "Delete") -> HttpResponse:
-    """A destructive action: GET asks (``portal/confirm.html``), POST does it and says so."""
-    if request.method == "POST":
+               cancel_url: str | None = None, action: str = "Delete") -> HttpResponse:
+    """A destructive action: GET asks (``portal/confirm.html``; cancel goes back to ``cancel_url``, by default
+    ``next_url``); POST does it and says so on ``next_url`` — or, when the service refuses (a subnet still in
+    use, the tenant's last admin, a router still routing), says why there instead."""
+    if request.method != "POST":
+        return render_page(request, "portal/confirm.html", {"title": title, "question": question, "action": action,
+                                                            "cancel_url": cancel_url or next_url})
+    try:
         act()
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
         messages.success(request, done)
-        return redirect(next_url)
-    return _confirm(request, title=title, question=question, cancel_url=cancel_url, action=action)
+    return redirect(next_url)
 
 
 # --- tenant switcher -----------------------------------------------------------------------------------
@@ -180,18 +181,10 @@ def subnet_edit(request: HttpRequest, subnet_id: int) -> HttpResponse:
 @login_required
 def subnet_delete(request: HttpRequest, subnet_id: int) -> HttpResponse:
     subnet = _subnet(request, subnet_id)
-    if request.method == "POST":
-        form = forms.ServiceForm(data={})
-        form.is_valid()
-        form.submit(services.subnet_delete, subnet=subnet, actor=request.user)
-        for error in form.non_field_errors():
-            messages.error(request, error)
-        if not form.errors:
-            messages.success(request, f"Subnet {subnet.cidr} deleted.")
-        return redirect("portal:network-detail", subnet.network_id)
-    return _confirm(request, title=f"Delete subnet {subnet.cidr}",
-                    question=f"Delete subnet {subnet.cidr} of network {subnet.network.name}?",
-                    cancel_url=subnet.network.get_absolute_url())
+    return _confirmed(request, lambda: services.subnet_delete(subnet=subnet, actor=request.user),
+                      done=f"Subnet {subnet.cidr} deleted.", next_url=subnet.network.get_absolute_url(),
+                      title=f"Delete subnet {subnet.cidr}",
+                      question=f"Delete subnet {subnet.cidr} of network {subnet.network.name}?")
 
 
 # --- instances -----------------------------------------------------------------------------------------
@@ -237,8 +230,7 @@ def instance_delete(request: HttpRequest, instance_id: int) -> HttpResponse:
     return _confirmed(request, lambda: services.instance_delete(instance=instance, actor=request.user),
                       done=f"Instance {instance.hostname} is being deleted.",
                       next_url=instance.network.get_absolute_url(), title=f"Delete instance {instance.hostname}",
-                      question=f"Delete instance {instance.hostname} ({instance.ip_address})? Its lease is released.",
-                      cancel_url=instance.network.get_absolute_url())
+                      question=f"Delete instance {instance.hostname} ({instance.ip_address})? Its lease is released.")
 
 
 # --- members and audit (tenant admins) -----------------------------------------------------------------
@@ -271,17 +263,11 @@ def member_role(request: HttpRequest, tenant_slug: str, membership_id: int) -> H
 def member_remove(request: HttpRequest, tenant_slug: str, membership_id: int) -> HttpResponse:
     tenant = page_selectors.administered_tenant(request.user, tenant_slug)
     membership = get_object_or_404(page_selectors.tenant_memberships(tenant), pk=membership_id)
-    if request.method == "POST":
-        try:
-            services.membership_remove(membership=membership, actor=request.user)
-        except ValidationError as exc:  # the tenant's last admin
-            messages.error(request, " ".join(exc.messages))
-        else:
-            messages.success(request, f"{membership.user} removed from {tenant}.")
-        return redirect("portal:member-list", tenant.slug)
-    return _confirm(request, title=f"Remove {membership.user}", action="Remove",
-                    question=f"Remove {membership.user} from {tenant}? They lose access to its networks.",
-                    cancel_url=reverse("portal:member-list", args=[tenant.slug]))
+    return _confirmed(request, lambda: services.membership_remove(membership=membership, actor=request.user),
+                      done=f"{membership.user} removed from {tenant}.",
+                      next_url=reverse("portal:member-list", args=[tenant.slug]),
+                      title=f"Remove {membership.user}", action="Remove",
+                      question=f"Remove {membership.user} from {tenant}? They lose access to its networks.")
 
 
 @login_required
@@ -314,8 +300,7 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     return _confirmed(request, lambda: token_services.api_token_revoke(token=token, actor=request.user),
                       done=f"Token {token.prefix}… ({token.name}) revoked.", next_url=reverse("portal:token-list"),
                       title=f"Revoke token {token.name}", action="Revoke",
-                      question=f"Revoke {token.prefix}… ({token.name})? Programs using it stop working at once.",
-                      cancel_url=reverse("portal:token-list"))
+                      question=f"Revoke {token.prefix}… ({token.name})? Programs using it stop working at once.")
 
 
 # --- routers and floating IPs (issue 14): members see, the tenant's admins act ----------------------------
@@ -386,6 +371,16 @@ def _router_page(request: HttpRequest, router, *, interface_form=None, gateway_f
     return render_page(request, "portal/router_detail.html", context)
 
 
+def _router_form_posted(request: HttpRequest, router, form: forms.ServiceForm, *, slot: str,
+                        done: Callable[[Any], str]) -> HttpResponse:
+    """A POST of one of the router page's forms (``slot`` in its context): a change the service accepts says
+    ``done(saved)`` on the page; a refused one shows the page again with that form bound."""
+    if form.is_valid() and (saved := form.save(router=router, actor=request.user)):
+        messages.success(request, done(saved))
+        return redirect("portal:router-detail", router.pk)
+    return _router_page(request, router, **{slot: form})
+
+
 @login_required
 def router_detail(request: HttpRequest, router_id: int) -> HttpResponse:
     return _router_page(request, _router(request, router_id))
@@ -397,10 +392,8 @@ def router_interface_add(request: HttpRequest, router_id: int) -> HttpResponse:
     router = _router(request, router_id)
     _require_admin(request, router.tenant)
     form = forms.RouterInterfaceForm(request.POST, choices=_attachable_subnets(request, router))
-    if form.is_valid() and (interface := form.save(router=router, actor=request.user)):
-        messages.success(request, f"Subnet {interface.subnet.cidr} attached to {router.name}.")
-        return redirect("portal:router-detail", router.pk)
-    return _router_page(request, router, interface_form=form)
+    return _router_form_posted(request, router, form, slot="interface_form",
+                               done=lambda interface: f"Subnet {interface.subnet.cidr} attached to {router.name}.")
 
 
 @login_required
@@ -409,7 +402,7 @@ def router_interface_remove(request: HttpRequest, router_id: int, subnet_id: int
     interface = get_object_or_404(selectors.router_interfaces_for_user(request.user).filter(router=router),
                                   subnet_id=subnet_id)
     _acting(request, router.tenant)
-    return _service_action(request, lambda: routers.router_interface_remove(interface=interface, actor=request.user),
+    return _confirmed(request, lambda: routers.router_interface_remove(interface=interface, actor=request.user),
                            done=f"Subnet {interface.subnet.cidr} detached from {router.name}.",
                            next_url=reverse("portal:router-detail", args=[router.pk]), action="Detach",
                            title=f"Detach {interface.subnet.cidr}",
@@ -423,17 +416,16 @@ def router_gateway_set(request: HttpRequest, router_id: int) -> HttpResponse:
     router = _router(request, router_id)
     _require_admin(request, router.tenant)
     form = forms.RouterGatewayForm(request.POST, choices=_externals(request))
-    if form.is_valid() and (saved := form.save(router=router, actor=request.user)):
-        messages.success(request, f"{router.name} now reaches {saved.external_network.name} as {saved.external_ip}.")
-        return redirect("portal:router-detail", router.pk)
-    return _router_page(request, router, gateway_form=form)
+    return _router_form_posted(request, router, form, slot="gateway_form",
+                               done=lambda saved: f"{router.name} now reaches {saved.external_network.name} as "
+                                                  f"{saved.external_ip}.")
 
 
 @login_required
 def router_gateway_clear(request: HttpRequest, router_id: int) -> HttpResponse:
     router = _router(request, router_id)
     _acting(request, router.tenant)
-    return _service_action(request, lambda: routers.router_clear_gateway(router=router, actor=request.user),
+    return _confirmed(request, lambda: routers.router_clear_gateway(router=router, actor=request.user),
                            done=f"{router.name} has no external gateway now.",
                            next_url=reverse("portal:router-detail", args=[router.pk]), action="Clear gateway",
                            title=f"Clear the gateway of {router.name}",
@@ -445,25 +437,11 @@ def router_gateway_clear(request: HttpRequest, router_id: int) -> HttpResponse:
 def router_delete(request: HttpRequest, router_id: int) -> HttpResponse:
     router = _router(request, router_id)
     _acting(request, router.tenant)
-    return _service_action(request, lambda: routers.router_delete(router=router, actor=request.user),
+    return _confirmed(request, lambda: routers.router_delete(router=router, actor=request.user),
                            done=f"Router {router.name} is being deleted.", next_url=reverse("portal:router-list"),
                            title=f"Delete router {router.name}",
                            question=f"Delete router {router.name} and its namespace? Attached subnets lose their "
                                     "gateway.")
-
-
-def _service_action(request: HttpRequest, act: Callable[[], Any], *, done: str, next_url: str, title: str,
-                    question: str, action: str = "Delete") -> HttpResponse:
-    """A confirmed action a service may refuse: GET asks; POST does it, or says why not, on ``next_url``."""
-    if request.method != "POST":
-        return _confirm(request, title=title, question=question, cancel_url=next_url, action=action)
-    try:
-        act()
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, done)
-    return redirect(next_url)
 
 
 @login_required
@@ -500,7 +478,7 @@ def floating_ip_detail(request: HttpRequest, floating_ip_id: int) -> HttpRespons
 def floating_ip_disassociate(request: HttpRequest, floating_ip_id: int) -> HttpResponse:
     fip = _floating_ip(request, floating_ip_id)
     _acting(request, fip.tenant)
-    return _service_action(request, lambda: routers.floating_ip_disassociate(floating_ip=fip, actor=request.user),
+    return _confirmed(request, lambda: routers.floating_ip_disassociate(floating_ip=fip, actor=request.user),
                            done=f"{fip.address} disassociated.",
                            next_url=reverse("portal:floating-ip-detail", args=[fip.pk]), action="Disassociate",
                            title=f"Disassociate {fip.address}",
@@ -511,7 +489,7 @@ def floating_ip_disassociate(request: HttpRequest, floating_ip_id: int) -> HttpR
 def floating_ip_release(request: HttpRequest, floating_ip_id: int) -> HttpResponse:
     fip = _floating_ip(request, floating_ip_id)
     _acting(request, fip.tenant)
-    return _service_action(request, lambda: routers.floating_ip_release(floating_ip=fip, actor=request.user),
+    return _confirmed(request, lambda: routers.floating_ip_release(floating_ip=fip, actor=request.user),
                            done=f"{fip.address} released.", next_url=reverse("portal:floating-ip-list"),
                            action="Release", title=f"Release {fip.address}",
                            question=f"Give {fip.address} back to {fip.network.name}? Someone else may get it next.")

@@ -87,11 +87,23 @@ def argv(action: str, args: dict[str, Any], *, busybox: str = "/usr/bin/busybox"
     return None
 
 
-def shell_equivalent(action: str, args: dict[str, Any], ns: str, *, busybox: str = "/usr/bin/busybox") -> str:
-    """What a person would type for the same diagnostic (shown above its output)."""
+# How each DHCP client is asked to renew (tenants.host's LinuxHostDriver.renew_instance): udhcpc renews on
+# SIGUSR1; dhcpcd releases on SIGALRM and a fresh one solicits, so a changed reservation is honoured (a plain
+# DHCPv6 renew keeps the old address: measured).
+RENEW_SHELL = {
+    "udhcpc": "ip netns exec {ns} kill -USR1 $(cat …/udhcpc.pid)",
+    "dhcpcd": "ip netns exec {ns} kill -ALRM $(cat …/run/dhcpcd/*-6.pid)"
+              " && ip netns exec {ns} unshare -m … dhcpcd -6 -b …",
+}
+
+
+def shell_equivalent(action: str, args: dict[str, Any], ns: str, *, busybox: str = "/usr/bin/busybox",
+                     clients: tuple[str, ...] = ("udhcpc",)) -> str:
+    """What a person would type for the same diagnostic (shown above its output); ``clients`` are the DHCP
+    clients the instance runs (an IPv6-only one runs dhcpcd alone, a SLAAC-only one none)."""
     cmd = argv(action, args, busybox=busybox)
     if cmd is not None:
         return " ".join(["ip", "netns", "exec", ns, *cmd])
     if action == "renew":
-        return f"ip netns exec {ns} kill -USR1 $(cat …/udhcpc.pid)"
+        return " ; ".join(RENEW_SHELL[c].format(ns=ns) for c in clients) or "# SLAAC: no DHCP client to renew"
     return f"tail -n {LOG_TAIL_LINES} …/dnsmasq.log"

@@ -31,7 +31,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from tenants.choices import LeaseState
-from tenants.host import UPSTREAM_ECHO_PORT, HostError, inspect_namespace, netns
+from tenants.host import UPSTREAM_ECHO_PORT, HostError, InstanceLease6, inspect_namespace, netns
 from tenants.host.inspect import NamespaceInfo
 from tenants.host.inspect import flows as host_flows
 from tenants.host.inspect import inspect_router as inspect_router_ns
@@ -135,6 +135,14 @@ def inspect_target(kind: str, object_id: int) -> dict[str, Any]:
                 {"field": "DNS", "value": " ".join(str(x) for x in lease.dns_servers)},
                 {"field": "domain", "value": lease.domain or ""},
                 {"field": "lease time", "value": f"{lease.lease_seconds} s" if lease.lease_seconds else ""},
+            ]
+        lease6 = d.instance_lease6(target.instance.kernel_id)
+        if lease6 is not None:  # what dhcpcd holds: an address when stateful, options only when stateless
+            out["lease"] += [
+                {"field": "DHCPv6 address",
+                 "value": " ".join(str(a) for a in lease6.addresses) or "none (stateless: options only)"},
+                {"field": "DHCPv6 DNS", "value": " ".join(str(x) for x in lease6.dns_servers)},
+                {"field": "DHCPv6 reply", "value": lease6.reason},
             ]
     elif kind == TargetKind.DHCP:
         out["processes"].append({"program": "dnsmasq", "pid": d.dnsmasq_pid(target.network.kernel_id)})
@@ -250,12 +258,14 @@ def run_diagnostic(run_id: int) -> int | None:
             raise HostError("this object no longer exists")
         args = diagnostics.validate(run.action, run.args, run.kind)  # again: the agent trusts no stored input
         ns = target.namespace
-        line("$ " + diagnostics.shell_equivalent(run.action, args, ns, busybox=host_config().busybox), "cmd")
+        clients = _clients(target) if run.action == "renew" else ()
+        line("$ " + diagnostics.shell_equivalent(run.action, args, ns, busybox=host_config().busybox,
+                                                 clients=clients), "cmd")
         argv = diagnostics.argv(run.action, args, busybox=host_config().busybox)
         if argv is not None:
             code = hostside.run_streaming(ns, argv, line)
         elif run.action == "renew":
-            code = _renew(target, line)
+            code = _renew(target, clients, line)
         elif run.action == "dnsmasq_log":
             code = _log_tail(target, line)
     except (HostError, diagnostics.DiagnosticError, OSError) as exc:
@@ -267,20 +277,60 @@ def run_diagnostic(run_id: int) -> int | None:
     return code
 
 
-def _renew(target: Target, line) -> int:
+RENEW6_TIMEOUT = 15.0  # a fresh dhcpcd waits ~1 s before its SOLICIT and leased in ~2 s (MEASURED.md); loaded
+
+
+def _clients(target: Target) -> tuple[str, ...]:
+    """The DHCP clients the instance runs: udhcpc with an IPv4 subnet, dhcpcd with a DHCPv6 one (neither: SLAAC)."""
+    spec = instance_spec(target.instance)
+    return tuple(c for c, runs in (("udhcpc", spec.dhcpv4), ("dhcpcd", spec.dhcpv6)) if runs)
+
+
+def _renew(target: Target, clients: tuple[str, ...], line) -> int:
+    """Renew with every client the instance runs and report what each holds afterwards; 0 when all renewed."""
+    if not clients:
+        line("SLAAC needs no DHCP client: the address follows the router advertisements", "err")
+        return 1
     d = driver()
     iid = target.instance.kernel_id
-    before = d.instance_lease(iid)
+    before, before6 = d.instance_lease(iid), d.instance_lease6(iid)
+    pid4, pid6 = d.udhcpc_pid(iid), d.dhcpcd_pid(iid)
     d.renew_instance(iid)
-    line(f"sent SIGUSR1 to udhcpc (pid {d.udhcpc_pid(iid)}): renewing")
-    lease = d.wait_instance_lease(
-        iid, lambda lease: before is None or lease.obtained != before.obtained, timeout=5.0
-    )
-    if lease is None:
-        line("no lease yet", "err")
-        return 1
-    line(f"holding {lease.interface} from DHCP server {lease.server_id} (lease {lease.lease_seconds} s)")
-    return 0
+    code = 0
+    if "udhcpc" in clients:
+        line(f"sent SIGUSR1 to udhcpc (pid {pid4}): renewing")
+        lease = d.wait_instance_lease(
+            iid, lambda lease: before is None or lease.obtained != before.obtained, timeout=5.0
+        )
+        if lease is None:
+            line("no IPv4 lease yet", "err")
+            code = 1
+        else:
+            line(f"holding {lease.interface} from DHCP server {lease.server_id} (lease {lease.lease_seconds} s)")
+    if "dhcpcd" in clients:
+        line(f"sent SIGALRM to dhcpcd (pid {pid6}): released; a fresh dhcpcd solicits")
+        lease6 = _wait_lease6(iid, None if before6 is None else before6.obtained)
+        if lease6 is None:
+            line("no DHCPv6 reply yet", "err")
+            code = 1
+        else:
+            held = " ".join(str(a) for a in lease6.addresses) or "no address (stateless: options only)"
+            dns = " ".join(str(a) for a in lease6.dns_servers) or "none"
+            line(f"dhcpcd (pid {d.dhcpcd_pid(iid)}) {lease6.reason}: holding {held}, DNS {dns}")
+    return code
+
+
+def _wait_lease6(iid: str, obtained_before: float | None) -> InstanceLease6 | None:
+    """The instance's DHCPv6 result once dhcpcd records a new one (None on timeout)."""
+    d = driver()
+    deadline = time.monotonic() + RENEW6_TIMEOUT
+    while True:
+        lease6 = d.instance_lease6(iid)
+        if lease6 is not None and lease6.obtained != obtained_before:
+            return lease6
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
 
 
 def _log_tail(target: Target, line) -> int:

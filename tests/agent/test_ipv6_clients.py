@@ -6,28 +6,19 @@ DHCPv6 subnets, udhcpc only with an IPv4 subnet.
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
+from django.core.management import call_command
 
 from tenants import services
 from tenants.choices import LeaseState, ObjectStatus
-from tenants.hostspecs import driver, host_config
+from tenants.hostspecs import driver
 from tenants.models import Instance, Lease, Tenant
 from tenants.testing import settle
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host]
-
-
-@pytest.fixture(autouse=True)
-def _fast_ipv6(settings):
-    """No RS delay, no DAD in instances (SLAAC in ms instead of ~3.5 s); the driver is rebuilt around it."""
-    settings.NETDASH_FAST_IPV6 = True
-    host_config.cache_clear()
-    driver.cache_clear()
-    yield
-    host_config.cache_clear()
-    driver.cache_clear()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host, pytest.mark.usefixtures("fast_ipv6")]
 
 
 def global_v6(instance: Instance) -> set[str]:
@@ -48,7 +39,7 @@ def v6_network(tenant: Tenant, mode: str, *, dual: bool):
 
 @pytest.mark.parametrize("mode", ["slaac", "dhcpv6-stateless", "dhcpv6-stateful"])
 @pytest.mark.parametrize("dual", [False, True], ids=["v6-only", "dual-stack"])
-def test_each_mode_ends_with_the_database_address_and_clients(host_clean, agent_queue, mode, dual):
+def test_each_mode_ends_with_the_database_address_and_clients(host_clean, agent_queue, mode, dual, capsys):
     tenant = Tenant.objects.create(name="T6", slug="t6")
     network = v6_network(tenant, mode, dual=dual)
     instance = services.instance_create(network=network, hostname="vm6")
@@ -67,3 +58,20 @@ def test_each_mode_ends_with_the_database_address_and_clients(host_clean, agent_
     if dual:
         held = d.instance_lease(kid)
         assert held is not None and str(held.ip) == instance.ip_address
+    # What an operator reads: the row of ``manage.py netns_status`` names each client the instance runs, then what
+    # each holds (udhcpc's IPv4 lease, dhcpcd's DHCPv6 address, or "stateless": options only, which may follow the
+    # SLAAC address).
+    processes = ([f"udhcpc {d.udhcpc_pid(kid)}"] if dual else []) + (
+        [f"dhcpcd {d.dhcpcd_pid(kid)}"] if mode != "slaac" else [])
+    holds = ([instance.ip_address] if dual else []) + (
+        {"slaac": [], "dhcpv6-stateless": ["stateless"], "dhcpv6-stateful": [want6]}[mode])
+    tail = re.escape(", ".join(processes) or "none (SLAAC)") + r"\s+" + re.escape(" ".join(holds) or "-") + "$"
+    assert settle(lambda: re.search(tail, netns_status_row(instance, capsys))), (tail, netns_status_row(instance,
+                                                                                                       capsys))
+
+
+def netns_status_row(instance: Instance, capsys) -> str:
+    """The instance's row of ``manage.py netns_status``."""
+    call_command("netns_status")
+    [row] = [line for line in capsys.readouterr().out.splitlines() if f"instance {instance.hostname} " in line]
+    return row

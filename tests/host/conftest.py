@@ -105,3 +105,9 @@ class PatientDriver(LinuxHostDriver):
 def driver(host_config: Callable[[], HostConfig]) -> LinuxHostDriver:
     """A driver on its own prefix and state dir."""
     return PatientDriver(host_config())
+
+
+@pytest.fixture
+def fast_driver(driver) -> LinuxHostDriver:
+    """The same driver with HostConfig.fast_ipv6 (instances solicit routers at once and skip DAD)."""
+    return type(driver)(dataclasses.replace(driver.config, fast_ipv6=True))

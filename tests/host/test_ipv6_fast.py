@@ -9,14 +9,13 @@ solicitations (the kernel's own per-device counter) and read the sysctls that ma
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import os
 
 import pytest
 from host_helpers import ipv6_addresses, ns_exec, sysctl, wait_for
 
-from tenants.host import InstanceSpec, LinuxHostDriver, NetworkSpec, SubnetSpec
+from tenants.host import InstanceSpec, NetworkSpec, SubnetSpec
 from tenants.validators import eui64_address
 
 pytestmark = pytest.mark.host
@@ -26,11 +25,6 @@ if os.geteuid() != 0:  # CI runs as root, so these never silently skip there
 
 PREFIX = ipaddress.ip_network("2001:db8:65::/64")
 SETTLE_TIMEOUT = 30.0  # generous for a loaded machine; the assertions below are about counts, not time
-
-
-@pytest.fixture
-def fast_driver(driver) -> LinuxHostDriver:
-    return type(driver)(dataclasses.replace(driver.config, fast_ipv6=True))
 
 
 def slaac_network(nid: str) -> NetworkSpec:
@@ -52,14 +46,24 @@ def usable(ns: str, dev: str, want: str) -> bool:
     return any(a["local"] == want and not a.get("tentative") for a in ipv6_addresses(ns, dev))
 
 
+def assert_link_local_skips_dad(ns: str, dev: str) -> None:
+    """An RA sender's port: DAD off, and its link-local address (the RAs' source) not tentative right now."""
+    assert sysctl(ns, f"net.ipv6.conf.{dev}.accept_dad") == "0"
+    [link_local] = [a for a in ipv6_addresses(ns, dev) if a["scope"] == "link"]
+    assert not link_local.get("tentative"), link_local
+
+
+def assert_autoconfigured_at_first_solicitation(ns: str, dev: str, want: str) -> None:
+    """The instance gets ``want`` (SLAAC), answered the first time it solicited: no 4 s RS retry."""
+    assert wait_for(lambda: usable(ns, dev, want), timeout=SETTLE_TIMEOUT, step=0.02), ipv6_addresses(ns, dev)
+    assert router_solicitations_sent(ns, dev) == 1
+
+
 def test_dhcp_port_link_local_skips_dad(fast_driver):
     """dnsmasq's RA source (the DHCP port's link-local address) is usable as soon as the network exists."""
     d = fast_driver
     d.ensure_network(slaac_network("a651"))
-    dhcp, dev = d.names.dhcp_ns("a651"), d.names.dhcp_dev("a651")
-    assert sysctl(dhcp, f"net.ipv6.conf.{dev}.accept_dad") == "0"
-    [link_local] = [a for a in ipv6_addresses(dhcp, dev) if a["scope"] == "link"]
-    assert not link_local.get("tentative"), link_local
+    assert_link_local_skips_dad(d.names.dhcp_ns("a651"), d.names.dhcp_dev("a651"))
 
 
 def test_fast_instance_autoconfigures_from_its_first_solicitation(fast_driver):
@@ -70,7 +74,4 @@ def test_fast_instance_autoconfigures_from_its_first_solicitation(fast_driver):
     dev = d.names.inst_dev("b652")
     assert sysctl(inst.ns, f"net.ipv6.conf.{dev}.router_solicitation_delay") == "0"
     assert sysctl(inst.ns, f"net.ipv6.conf.{dev}.accept_dad") == "0"
-    want = str(eui64_address(PREFIX, mac))
-    assert wait_for(lambda: usable(inst.ns, dev, want), timeout=SETTLE_TIMEOUT, step=0.02), ipv6_addresses(inst.ns,
-                                                                                                            dev)
-    assert router_solicitations_sent(inst.ns, dev) == 1  # answered the first time: no 4 s retry
+    assert_autoconfigured_at_first_solicitation(inst.ns, dev, str(eui64_address(PREFIX, mac)))

@@ -18,27 +18,12 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def tenant(tenant_factory):
-    return tenant_factory(name="Acme", slug="acme")
-
-
-@pytest.fixture
-def admin(member_factory, tenant):
-    return member_factory(tenant, role="admin", username="acme-admin")
-
-
-@pytest.fixture
 def client_for(client):
     def login(user) -> Client:
         client.force_login(user)
         return client
 
     return login
-
-
-@pytest.fixture
-def network(network_factory, tenant):
-    return network_factory(tenant=tenant, name="lab", cidr="192.168.1.0/24")
 
 
 def field_errors(response, field: str) -> list[str]:

@@ -13,16 +13,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def tenant(tenant_factory):
-    return tenant_factory(name="Acme", slug="acme")
-
-
-@pytest.fixture
-def admin(member_factory, tenant):
-    return member_factory(tenant, role="admin", username="acme-admin")
-
-
-@pytest.fixture
 def member(member_factory, tenant):
     return member_factory(tenant, role="member", username="acme-member")
 
@@ -32,11 +22,6 @@ def external(tenant_factory):
     operators = tenant_factory(name="Operators", slug="operators")
     return routers.external_network_create(tenant=operators, name="public",
                                            subnet={"cidr": "203.0.113.0/24", "enable_dhcp": False})
-
-
-@pytest.fixture
-def network(network_factory, tenant):
-    return network_factory(tenant=tenant, name="lab", cidr="192.168.1.0/24")
 
 
 @pytest.fixture

@@ -8,37 +8,22 @@ carries this run's prefix and is removed even on failure.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
+import re
 import subprocess
-import sys
 
 import pytest
+from django.core.management import call_command
+from router_helpers import UPSTREAM, ask, echo_in
 
 from tenants import routers, services
 from tenants.choices import LeaseState, ObjectStatus
-from tenants.host import UPSTREAM_ECHO_PORT, netns
-from tenants.host.kinds.upstream import SCRIPT
+from tenants.host import netns
 from tenants.hostspecs import driver
 from tenants.models import Instance, Lease, Router, Tenant
 from tenants.reconcile import reconcile
 from tenants.testing import run_jobs, settle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host]
-
-UPSTREAM = "203.0.113.1"
-
-
-def ask(ns: str, address: str) -> str:
-    """Connect from ``ns`` to the echo service at ``address``: the address the other side saw us as ("" if
-    unreachable)."""
-    code = ("import socket,sys; s=socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5); "
-            "print(s.recv(64).decode().strip())")
-    done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code, address, str(UPSTREAM_ECHO_PORT)],
-                          capture_output=True, text=True, timeout=20)
-    return done.stdout.strip()
-
 
 def _up(instance: Instance, router: Router) -> bool:
     instance.refresh_from_db()
@@ -50,12 +35,9 @@ def _up(instance: Instance, router: Router) -> bool:
 
 
 @pytest.fixture
-def routed(host_clean, agent_queue):
+def routed(host_clean, agent_queue, external_factory):
     """The topology above, realised by the agent's jobs; yields (router, instance, external network)."""
-    operators = Tenant.objects.create(name="Operators", slug="ops")
-    external = routers.external_network_create(
-        tenant=operators, name="public", simulated_upstream=True,
-        subnet={"cidr": "203.0.113.0/24", "gateway": UPSTREAM, "enable_dhcp": False})
+    external = external_factory(simulated_upstream=True, gateway=UPSTREAM, enable_dhcp=False)
     tenant = Tenant.objects.create(name="Tenant A", slug="ta")
     network = services.network_create(tenant=tenant, name="net", subnet={"cidr": "192.168.1.0/24"})
     router = routers.router_create(tenant=tenant, name="r1", external_network=external)
@@ -65,21 +47,13 @@ def routed(host_clean, agent_queue):
     yield router, instance, external
 
 
-@contextlib.contextmanager
-def echo_in(ns: str, pid_file: str):
-    """The upstream's echo service inside an instance too (what a floating IP must reach); stopped by its pid."""
-    subprocess.run(["ip", "netns", "exec", ns, sys.executable, str(SCRIPT), str(UPSTREAM_ECHO_PORT), pid_file],
-                   check=True, capture_output=True, text=True, timeout=20)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(int(open(pid_file).read().strip()), signal.SIGTERM)
-
-
-def test_instance_reaches_upstream_as_the_router_then_as_its_floating_ip(routed, tmp_path):
+def test_instance_reaches_upstream_as_the_router_then_as_its_floating_ip(routed, tmp_path, capsys):
     router, instance, external = routed
     names = driver().names
+    # The operator's view: the external network has no DHCP, so only its segment and no dnsmasq to miss.
+    call_command("netns_status")
+    [row] = [line for line in capsys.readouterr().out.splitlines() if "network public " in line]
+    assert re.search(rf"{names.seg_ns(external.kernel_id)}\s+yes\s+none \(no DHCP\)\s+-$", row), row
     inst_ns, upstream_ns = names.inst_ns(instance.kernel_id), names.upstream_ns(external.kernel_id)
     assert netns.exists(names.router_ns(router.kernel_id))
     # SNAT: the upstream sees the router's external address, never the tenant address.

@@ -13,19 +13,15 @@ Everything carries this run's prefix and is removed even on failure; the root na
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 
 import pytest
+from router_helpers import UPSTREAM, ask, echo_in
 
 from tenants import routers, services
 from tenants.choices import LeaseState, ObjectStatus
-from tenants.host import UPSTREAM_ECHO_PORT, netns
-from tenants.host.kinds.upstream import SCRIPT
+from tenants.host import netns
 from tenants.hostspecs import driver
 from tenants.models import FloatingIP, Instance, Lease, Network, Router, Tenant
 from tenants.reconcile import reconcile
@@ -33,36 +29,15 @@ from tenants.testing import run_jobs, settle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host]
 
-UPSTREAM = "203.0.113.1"
-
 
 def ns_run(ns: str, *argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True, timeout=30)
-
-
-def ask(ns: str, address: str) -> str:
-    """The address the echo service at ``address`` saw ``ns`` as ("" if unreachable)."""
-    code = ("import socket,sys; s=socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5); "
-            "print(s.recv(64).decode().strip())")
-    return ns_run(ns, sys.executable, "-c", code, address, str(UPSTREAM_ECHO_PORT)).stdout.strip()
 
 
 def root_view() -> list[str]:
     """The root namespace's links, addresses and routes: what a router must never touch."""
     return [subprocess.run(["ip", *argv], capture_output=True, text=True, check=True).stdout
             for argv in (["-br", "link"], ["-br", "addr"], ["route"], ["-6", "route"])]
-
-
-@contextlib.contextmanager
-def echo_in(ns: str, pid_file: str):
-    """The echo service inside an instance too (what east-west and floating-IP callers reach); stopped by pid."""
-    subprocess.run(["ip", "netns", "exec", ns, sys.executable, str(SCRIPT), str(UPSTREAM_ECHO_PORT), pid_file],
-                   check=True, capture_output=True, text=True, timeout=20)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(int(open(pid_file).read().strip()), signal.SIGTERM)
 
 
 @dataclass
@@ -95,11 +70,8 @@ def _leased(instances: list[Instance], routers_: list[Router]) -> bool:
 
 
 @pytest.fixture
-def world(host_clean, agent_queue) -> World:
-    operators = Tenant.objects.create(name="Operators", slug="ops")
-    external = routers.external_network_create(
-        tenant=operators, name="public", simulated_upstream=True,
-        subnet={"cidr": "203.0.113.0/24", "gateway": UPSTREAM, "enable_dhcp": False})
+def world(host_clean, agent_queue, external_factory) -> World:
+    external = external_factory(simulated_upstream=True, gateway=UPSTREAM, enable_dhcp=False)
     a, b = Tenant.objects.create(name="Tenant A", slug="ta"), Tenant.objects.create(name="Tenant B", slug="tb")
     front = services.network_create(tenant=a, name="front", subnet={"cidr": "192.168.1.0/24"})
     back = services.network_create(tenant=a, name="back", subnet={"cidr": "10.10.0.0/24"})

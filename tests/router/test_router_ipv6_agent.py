@@ -11,12 +11,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import subprocess
-import sys
 
 import pytest
+from router_helpers import UPSTREAM, ask
 
 from tenants import routers, services, subnet_pools
-from tenants.host import UPSTREAM_ECHO_PORT
 from tenants.hostspecs import driver, names, router_external_ipv6
 from tenants.models import Instance, Router, Tenant
 from tenants.testing import settle
@@ -24,15 +23,6 @@ from tenants.testing import settle
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host]
 
 UPSTREAM6 = "2001:db8:ff::1"
-
-
-def ask(ns: str, address: str) -> str:
-    """The address the echo service at ``address`` saw us as, from ``ns`` ("" if unreachable)."""
-    code = ("import socket,sys; s=socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5); "
-            "print(s.recv(64).decode().strip())")
-    done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code, address, str(UPSTREAM_ECHO_PORT)],
-                          capture_output=True, text=True, timeout=20)
-    return done.stdout.strip()
 
 
 def addresses6(ns: str) -> set[str]:
@@ -54,11 +44,8 @@ def default6(ns: str) -> str:
                           check=True).stdout
 
 
-def test_a_routed_pool_subnet_reaches_the_upstream_with_its_own_address(host_clean, agent_queue):
-    operators = Tenant.objects.create(name="Operators", slug="ops")
-    external = routers.external_network_create(
-        tenant=operators, name="public", simulated_upstream=True,
-        subnet={"cidr": "203.0.113.0/24", "gateway": "203.0.113.1", "enable_dhcp": False})
+def test_a_routed_pool_subnet_reaches_the_upstream_with_its_own_address(host_clean, agent_queue, external_factory):
+    external = external_factory(simulated_upstream=True, gateway=UPSTREAM, enable_dhcp=False)
     services.subnet_create(network=external, cidr="2001:db8:ff::/64", gateway=UPSTREAM6,
                            ipv6_address_mode="dhcpv6-stateful", enable_dhcp=False)
     tenant = Tenant.objects.create(name="Tenant A", slug="ta")

@@ -20,7 +20,7 @@ from rq.timeouts import TimerDeathPenalty
 from tenants import services
 from tenants.choices import LeaseState, ObjectStatus, Role
 from tenants.hostspecs import driver
-from tenants.models import Instance, Lease
+from tenants.models import Instance, Lease, Tenant
 from tenants.testing import require_root, serve_daphne, settle
 
 
@@ -115,6 +115,25 @@ def overlap(host_clean, agent_queue, user_factory):
         m["instance"].refresh_from_db()
         m["network"].refresh_from_db()
     return made
+
+
+@pytest.fixture
+def ipv6_only_instance(host_clean, agent_thread, user_factory):
+    """``make(mode, cidr)`` → (member, instance): a tenant of its own with one IPv6-only network in ``mode``
+    (ra and address mode alike) and an instance there, once ``agent_thread`` made it active. (The host is cleaned
+    before the agent starts and after it stopped.)"""
+
+    def make(mode: str, cidr: str):
+        tenant = Tenant.objects.create(name="T6", slug="t6")
+        user = user_factory(username="u6")
+        services.membership_set(tenant=tenant, user=user, role=Role.MEMBER)
+        network = services.network_create(tenant=tenant, name="n6", subnet={
+            "cidr": cidr, "ipv6_ra_mode": mode, "ipv6_address_mode": mode})
+        instance = services.instance_create(network=network, hostname="vm6")
+        assert settle(lambda: Instance.objects.get(pk=instance.pk).status == ObjectStatus.ACTIVE, timeout=40)
+        return user, instance
+
+    return make
 
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,24 +8,9 @@ import re
 import pytest
 from django.urls import reverse
 
-from tenants import services
-from tenants.choices import ObjectStatus, Role
-from tenants.hostspecs import driver, host_config
-from tenants.models import Instance, Tenant
 from tenants.testing import settle
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host]
-
-
-@pytest.fixture(autouse=True)
-def _fast_ipv6(settings):
-    """No RS delay, no DAD in instances; the driver is rebuilt around it."""
-    settings.NETDASH_FAST_IPV6 = True
-    host_config.cache_clear()
-    driver.cache_clear()
-    yield
-    host_config.cache_clear()
-    driver.cache_clear()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host, pytest.mark.usefixtures("fast_ipv6")]
 
 
 @pytest.mark.parametrize("mode,flags,origin", [
@@ -33,16 +18,9 @@ def _fast_ipv6(settings):
     ("dhcpv6-stateless", "M=0 O=1 · 2001:db8:75::/64 L=1 A=1", "SLAAC"),
     ("dhcpv6-stateful", "M=1 O=1 · 2001:db8:75::/64 L=1 A=0", "DHCPv6"),
 ])
-def test_inspector_shows_ra_flags_and_address_origins(client, host_clean, agent_thread, user_factory, mode, flags,
-                                                      origin):
-    tenant = Tenant.objects.create(name="T", slug="t6")
-    user = user_factory(username="u6")
-    services.membership_set(tenant=tenant, user=user, role=Role.MEMBER)
-    network = services.network_create(tenant=tenant, name="n6", subnet={
-        "cidr": "2001:db8:75::/64", "ipv6_ra_mode": mode, "ipv6_address_mode": mode})
-    instance = services.instance_create(network=network, hostname="vm6")
+def test_inspector_shows_ra_flags_and_address_origins(client, ipv6_only_instance, mode, flags, origin):
+    user, instance = ipv6_only_instance(mode, "2001:db8:75::/64")
     want = instance.ip_address
-    assert settle(lambda: Instance.objects.get(pk=instance.pk).status == ObjectStatus.ACTIVE, timeout=40)
     client.force_login(user)
     url = reverse("teach:instance-inspect", args=[instance.pk])
     assert settle(lambda: f"{want}/" in client.get(url).content.decode(), timeout=40)
@@ -53,3 +31,13 @@ def test_inspector_shows_ra_flags_and_address_origins(client, host_clean, agent_
     assert 'class="origin">link-local<' in text
     assert "router lifetime 0: not a default router" in text
     assert ("dhcpcd: pid" in text) == (mode != "slaac")
+    # dhcpcd's lease as held (a stateless reply may follow the SLAAC address, so read again until it is there)
+    expected = {"slaac": None, "dhcpv6-stateless": "none (stateless: options only)", "dhcpv6-stateful": want}[mode]
+    assert settle(lambda: dhcpv6_address_row(client.get(url).content.decode()) == expected, timeout=40), (
+        dhcpv6_address_row(client.get(url).content.decode()), expected)
+
+
+def dhcpv6_address_row(page: str) -> str | None:
+    """The inspector's "DHCPv6 address" lease row, or None when it shows none."""
+    held = re.search(r'<th>DHCPv6 address</th><td class="mono">([^<]*)<', page)
+    return held.group(1) if held else None

@@ -15,24 +15,13 @@ from teach import ipv6_lab, selectors
 from teach import services as lab_services
 from teach.models import Classroom, Lab, LabKind
 from tenants.choices import ObjectStatus
-from tenants.hostspecs import driver, host_config, names
+from tenants.hostspecs import names
 from tenants.models import Instance, Network, Tenant
 from tenants.testing import settle
 from tenants.validators import eui64_address
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host, pytest.mark.usefixtures("fast_ipv6")]
 MODES = [m for m, _n, _c in ipv6_lab.MODES]
-
-
-@pytest.fixture(autouse=True)
-def _fast_ipv6(settings):
-    """No RS delay, no DAD in instances; the driver is rebuilt around it."""
-    settings.NETDASH_FAST_IPV6 = True
-    host_config.cache_clear()
-    driver.cache_clear()
-    yield
-    host_config.cache_clear()
-    driver.cache_clear()
 
 
 @pytest.fixture

@@ -13,23 +13,12 @@ import pytest
 
 from teach import selectors
 from teach.models import Classroom, Lab
-from tenants.hostspecs import driver, host_config
 from tenants.models import Tenant
 
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", Path(__file__).resolve().parents[2] / "artifacts"))
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host, pytest.mark.browser]
-
-
-@pytest.fixture(autouse=True)
-def _fast_ipv6(settings):
-    """No RS delay, no DAD in instances; the driver is rebuilt around it."""
-    settings.NETDASH_FAST_IPV6 = True
-    host_config.cache_clear()
-    driver.cache_clear()
-    yield
-    host_config.cache_clear()
-    driver.cache_clear()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host, pytest.mark.browser,
+              pytest.mark.usefixtures("fast_ipv6")]
 
 
 def test_a_learner_builds_the_ipv6_lab_and_sees_the_three_modes_live(host_clean, agent_loops, user_factory,

@@ -57,10 +57,15 @@ SYSCTLS = (
     ("net.netfilter.nf_conntrack_tcp_be_liberal", "1"),
 )
 # With IPv6: forwarding on (Neutron's namespaces.py); RAs are never accepted, the routes come from the spec.
+# The ports (made after these) skip DAD, like the DHCP namespace's (kinds/dhcp.py): the RA daemon sends from a
+# port's link-local address, and while that is tentative (~1-2 s after the port is made) its RAs leave with a
+# global source that instances drop (RFC 4861 §6.1.2), so an instance on a freshly routed subnet waited for its
+# RS retry 4 s later. The router's addresses are its own by construction (IPAM); DAD has nothing to find.
 SYSCTLS6 = (
     ("net.ipv6.conf.all.forwarding", "1"),
     ("net.ipv6.conf.all.accept_ra", "0"),
     ("net.ipv6.conf.default.accept_ra", "0"),
+    ("net.ipv6.conf.default.accept_dad", "0"),
 )
 RA_START_TIMEOUT = 10.0
 # dnsmasq's range keyword per Neutron ipv6_ra_mode, for the flags it puts in the RA (MEASURED.md): ra-only A;
