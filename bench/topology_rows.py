@@ -14,6 +14,7 @@ their big views with the same ``seed``.
 from __future__ import annotations
 
 import ipaddress
+import json
 import secrets
 import time
 from datetime import timedelta
@@ -113,16 +114,18 @@ def measure(base_url: str, *, n_networks: int = NETWORKS, n_instances: int = INS
 
     tenant, user = seed(slug=f"topo-{secrets.token_hex(3)}", n_networks=n_networks, n_instances=n_instances)
     snap = snapshot_seconds(tenant, user)
+    size = len(json.dumps(build_snapshot(user, resolve_view(user, tenant_id=tenant.pk)), separators=(",", ":")))
     draw = first_draw_seconds(base_url, tenant, session_key(user))
     # Rows only: nothing was realised, so nothing on the host to tear down; the sizes that follow start empty.
     Instance.objects.filter(network__tenant=tenant).delete()
     tenant.networks.all().delete()
-    return {"networks": n_networks, "instances": n_instances, "snapshot": summary(snap), "first_draw": summary(draw)}
+    return {"networks": n_networks, "instances": n_instances, "snapshot_bytes": size,
+            "snapshot": summary(snap), "first_draw": summary(draw)}
 
 
 def table(row: dict[str, Any]) -> str:
     """One line per figure: median and p95 in ms."""
-    head = f"topology, {row['networks']} networks / {row['instances']} instances"
+    head = f"topology, {row['networks']} networks / {row['instances']} instances ({row['snapshot_bytes'] >> 10} KiB)"
     lines = [f"{head:<52} {'p50':>8} {'p95':>8}"]
     for key, what in (("snapshot", "snapshot build (build_snapshot)"),
                       ("first_draw", "Chromium: navigation → first drawing")):
