@@ -112,7 +112,9 @@ def measure(base_url: str, *, n_networks: int = NETWORKS, n_instances: int = INS
     """``{"networks", "instances", "snapshot": summary, "first_draw": summary}`` (seconds) for one seeded tenant."""
     from .stats import summary
 
-    tenant, user = seed(slug=f"topo-{secrets.token_hex(3)}", n_networks=n_networks, n_instances=n_instances)
+    # On a node no agent serves: the bench's own agent must not start realising (or reconciling) these rows.
+    tenant, user = seed(slug=f"topo-{secrets.token_hex(3)}", n_networks=n_networks, n_instances=n_instances,
+                        node="rows-only")
     snap = snapshot_seconds(tenant, user)
     size = len(json.dumps(build_snapshot(user, resolve_view(user, tenant_id=tenant.pk)), separators=(",", ":")))
     draw = first_draw_seconds(base_url, tenant, session_key(user))
