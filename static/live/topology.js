@@ -53,7 +53,7 @@
   var layout = freshLayout();
   var firstSnapshot = true;
   var selectedId = null;
-  var rendered = { count: 0, lastMs: 0, nodes: 0, firstDrawMs: 0 };
+  var rendered = { count: 0, lastMs: 0, nodes: 0, snapshotMs: 0, firstDrawMs: 0 };
   var pending = false;
 
   function freshLayout() {
@@ -555,6 +555,7 @@
   // --- socket ---------------------------------------------------------------------------------------------
 
   function onSnapshot(snap) {
+    if (firstSnapshot) { rendered.snapshotMs = performance.now(); }  // navigation → first snapshot parsed
     store.loadSnapshot(snap);
     if (firstSnapshot) {
       firstSnapshot = false;
