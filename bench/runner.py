@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management import call_command
 
-from . import ipv6_rows, report, supervisor
+from . import ipv6_rows, report, supervisor, topology_rows
 from .baselines import Baseline
 from .product import Product
 from .router_rows import RouterRows
@@ -61,6 +61,8 @@ def run(options: dict[str, Any]) -> int:
     code = 0
     try:
         results["meta"]["agent_startup_s"] = stack.start_agents()
+        if "topology" in figures:  # the page needs its static files, which daphne's whitenoise reads at start
+            call_command("collectstatic", "--noinput", verbosity=0)
         stack.start_daphne()
         product = Product(stack)
         base = {k: Baseline(k, ds[k], run_dir) for k in contenders}
@@ -75,6 +77,11 @@ def run(options: dict[str, Any]) -> int:
             _step("ipv6. create → v6 address usable, per mode, default and fast sysctls")
             results["ipv6"] = ipv6_rows.measure(ds, run_dir, IPV6_SAMPLES)
             print(ipv6_rows.table(results["ipv6"]))
+        if "topology" in figures:  # opt-in (--figures …,topology): rows only, a Chromium page per sample
+            _step(f"topology. snapshot build and first draw, {topology_rows.NETWORKS} networks / "
+                  f"{topology_rows.INSTANCES} instances")
+            results["topology"] = topology_rows.measure(f"http://127.0.0.1:{stack.daphne_port}")
+            print(topology_rows.table(results["topology"]))
         if "burst" in figures:
             m = options["burst"]
             _step(f"3. burst of {m} instances on one network")

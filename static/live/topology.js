@@ -2,10 +2,16 @@
  * in a row above the cards, joined to the subnets they route and to their external network (a row above them),
  * each floating IP written under the instance it reaches.
  *
- * Layout is ours, not a force layout: each network is a card at a fixed anchor (masonry columns, one set of
- * columns per tenant in the isolation view) and each child keeps the slot it was first given. So a delta
- * never moves an existing node: new nodes appear in the next free slot of their network, and a new network in
- * the shortest column. "Tidy layout" is the only thing that recomputes every position.
+ * Layout is ours, not a force layout: networks sit on a grid of columns (one set of columns per tenant in the
+ * isolation view), each a one-column tile when collapsed or a two-column card when expanded, stacked like masonry;
+ * each child keeps the slot it was first given. So a delta never moves an existing node: new nodes appear in the
+ * next free slot of their network, and a new network in the lowest columns. Expanding or collapsing one network
+ * re-stacks its tenant's columns; Collapse all, Expand all and Tidy layout recompute every position.
+ *
+ * Readable at every size: the columns are planned so that the drawing has the canvas's shape, labels are drawn at
+ * 11 px on screen or not at all, and the first view is the whole drawing if that is readable, else its top-left
+ * at the readable zoom, with every network collapsed to a tile with its counts when expanded would need more
+ * than a little panning (500 networks). Search zooms to the hit; nodes the user drags stay put across reloads.
  *
  * Rendering reconciles the model (NetdashLive.Store) into Cytoscape once per animation frame: a burst of
  * events costs one pass, and a resync snapshot only touches what changed.
@@ -17,14 +23,29 @@
   var container = document.getElementById('live-cy');
   if (!config || !container || !window.cytoscape) { return; }
 
-  var COLS = 4;            // instance columns inside a network card
-  var COL_W = 118;         // horizontal spacing of nodes in a card
-  var ROW_H = 78;          // vertical spacing of rows in a card
-  var CARD_GAP_X = 90;
-  var CARD_GAP_Y = 110;
-  var GROUP_GAP = 160;     // between tenants in the isolation view
-  var AUTO_COLLAPSE_INSTANCES = 400;
-  var CARD_W = COLS * COL_W;
+  // Sizes in model units (1 unit = 1 px at zoom 1). Networks sit on a grid of columns PITCH_X wide: a collapsed
+  // network is a tile of one column, an expanded one a card of CARD_SPAN columns (its widest label included).
+  var COLS = 3;            // node columns inside a network card
+  var COL_W = 130;         // horizontal spacing of nodes in a card
+  var ROW_H = 74;          // vertical spacing of rows in a card
+  var CARD_INSET_X = 78;   // card's top-left → its first node: padding plus half the widest label (the namespace)
+  var CARD_INSET_Y = 57;   // padding, the network's label above the card, half the DHCP diamond
+  var PITCH_X = 230;       // one grid column: a tile and the gap after it
+  var GAP_Y = 34;          // between networks in a column
+  var TILE_W = 200;
+  var TILE_H = 64;
+  var CARD_SPAN = 2;
+  var GROUP_GAP = 70;      // between tenants in the isolation view
+  var TENANT_PAD = 60;     // a tenant box's padding, both sides
+  // Readability: a label is drawn at >= MIN_LABEL_PX on screen or not at all ('min-zoomed-font-size'), and the
+  // first view never zooms below the zoom that shows every label. FONT is what the styles below use.
+  var MIN_LABEL_PX = 11;
+  var FONT = { dhcp: 11, node: 12, tile: 13, network: 14, tenant: 20 };
+  var MAX_FIRST_ZOOM = 2;
+  var FIT_PAD = 30;
+  // The first view draws every network expanded if that needs at most ~1/LOD_SLACK² canvases at a readable zoom
+  // (the user pans a little), else collapsed to tiles with counts (expand on demand).
+  var LOD_SLACK = 0.6;
 
   var isAll = config.mode === 'all';
   var store = new L.Store(config);
@@ -32,11 +53,11 @@
   var layout = freshLayout();
   var firstSnapshot = true;
   var selectedId = null;
-  var rendered = { count: 0, lastMs: 0, nodes: 0 };
+  var rendered = { count: 0, lastMs: 0, nodes: 0, snapshotMs: 0, firstLayoutMs: 0, firstDrawMs: 0 };
   var pending = false;
 
   function freshLayout() {
-    return { anchors: new Map(), slots: new Map(), groups: new Map(), nextGroupX: 0, groupOrder: [],
+    return { anchors: new Map(), slots: new Map(), groups: new Map(), nextGroupX: 0, plan: new Map(),
       routers: new Map(), externals: new Map() };
   }
 
@@ -49,35 +70,36 @@
     hideEdgesOnViewport: true,
     style: [
       { selector: 'node', style: {
-        'label': 'data(label)', 'font-size': 10, 'color': '#1d2733', 'text-wrap': 'wrap',
-        'text-valign': 'bottom', 'text-margin-y': 4, 'min-zoomed-font-size': 7,
+        'label': 'data(label)', 'font-size': FONT.node, 'color': '#1d2733', 'text-wrap': 'wrap',
+        'text-valign': 'bottom', 'text-margin-y': 4, 'min-zoomed-font-size': MIN_LABEL_PX,
         'background-color': 'data(colour)', 'border-width': 1, 'border-color': '#334155',
         'width': 26, 'height': 26 } },
       { selector: 'node[kind="instance"]', style: { 'shape': 'ellipse', 'border-width': 1.5,
         'border-style': 'dashed', 'border-color': '#64748b' } },
       { selector: 'node[kind="instance"][?leased]', style: { 'border-width': 4, 'border-style': 'solid',
         'border-color': '#0f766e' } },
-      { selector: 'node[kind="dhcp"]', style: { 'shape': 'diamond', 'width': 34, 'height': 34,
+      { selector: 'node[kind="dhcp"]', style: { 'shape': 'diamond', 'width': 34, 'height': 34, 'font-size': FONT.dhcp,
         'font-family': 'ui-monospace, Menlo, Consolas, monospace' } },
       { selector: 'node[kind="subnet"]', style: { 'shape': 'round-rectangle', 'width': 96, 'height': 24,
         'background-color': '#e0ecff', 'border-color': '#2563eb', 'text-valign': 'center', 'text-margin-y': 0,
-        'font-family': 'ui-monospace, Menlo, Consolas, monospace', 'font-size': 10.5 } },
+        'font-family': 'ui-monospace, Menlo, Consolas, monospace', 'font-size': FONT.node } },
       { selector: 'node[kind="subnet"][?shared]', style: { 'background-color': '#fef3c7', 'border-color': '#d97706',
         'border-width': 2 } },
       { selector: 'node[kind="network"]', style: {
         'shape': 'round-rectangle', 'background-color': '#ffffff', 'background-opacity': 0.9,
         'border-width': 3, 'border-color': 'data(colour)', 'text-valign': 'top', 'text-halign': 'center',
-        'text-margin-y': -6, 'font-size': 13, 'font-weight': 'bold', 'padding': 18,
+        'text-margin-y': -6, 'font-size': FONT.network, 'font-weight': 'bold', 'padding': 18,
         'width': 160, 'height': 56 } },
       { selector: 'node[kind="network"][?collapsed]', style: {
         'background-color': 'data(colour)', 'background-opacity': 0.35, 'text-valign': 'center',
-        'text-margin-y': 0, 'font-size': 12, 'width': 230, 'height': 64 } },
+        'text-margin-y': 0, 'font-size': FONT.tile, 'width': TILE_W, 'height': TILE_H, 'padding': 0,
+        'text-max-width': TILE_W - 10 } },
       { selector: 'node[kind="tenant"]', style: {
         'shape': 'round-rectangle', 'background-color': '#eef2f7', 'background-opacity': 1,
-        'border-width': 2, 'border-color': '#94a3b8', 'border-style': 'dashed', 'padding': 30,
-        'text-valign': 'top', 'text-margin-y': -8, 'font-size': 20, 'font-weight': 'bold', 'color': '#0f172a' } },
+        'border-width': 2, 'border-color': '#94a3b8', 'border-style': 'dashed', 'padding': TENANT_PAD / 2,
+        'text-valign': 'top', 'text-margin-y': -8, 'font-size': FONT.tenant, 'font-weight': 'bold', 'color': '#0f172a' } },
       { selector: 'node[kind="spacer"]', style: { 'opacity': 0, 'events': 'no', 'width': 1, 'height': 1 } },
-      { selector: 'edge', style: { 'width': 1.2, 'line-color': '#94a3b8', 'curve-style': 'haystack',
+      { selector: 'edge', style: { 'width': 1.2, 'min-zoomed-font-size': MIN_LABEL_PX, 'line-color': '#94a3b8', 'curve-style': 'haystack',
         'haystack-radius': 0 } },
       { selector: 'edge[kind="serves"]', style: { 'line-style': 'dashed', 'line-color': '#2563eb' } },
       { selector: 'node[kind="router"]', style: { 'shape': 'hexagon', 'width': 40, 'height': 34 } },
@@ -86,7 +108,7 @@
         'text-margin-y': 0 } },
       { selector: 'edge[kind="routes"]', style: { 'width': 2, 'line-color': '#7c3aed' } },
       { selector: 'edge[kind="gateway"]', style: { 'width': 2.5, 'line-color': '#475569', 'label': 'data(label)',
-        'font-size': 9, 'font-family': 'ui-monospace, Menlo, Consolas, monospace', 'text-background-color': '#fff',
+        'font-size': FONT.dhcp, 'font-family': 'ui-monospace, Menlo, Consolas, monospace', 'text-background-color': '#fff',
         'text-background-opacity': 1 } },
       { selector: '.faded', style: { 'opacity': 0.18 } },
       { selector: '.match', style: { 'underlay-color': '#facc15', 'underlay-opacity': 0.9, 'underlay-padding': 8,
@@ -101,49 +123,215 @@
 
   function groupKey(network) { return isAll ? network.tenant : 0; }
 
-  function cardHeight(rows) { return rows * ROW_H + 40; }
-
   function headerRows(nSubnets) { return Math.ceil((nSubnets + 1) / COLS); }
 
-  /** Number of columns for a group, chosen once (when the group first appears) so the whole reads square. */
-  function columnsFor(nNetworks) {
-    var avgH = cardHeight(3) + CARD_GAP_Y;
-    return Math.max(1, Math.ceil(Math.sqrt(nNetworks * avgH / (CARD_W + CARD_GAP_X)) * 1.2));
+  /** Height of an expanded card with ``rows`` rows of nodes, its label above and the last row's labels inside. */
+  function cardHeight(rows) { return CARD_INSET_Y + (Math.max(rows, 2) - 1) * ROW_H + 80; }
+
+  function counts() {
+    var perNet = new Map(), subs = new Map();
+    store.instances.forEach(function (i) { perNet.set(i.network, (perNet.get(i.network) || 0) + 1); });
+    store.subnets.forEach(function (s) { subs.set(s.network, (subs.get(s.network) || 0) + 1); });
+    return { perNet: perNet, subs: subs };
   }
 
-  function ensureGroup(key, sizeHint) {
+  /** What a network takes on the grid as it is drawn now: a one-column tile, or a card CARD_SPAN columns wide. */
+  function footprint(id, c) {
+    if (collapsed.has(id)) { return { span: 1, h: TILE_H }; }
+    var rows = headerRows(c.subs.get(id) || 1) + Math.ceil((c.perNet.get(id) || 0) / COLS);
+    return { span: CARD_SPAN, h: cardHeight(rows) };
+  }
+
+  /** Masonry: the leftmost run of ``span`` columns whose top is lowest, and that top. */
+  function lowestRun(heights, span) {
+    var best = { col: 0, y: Infinity };
+    for (var col = 0; col + span <= heights.length; col++) {
+      var y = heights[col];
+      for (var k = 1; k < span; k++) { y = Math.max(y, heights[col + k]); }
+      if (y < best.y) { best.col = col; best.y = y; }
+    }
+    return best;
+  }
+
+  function stack(heights, col, span, y, h) { for (var k = col; k < col + span; k++) { heights[k] = y + h + GAP_Y; } }
+
+  /** Width and height of ``items`` (footprints) stacked by masonry into ``cols`` columns. */
+  function packedSize(items, cols) {
+    var heights = new Array(cols).fill(0), right = 0;
+    items.forEach(function (f) {
+      var span = Math.min(f.span, cols), r = lowestRun(heights, span);
+      stack(heights, r.col, span, r.y, f.h);
+      right = Math.max(right, r.col + span);
+    });
+    return { w: right * PITCH_X - (PITCH_X - TILE_W), h: Math.max.apply(null, heights) - GAP_Y };
+  }
+
+  /** Columns per group, chosen once per layout so that the drawing has the canvas's shape and so fills it at the
+   * largest zoom: every total is tried, shared out between tenants by their area. Returns that zoom. */
+  function planColumns(c) {
+    var groups = new Map();
+    store.networks.forEach(function (n) {
+      var k = groupKey(n);
+      if (!groups.has(k)) { groups.set(k, { items: [], area: 0, minCols: isAll ? 1 : 2 * CARD_SPAN }); }
+      var g = groups.get(k), f = footprint(n.id, c);
+      g.items.push(f);
+      g.area += f.span * PITCH_X * (f.h + GAP_Y);
+      g.minCols = Math.max(g.minCols, f.span);
+    });
+    layout.plan = new Map();
+    if (!groups.size) { return 1; }
+    var area = 0;
+    groups.forEach(function (g) { area += g.area; });
+    var cw = Math.max(200, container.clientWidth - 2 * FIT_PAD);
+    var ch = Math.max(200, container.clientHeight - 2 * FIT_PAD) - (store.routers.size ? -EXTERNAL_ROW_Y : 0);
+    var best = { zoom: 0, cols: new Map() };
+    var most = 2 * Math.ceil(Math.sqrt(store.networks.size)) + 2 * CARD_SPAN * groups.size;
+    for (var total = 1; total <= most; total++) {
+      var cols = new Map(), w = 0, h = 0;
+      groups.forEach(function (g, k) {
+        var n = Math.max(g.minCols, Math.round(total * g.area / area));
+        var size = packedSize(g.items, n);
+        cols.set(k, n);
+        w += size.w + (isAll ? TENANT_PAD + GROUP_GAP : 0);
+        h = Math.max(h, size.h + (isAll ? TENANT_PAD + 2 * FONT.tenant : 0));
+      });
+      var zoom = Math.min(cw / w, Math.max(ch, 100) / h);
+      if (zoom > best.zoom) { best = { zoom: zoom, cols: cols }; }
+    }
+    layout.plan = best.cols;
+    return best.zoom;
+  }
+
+  function ensureGroup(key) {
     var g = layout.groups.get(key);
     if (g) { return g; }
-    // A tenant page starts with at least 3 columns so networks created later fill across, not downwards.
-    var cols = isAll ? Math.min(3, columnsFor(sizeHint || 1)) : Math.max(3, columnsFor(sizeHint || 1));
-    g = { x: layout.nextGroupX, cols: cols, heights: new Array(cols).fill(0) };
-    layout.nextGroupX += cols * (CARD_W + CARD_GAP_X) + GROUP_GAP;
+    // Planned at the first draw (and by Tidy); a tenant that appears later gets two cards' width.
+    var cols = layout.plan.get(key) || 2 * CARD_SPAN;
+    g = { x: layout.nextGroupX, cols: cols, heights: new Array(cols).fill(0), order: [] };
+    layout.nextGroupX += cols * PITCH_X + (isAll ? TENANT_PAD + GROUP_GAP : 0);
     layout.groups.set(key, g);
     return g;
   }
 
-  function counts() {
-    var perNet = new Map(), subs = new Map(), perGroup = new Map();
-    store.instances.forEach(function (i) { perNet.set(i.network, (perNet.get(i.network) || 0) + 1); });
-    store.subnets.forEach(function (s) { subs.set(s.network, (subs.get(s.network) || 0) + 1); });
-    store.networks.forEach(function (n) { var k = groupKey(n); perGroup.set(k, (perGroup.get(k) || 0) + 1); });
-    return { perNet: perNet, subs: subs, perGroup: perGroup };
-  }
-
-  /** Give a network an anchor once: the top-left of its card in the shortest column of its group. */
+  /** Give a network an anchor once: the top-left of its tile or card, in the lowest columns of its group. */
   function ensureAnchor(network, c) {
     var a = layout.anchors.get(network.id);
     if (a) { return a; }
-    var g = ensureGroup(groupKey(network), c.perGroup.get(groupKey(network)));
-    var col = 0;
-    for (var k = 1; k < g.cols; k++) { if (g.heights[k] < g.heights[col]) { col = k; } }
-    var rows = headerRows(c.subs.get(network.id) || 1) + Math.ceil((c.perNet.get(network.id) || 0) / COLS);
-    a = { x: g.x + col * (CARD_W + CARD_GAP_X), y: g.heights[col], col: col, group: g };
-    g.heights[col] += cardHeight(Math.max(rows, 2)) + CARD_GAP_Y;
+    var g = ensureGroup(groupKey(network));
+    var f = footprint(network.id, c), span = Math.min(f.span, g.cols), r = lowestRun(g.heights, span);
+    stack(g.heights, r.col, span, r.y, f.h);
+    a = { x: g.x + r.col * PITCH_X, y: r.y, col: r.col };
+    g.order.push(network.id);
     layout.anchors.set(network.id, a);
     layout.slots.set(network.id, { sub: new Map(), inst: new Map() });
     return a;
   }
+
+  /** After a network changed size (expanded, collapsed), stack its group again in the order the networks were
+   * placed, each in its column: the ones below make room or close up. Nodes the user moved stay put. */
+  function reflow(g, c) {
+    g.heights.fill(0);
+    g.order = g.order.filter(function (id) { return store.networks.has(id); });
+    g.order.forEach(function (id) {
+      var a = layout.anchors.get(id), f = footprint(id, c), span = Math.min(f.span, g.cols);
+      var col = Math.min(a.col, g.cols - span);
+      var y = Math.max.apply(null, g.heights.slice(col, col + span));
+      stack(g.heights, col, span, y, f.h);
+      var dx = g.x + col * PITCH_X - a.x, dy = y - a.y;
+      a.x += dx; a.y += dy; a.col = col;
+      if (dx || dy) { shiftNetwork(id, dx, dy); }
+    });
+  }
+
+  function shiftNetwork(id, dx, dy) {
+    var n = cy.getElementById('n' + id);
+    if (n.empty()) { return; }
+    (n.isParent() ? n.descendants() : n).forEach(function (e) {
+      if (e.isChildless() && !pins.has(e.id())) {
+        var p = e.position();
+        e.position({ x: p.x + dx, y: p.y + dy });
+      }
+    });
+  }
+
+  /** Lay everything out afresh for the current level of detail (Collapse all, Expand all, Tidy). */
+  function replan() {
+    layout = freshLayout();
+    planColumns(counts());
+    cy.elements().remove();
+    reconcile();
+    firstView();
+  }
+
+  /** Level of detail of the first draw: every network expanded if that drawing is readable after at most a
+   * little panning (LOD_SLACK), else each a tile with its counts, expanded on demand. Plans the columns. */
+  function chooseDetail() {
+    layout = freshLayout();
+    var c = counts();
+    if (planColumns(c) < LOD_SLACK * MIN_LABEL_PX / FONT.dhcp) {
+      store.networks.forEach(function (n) { collapsed.add(n.id); });
+      planColumns(c);
+    }
+  }
+
+  /** The lowest zoom at which every label on the graph is drawn at MIN_LABEL_PX or more. */
+  function readableZoom() {
+    var smallest = Infinity;
+    cy.elements().forEach(function (e) {
+      if (e.data('label')) { smallest = Math.min(smallest, e.pstyle('font-size').pfValue); }
+    });
+    return smallest === Infinity ? 1 : MIN_LABEL_PX / smallest;
+  }
+
+  /** Everything if it fits at a readable zoom (capped at MAX_FIRST_ZOOM, so a small graph is not blown up),
+   * else the top-left of the drawing at the readable zoom, filling the canvas; search and panning find the rest. */
+  function firstView() {
+    cy.fit(undefined, FIT_PAD);
+    var readable = readableZoom();
+    if (cy.zoom() > MAX_FIRST_ZOOM) {
+      cy.zoom(MAX_FIRST_ZOOM);
+      cy.center();
+    } else if (cy.zoom() < readable) {
+      var bb = cy.elements().boundingBox();
+      cy.zoom(readable);
+      cy.pan({ x: FIT_PAD - bb.x1 * readable, y: FIT_PAD - bb.y1 * readable });
+    }
+  }
+
+  /** Bring ``eles`` into view at a readable zoom: all of them if they fit, else the first. */
+  function zoomTo(eles) {
+    var readable = readableZoom(), bb = eles.boundingBox(), target = eles;
+    var zoom = Math.min(MAX_FIRST_ZOOM, (container.clientWidth - 2 * FIT_PAD) / Math.max(bb.w, 1),
+      (container.clientHeight - 2 * FIT_PAD) / Math.max(bb.h, 1));
+    if (zoom < readable) { zoom = readable; target = eles.first(); }
+    cy.stop();
+    cy.animate({ zoom: zoom, center: { eles: target }, duration: 250 });
+  }
+
+  // --- positions the user chose -------------------------------------------------------------------------
+
+  /** Where the user dragged nodes, kept in this browser's localStorage per view (a tenant's page, the isolation
+   * view). Why there and not in the database: an arrangement is one person's way of reading the diagram, not
+   * tenant state; kept server-side it would need a model and a write per drag, and the members of one tenant
+   * would keep moving each other's boxes. Tidy layout forgets them. */
+  var pins = (function () {
+    var key = 'netdash.topology.v1.' + (isAll ? 'all' : 'tenant.' + config.tenant);
+    var saved = {};
+    try { saved = JSON.parse(window.localStorage.getItem(key) || '{}') || {}; } catch (e) { saved = {}; }
+    function write() {
+      try { window.localStorage.setItem(key, JSON.stringify(saved)); } catch (e) { /* full or disabled: not kept */ }
+    }
+    return {
+      key: key,
+      has: function (id) { return Object.prototype.hasOwnProperty.call(saved, id); },
+      get: function (id) { var p = saved[id]; return p ? { x: p[0], y: p[1] } : null; },
+      save: function (nodes) {
+        nodes.forEach(function (n) { var p = n.position(); saved[n.id()] = [Math.round(p.x), Math.round(p.y)]; });
+        write();
+      },
+      clear: function () { saved = {}; write(); }
+    };
+  }());
 
   function takeSlot(map, id) {
     if (map.has(id)) { return map.get(id); }
@@ -188,8 +376,8 @@
 
     if (isAll) {
       store.tenants.forEach(function (t) {
-        var g = ensureGroup(t.id, c.perGroup.get(t.id));
-        want.set('t' + t.id, { group: 'nodes', position: { x: g.x + CARD_W / 2, y: 0 },
+        var g = ensureGroup(t.id);
+        want.set('t' + t.id, { group: 'nodes', position: { x: g.x, y: 0 },
           data: { id: 't' + t.id, kind: 'tenant', label: t.name } });
       });
     }
@@ -213,20 +401,21 @@
       }
       var netNode = { group: 'nodes', data: { id: nid, kind: 'network', ref: n.id, label: label, status: n.status,
         colour: colour(n.status), collapsed: isCollapsed, parent: isAll ? 't' + n.tenant : undefined } };
-      if (isCollapsed) { netNode.position = { x: a.x + CARD_W / 2, y: a.y + 40 }; }
+      if (isCollapsed) { netNode.position = { x: a.x + TILE_W / 2, y: a.y + TILE_H / 2 }; }
       want.set(nid, netNode);
       if (isCollapsed) { return; }
+      var x0 = a.x + CARD_INSET_X, y0 = a.y + CARD_INSET_Y;
       // An invisible node at the card's right edge: every card has the same width, so columns read as a grid.
-      want.set('w' + n.id, { group: 'nodes', position: { x: a.x + (COLS - 1) * COL_W + 20, y: a.y }, data: {
+      want.set('w' + n.id, { group: 'nodes', position: { x: x0 + (COLS - 1) * COL_W + CARD_INSET_X - 18, y: y0 }, data: {
         id: 'w' + n.id, kind: 'spacer', parent: nid, label: '', colour: '#fff', status: '' } });
       var did = 'd' + n.id;
-      want.set(did, { group: 'nodes', position: { x: a.x, y: a.y }, data: {
+      want.set(did, { group: 'nodes', position: { x: x0, y: y0 }, data: {
         id: did, kind: 'dhcp', ref: n.id, parent: nid, status: n.status, colour: colour(n.status),
         label: n.dhcp_namespace + '\ndnsmasq ' + n.status } });
       subs.forEach(function (s) {
         var k = takeSlot(slots.sub, s.id) + 1;
         var sid = 's' + s.id;
-        want.set(sid, { group: 'nodes', position: { x: a.x + (k % COLS) * COL_W + 20, y: a.y + Math.floor(k / COLS) * ROW_H },
+        want.set(sid, { group: 'nodes', position: { x: x0 + (k % COLS) * COL_W, y: y0 + Math.floor(k / COLS) * ROW_H },
           data: { id: sid, kind: 'subnet', ref: s.id, parent: nid, label: s.cidr, colour: '#e0ecff', status: '',
             shared: (cidrTenants.get(s.cidr) || new Set()).size > 1 } });
         if (s.enable_dhcp) {
@@ -238,8 +427,8 @@
       insts.forEach(function (i) {
         var k = takeSlot(slots.inst, i.id);
         var iid = 'i' + i.id;
-        want.set(iid, { group: 'nodes', position: { x: a.x + (k % COLS) * COL_W,
-          y: a.y + (hr + Math.floor(k / COLS)) * ROW_H },
+        want.set(iid, { group: 'nodes', position: { x: x0 + (k % COLS) * COL_W,
+          y: y0 + (hr + Math.floor(k / COLS)) * ROW_H },
         data: { id: iid, kind: 'instance', ref: i.id, parent: nid, status: i.status, colour: colour(i.status),
           leased: leasedIps.has(i.subnet + '|' + i.ip_address),
           label: i.hostname + '\n' + (i.ip_address || 'no IP') + (fipOf.has(i.id) ? '\nFIP ' + fipOf.get(i.id) : '')
@@ -318,13 +507,14 @@
       want.forEach(function (w, id) {
         var ele = cy.getElementById(id);
         if (ele.empty()) {
+          if (w.group === 'nodes' && pins.has(id)) { w.position = pins.get(id); }
           toAdd.push(w);
         } else if (!sameData(ele.data(), w.data)) {
           var data = Object.assign({}, w.data);
           delete data.parent;
           ele.data(data);
           changedIds.push(id);
-          if (w.data.kind === 'network' && w.data.collapsed && w.position) { ele.position(w.position); }
+          if (w.data.kind === 'network' && w.data.collapsed && w.position) { ele.position(pins.get(id) || w.position); }
         }
       });
       // Parents before children, nodes before edges.
@@ -366,14 +556,19 @@
   // --- socket ---------------------------------------------------------------------------------------------
 
   function onSnapshot(snap) {
+    if (firstSnapshot) { rendered.snapshotMs = performance.now(); }  // navigation → first snapshot parsed
     store.loadSnapshot(snap);
     if (firstSnapshot) {
       firstSnapshot = false;
-      if (store.instances.size > AUTO_COLLAPSE_INSTANCES) {
-        store.networks.forEach(function (n) { collapsed.add(n.id); });
-      }
+      var t0 = performance.now();
+      chooseDetail();
       reconcile();
-      cy.fit(undefined, 40);
+      firstView();
+      rendered.firstLayoutMs = performance.now() - t0;  // plan, build and view; what is left to firstDrawMs is paint
+      // Navigation → the frame that shows it (the bench's first-draw figure): after the next paint.
+      window.requestAnimationFrame(function () {
+        window.setTimeout(function () { rendered.firstDrawMs = performance.now(); }, 0);
+      });
     } else {
       reconcile();
     }
@@ -485,6 +680,8 @@
 
   function toggle(networkId) {
     if (collapsed.has(networkId)) { collapsed.delete(networkId); } else { collapsed.add(networkId); }
+    var n = store.networks.get(networkId), g = n && layout.groups.get(groupKey(n));
+    if (g) { reflow(g, counts()); }
     reconcile();
   }
 
@@ -495,6 +692,10 @@
 
   cy.on('tap', 'node', function (ev) { showDetails(ev.target.id()); });
   cy.on('dbltap', 'node[kind="network"]', function (ev) { toggle(ev.target.data('ref')); });
+  cy.on('dragfree', 'node', function (ev) {
+    var n = ev.target;
+    pins.save(n.isParent() ? n.descendants().filter(function (d) { return d.isChildless(); }) : n);
+  });
   cy.on('mouseover', 'node', function (ev) {
     var d = describe(ev.target.id());
     if (!d) { return; }
@@ -549,11 +750,7 @@
     });
     var hits = cy.$('.match');
     searchCount.textContent = q ? hits.length + ' match' + (hits.length === 1 ? '' : 'es') : '';
-    if (centre && hits.length) {
-      cy.stop();
-      cy.animate({ fit: { eles: hits, padding: 120 }, duration: 250 });
-      if (cy.zoom() > 1.6) { cy.zoom(1.6); }
-    }
+    if (centre && hits.length) { zoomTo(hits); }
   }
 
   var searchTimer = null;
@@ -568,7 +765,7 @@
     if (!hits.length) { return; }
     var ele = hits[matchIndex % hits.length];
     matchIndex += 1;
-    cy.animate({ center: { eles: ele }, zoom: 1.4, duration: 250 });
+    zoomTo(ele);
     showDetails(ele.id());
   });
 
@@ -586,18 +783,16 @@
     if (!b) { return; }
     var action = b.dataset.action;
     if (action === 'fit') {
-      cy.fit(undefined, 40);
+      cy.fit(undefined, FIT_PAD);
     } else if (action === 'collapse-all') {
       store.networks.forEach(function (n) { collapsed.add(n.id); });
-      reconcile();
+      replan();
     } else if (action === 'expand-all') {
       collapsed.clear();
-      reconcile();
+      replan();
     } else if (action === 'tidy') {
-      layout = freshLayout();
-      cy.elements().remove();
-      reconcile();
-      cy.fit(undefined, 40);
+      pins.clear();
+      replan();
     }
   });
 
@@ -606,7 +801,8 @@
 
   // For tests and the benchmark: the graph, the model, render figures, and a way to draw without a socket.
   window.netdashTopology = {
-    cy: cy, store: store, socket: socket, rendered: rendered, collapsed: collapsed,
+    cy: cy, store: store, socket: socket, rendered: rendered, collapsed: collapsed, pins: pins,
+    readableZoom: readableZoom, minLabelPx: MIN_LABEL_PX,
     renderSnapshot: function (snap) {
       var t0 = performance.now();
       onSnapshot(snap);
