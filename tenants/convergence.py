@@ -32,10 +32,11 @@ BATCH = 100
 
 
 def load_networks(ids: list[int]) -> list[Network]:
-    """Networks with everything ``network_spec`` and the jobs read, in six queries whatever their number."""
+    """Networks with everything ``network_spec`` and the jobs read, in eight queries whatever their number
+    (``tests/agent/test_batch_queries.py``)."""
     return list(Network.objects.filter(pk__in=ids).select_related("tenant")
-                .prefetch_related("subnets", "instances__network", "instances__subnet", "instances__ipv6_subnet",
-                                  "dhcp_servers__addresses")
+                .prefetch_related("subnets__router_interface", "instances__network", "instances__subnet",
+                                  "instances__ipv6_subnet", "dhcp_servers__addresses")
                 .order_by("pk"))
 
 
@@ -254,8 +255,14 @@ def realise_instance(instance_id: int) -> str:
                            Outcome(instance, ObjectStatus.ERROR, failure_reason(exc, "network not ready"))])
             raise
         _record_networks([network], {})
-        waiting = [i for i in network.instances.all()
-                   if i.pk == instance_id or i.status in (ObjectStatus.PENDING, ObjectStatus.ERROR)]
+        if driver().instance_running(instance_spec(instance)):
+            # An earlier job's batch started it: the instances still waiting have their own jobs behind this
+            # one. Checking them all in every job made a burst of M instances cost M² client checks (bench
+            # figure 3, 20 instances: 400 checks, 1.4 s of the agent's 8.8 s).
+            waiting = [instance]
+        else:
+            waiting = [i for i in network.instances.all()
+                       if i.pk == instance_id or i.status in (ObjectStatus.PENDING, ObjectStatus.ERROR)]
         failed = _start_instances(waiting)
         if instance_id in failed:
             raise failed[instance_id]
