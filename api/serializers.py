@@ -217,6 +217,9 @@ class NetworkSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+MAX_BULK_NETWORKS = 1000  # one POSTed list: a bounded transaction
+
+
 class NetworkCreateSerializer(serializers.Serializer):
     """A new network, optionally with its first subnet."""
 
@@ -237,7 +240,11 @@ class NetworkCreateSerializer(serializers.Serializer):
         return attrs
 
     def service_kwargs(self) -> dict[str, Any]:
-        data = self.validated_data
+        return self.to_service_kwargs(self.validated_data)
+
+    @staticmethod
+    def to_service_kwargs(data: dict[str, Any]) -> dict[str, Any]:
+        """``network_create``'s arguments from one validated item (also each item of a POSTed list)."""
         subnet = None
         if data.get("subnet") is not None:
             subnet = dict(data["subnet"])

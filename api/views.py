@@ -15,6 +15,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -87,7 +88,8 @@ class TenantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet
 
 @_resource_schema(
     plural="networks", one="a network", out=s.NetworkSerializer,
-    create=("Create a network (optionally with its first subnet)", s.NetworkCreateSerializer),
+    create=("Create a network (optionally with its first subnet); POST a list of them to create all or none",
+            s.NetworkCreateSerializer),
     update=("Rename a network", s.NetworkUpdateSerializer),
     destroy=("Delete a network (asynchronous: status becomes 'deleting')", {202: s.NetworkSerializer}),
 )
@@ -107,10 +109,30 @@ class NetworkViewSet(PatchLikePut, mixins.ListModelMixin, mixins.RetrieveModelMi
         return Response(s.NetworkSerializer(fresh, context=self.get_serializer_context()).data, status=code)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if isinstance(request.data, list):
+            return self._create_many(request)
         data = self._input(s.NetworkCreateSerializer)
         with service_errors(nest=s.SUBNET_ERROR_FIELDS, under="subnet"):
             network = services.network_create(actor=request.user, **data.service_kwargs())
         return self._out(network, status.HTTP_201_CREATED)
+
+    def _create_many(self, request: Request) -> Response:
+        """A POSTed list: every network or none (NetBox's bulk create), one transaction and one job pipeline."""
+        if not 1 <= len(request.data) <= s.MAX_BULK_NETWORKS:
+            raise ValidationError(
+                {"non_field_errors": [f"Send 1 to {s.MAX_BULK_NETWORKS} networks in one list."]})
+        items = [s.NetworkCreateSerializer.to_service_kwargs(d) for d in self._input(
+            s.NetworkCreateSerializer, many=True).validated_data]
+        tenants = {item["tenant"].pk for item in items}
+        if len(tenants) > 1:
+            raise ValidationError(
+                {"tenant": ["All networks of one list go to one tenant; send a list per tenant."]})
+        with service_errors():
+            made = services.network_create_many(tenant=items[0]["tenant"], actor=request.user, networks=[
+                {"name": item["name"], "subnet": item["subnet"]} for item in items])
+        fresh = self.get_queryset().filter(pk__in=[n.pk for n in made]).order_by("pk")
+        return Response(s.NetworkSerializer(fresh, many=True, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         network = self.get_object()

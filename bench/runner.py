@@ -98,6 +98,11 @@ def run(options: dict[str, Any]) -> int:
             for who in (*contenders, "netdash"):
                 _step(f"2/4/5/6. N={n}: {who}")
                 if who == "netdash":
+                    # One service call per network first (measured, then torn down), then the bulk create
+                    # whose networks the reconcile and teardown figures use.
+                    each = product.realise(n, bulk=False)
+                    results["realise"].setdefault(str(n), {})["netdash_each"] = each
+                    product.teardown(each["tenant"])
                     real = product.realise(n)
                     results["realise"].setdefault(str(n), {})["netdash"] = real
                     if "reconcile" in figures:

@@ -65,10 +65,16 @@ def subnet_tag(subnet_id: int) -> str:
 
 
 def _routed_subnet_ids(network: Network) -> set[int]:
-    """The network's IPv6 subnets attached to a router (one query, only for networks with IPv6)."""
-    if not any(s.ip_version == 6 for s in network.subnets.all()):
-        return set()
-    return set(RouterInterface.objects.filter(subnet__network=network).values_list("subnet_id", flat=True))
+    """The network's IPv6 subnets attached to a router. Reads ``subnets__router_interface`` (prefetched by
+    ``convergence.load_networks``: a query per network made a batch's cost grow with its size)."""
+    return {s.pk for s in network.subnets.all() if s.ip_version == 6 and _has_router_interface(s)}
+
+
+def _has_router_interface(subnet: Subnet) -> bool:
+    try:
+        return subnet.router_interface is not None
+    except RouterInterface.DoesNotExist:
+        return False
 
 
 def _server_addresses(network: Network, node: str) -> tuple[dict[int, str], dict[int, tuple[str, ...]]]:

@@ -8,6 +8,8 @@ exist yet), and a Redis outage must not turn a saved change into a 500 — the r
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Iterable
 
 import django_rq
 from django.conf import settings
@@ -46,6 +48,34 @@ def enqueue_now(func: str, *args: object, node: str | None = None) -> bool:
 def enqueue_on_commit(func: str, *args: object, node: str | None = None) -> None:
     """Enqueue ``func`` (a dotted path) once the surrounding transaction commits."""
     transaction.on_commit(lambda: enqueue_now(func, *args, node=node))
+
+
+def enqueue_many_now(func: str, calls: list[tuple[object, ...]], *, node: str | None = None) -> bool:
+    """Enqueue ``func(*args)`` for every ``args`` in ``calls`` in one Redis round trip (one pipeline); return
+    False (and log) when Redis is unreachable instead of raising.
+
+    Why: one ``enqueue`` is several Redis commands and a round trip (~23 ms each on a loaded machine), so a bulk
+    write of 200 networks spent 4.7 s of its 4.7 s teardown submitting jobs one by one (bench figure 5).
+    """
+    if not calls:
+        return True
+    queue = agent_queue(node)
+    try:
+        queue.enqueue_many([Queue.prepare_data(func, args) for args in calls])
+    except RedisError as exc:
+        log.warning("queue unavailable, %d %s jobs left for reconcile: %s", len(calls), func, exc)
+        return False
+    return True
+
+
+def enqueue_many_on_commit(func: str, calls: Iterable[tuple[str | None, tuple[object, ...]]]) -> None:
+    """Enqueue ``func(*args)`` for every ``(node, args)`` in ``calls`` once the surrounding transaction commits,
+    one pipeline per node's queue (what bulk writes use instead of :func:`enqueue_on_commit` per row)."""
+    by_node: dict[str | None, list[tuple[object, ...]]] = defaultdict(list)
+    for node, args in calls:
+        by_node[node].append(args)
+    for node, group in by_node.items():
+        transaction.on_commit(lambda node=node, group=group: enqueue_many_now(func, group, node=node))
 
 
 def queue_available() -> bool:

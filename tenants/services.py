@@ -34,7 +34,7 @@ from .models import (
     Subnet,
     Tenant,
 )
-from .queue import enqueue_on_commit
+from .queue import enqueue_many_on_commit, enqueue_on_commit
 from .scheduling import schedule_compute_node, schedule_dhcp_nodes
 
 AUTO = "auto"
@@ -53,11 +53,12 @@ def _lock_tenant(tenant: Tenant) -> Tenant:
     return Tenant.objects.select_for_update().get(pk=tenant.pk)
 
 
-def _check_quota(tenant: Tenant, kind: str, used: int) -> None:
+def _check_quota(tenant: Tenant, kind: str, used: int, *, asked: int = 1) -> None:
     limit = getattr(tenant, f"quota_{kind}")
-    if used >= limit:
+    if used + asked > limit:
+        more = f", {asked} more asked for" if asked > 1 else ""
         raise ValidationError(
-            f"Quota reached: tenant {tenant.name!r} may have at most {limit} {kind} ({used} in use). "
+            f"Quota reached: tenant {tenant.name!r} may have at most {limit} {kind} ({used} in use{more}). "
             "Delete one or ask an administrator to raise the quota.",
             code="quota",
         )
@@ -201,24 +202,59 @@ def network_create(*, tenant: Tenant, name: str, actor: AbstractBaseUser | None 
     tenant-facing form or serializer passes them. An external network gets one DHCP server: routers and
     floating IPs allocate its addresses by their own rules, which know nothing of standby servers.
     """
+    with transaction.atomic():
+        _lock_tenant_for_networks(tenant, 1)
+        network = _insert_network(tenant=tenant, name=name, actor=actor, subnet=subnet, external=external,
+                                  simulated_upstream=simulated_upstream)
+        _enqueue_network(network)
+        events.publish(tenant.pk, "network.created", selectors.network_data(network))
+    return network
+
+
+def network_create_many(*, tenant: Tenant, networks: Sequence[dict[str, Any]],
+                        actor: AbstractBaseUser | None = None) -> list[Network]:
+    """Create every network of ``networks`` (each ``{"name": …, "subnet": {…} or None}``) in one transaction, or
+    none of them (NetBox's all-or-none bulk writes); a failure names the item it refused.
+
+    Why: each ``network_create`` pays its own transaction, tenant lock, quota count, event round and job
+    enqueue (a Redis round trip); here the jobs go in one pipeline and the events in one round.
+    """
+    with transaction.atomic():
+        _lock_tenant_for_networks(tenant, len(networks))
+        made = []
+        for i, item in enumerate(networks):
+            try:
+                made.append(_insert_network(tenant=tenant, name=item["name"], actor=actor, subnet=item.get("subnet")))
+            except ValidationError as exc:
+                raise ValidationError(f"Network {i + 1} of {len(networks)} ({item['name']!r}): "
+                                      f"{' '.join(exc.messages)}", code="bulk") from None
+        enqueue_many_on_commit("tenants.jobs.realise_network", ((n.node, (n.pk,)) for n in made))
+        events.publish_many([(tenant.pk, "network.created", selectors.network_data(n)) for n in made])
+    return made
+
+
+def _lock_tenant_for_networks(tenant: Tenant, count: int) -> None:
+    """Lock the tenant (caller's transaction) and check it may take ``count`` more networks."""
+    locked = _lock_tenant(tenant)
+    if locked.deleting:
+        raise ValidationError("This tenant is being deleted.", code="deleting")
+    _check_quota(locked, "networks", Network.objects.filter(tenant=tenant).count(), asked=count)
+
+
+def _insert_network(*, tenant: Tenant, name: str, actor: AbstractBaseUser | None, subnet: dict[str, Any] | None,
+                    external: bool = False, simulated_upstream: bool = False) -> Network:
+    """The rows of one new network (tenant locked by the caller): network, VNI, DHCP servers, first subnet."""
     dhcp_nodes = schedule_dhcp_nodes(1 if external else None)
     network = Network(tenant=tenant, name=name, node=dhcp_nodes[0], external=external,
                       simulated_upstream=simulated_upstream and external)
     network.full_clean(exclude=["tenant"])
-    with transaction.atomic():
-        locked = _lock_tenant(tenant)
-        if locked.deleting:
-            raise ValidationError("This tenant is being deleted.", code="deleting")
-        _check_quota(locked, "networks", Network.objects.filter(tenant=tenant).count())
-        _save_network_name(network)
-        _allocate_vni(network)
-        DhcpServer.objects.bulk_create(DhcpServer(network=network, node=node, rank=rank)
-                                       for rank, node in enumerate(dhcp_nodes))
-        if subnet is not None:
-            subnet_create(network=network, actor=actor, _enqueue=False, **subnet)
-        audit_record(actor=actor, tenant=tenant, action="network.create", obj=network, detail=name)
-        _enqueue_network(network)
-        events.publish(tenant.pk, "network.created", selectors.network_data(network))
+    _save_network_name(network)
+    _allocate_vni(network)
+    DhcpServer.objects.bulk_create(DhcpServer(network=network, node=node, rank=rank)
+                                   for rank, node in enumerate(dhcp_nodes))
+    if subnet is not None:
+        subnet_create(network=network, actor=actor, _enqueue=False, **subnet)
+    audit_record(actor=actor, tenant=tenant, action="network.create", obj=network, detail=name)
     return network
 
 
@@ -270,7 +306,7 @@ def network_delete_many(*, networks: Sequence[Network], actor: AbstractBaseUser 
             network.status = ObjectStatus.DELETING
             audit_record(actor=actor, tenant=network.tenant, action="network.delete", obj=network,
                          detail=network.name)
-            enqueue_on_commit("tenants.jobs.destroy_network", network.pk, node=network.node)
+        enqueue_many_on_commit("tenants.jobs.destroy_network", ((n.node, (n.pk,)) for n in networks))
         # Viewers see the instances go too, not "active" badges until the rows disappear.
         events.publish_many([(n.tenant_id, "network.updated", selectors.network_data(n)) for n in networks] + [
             (i.network.tenant_id, "instance.updated", selectors.instance_data(i))

@@ -25,6 +25,7 @@ QUOTAS = ("quota_networks", "quota_subnets", "quota_instances", "quota_routers",
 def outbox(monkeypatch):
     """No Redis here: jobs and events are dropped (what is counted is the request's database queries)."""
     monkeypatch.setattr("tenants.queue.enqueue_now", lambda func, *args, node=None: True)
+    monkeypatch.setattr("tenants.queue.enqueue_many_now", lambda func, calls, node=None: True)
     monkeypatch.setattr("tenants.events.send_now", lambda tenant_id, event_type, data: None)
 
 

@@ -16,6 +16,8 @@ pytestmark = pytest.mark.django_db
 def jobs(monkeypatch):
     sent: list[tuple[str, tuple]] = []
     monkeypatch.setattr("tenants.queue.enqueue_now", lambda func, *args, node=None: sent.append((func, args)) or True)
+    monkeypatch.setattr("tenants.queue.enqueue_many_now",
+                        lambda func, calls, node=None: sent.extend((func, args) for args in calls) or True)
     monkeypatch.setattr("tenants.events.send_now", lambda tenant_id, event_type, data: None)
     return sent
 

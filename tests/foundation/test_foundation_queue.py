@@ -112,3 +112,33 @@ def test_queue_names_follow_the_node():
     assert queue.queue_name_for_node("") == settings.NETDASH_AGENT_QUEUE
     # settings spells this node's queue itself (it cannot import tenants): it must be the same name.
     assert queue.queue_name_for_node(settings.NETDASH_NODE) == settings.NETDASH_AGENT_QUEUE
+
+
+@pytest.mark.django_db
+def test_bulk_create_puts_every_job_on_the_queue_after_commit(tenant_factory, django_capture_on_commit_callbacks):
+    require_redis()
+    tenant = tenant_factory()
+    items = [{"name": f"n{i}", "subnet": {"cidr": "10.0.0.0/24"}} for i in range(5)]
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        made = services.network_create_many(tenant=tenant, networks=items)
+        assert [jobs_for(n) for n in made] == [[]] * 5  # not before commit
+    try:
+        assert [[j.func_name for j in jobs_for(n)] for n in made] == [["tenants.jobs.realise_network"]] * 5
+        # One pipeline for the jobs, not a callback (a Redis round trip) per network.
+        assert [c.__qualname__ for c in callbacks].count("enqueue_many_on_commit.<locals>.<lambda>") == 1
+        assert not any(c.__qualname__.startswith("enqueue_on_commit") for c in callbacks)
+    finally:
+        for n in made:
+            for job in jobs_for(n):
+                job.delete()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_writes_commit_with_redis_down(redis_down, tenant_factory, caplog):
+    caplog.set_level(logging.WARNING, logger="tenants.queue")
+    tenant = tenant_factory()
+    made = services.network_create_many(tenant=tenant, networks=[{"name": f"n{i}"} for i in range(3)])
+    services.network_delete_many(networks=made)
+    assert set(Network.objects.values_list("status", flat=True)) == {ObjectStatus.DELETING}
+    warnings = [r.getMessage() for r in caplog.records if "left for reconcile" in r.getMessage()]
+    assert len(warnings) == 2 and "3 tenants.jobs.realise_network" in warnings[0]

@@ -12,6 +12,8 @@ def outbox(monkeypatch):
     sent = {"jobs": [], "events": []}
     monkeypatch.setattr("tenants.queue.enqueue_now",
                         lambda func, *args, node=None: sent["jobs"].append((func, args)) or True)
+    monkeypatch.setattr("tenants.queue.enqueue_many_now",
+                        lambda func, calls, node=None: sent["jobs"].extend((func, args) for args in calls) or True)
     monkeypatch.setattr("tenants.events.send_now",
                         lambda tenant_id, event_type, data: sent["events"].append((tenant_id, event_type)))
     return sent
