@@ -219,6 +219,8 @@ def network_create(*, tenant: Tenant, name: str, actor: AbstractBaseUser | None 
         audit_record(actor=actor, tenant=tenant, action="network.create", obj=network, detail=name)
         _enqueue_network(network)
         events.publish(tenant.pk, "network.created", selectors.network_data(network))
+        servers = selectors.dhcp_servers_by_network([network.pk])[network.pk]
+        events.publish(tenant.pk, "dhcp_servers.updated", selectors.dhcp_servers_data(network.pk, servers))
     return network
 
 
