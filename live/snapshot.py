@@ -80,10 +80,11 @@ def build_snapshot(user: AbstractBaseUser, view: View) -> dict[str, Any] | None:
     inst_tpl = naming.namespace_templates()["instance"]
     urls = naming.url_templates()
 
+    visible = selectors.networks_for_user(user, tenant)
     networks = [
         selectors.network_data(n) | {"dhcp_namespace": naming.fill(dhcp_tpl, kernel_id=n.kernel_id),
                                      "url": naming.fill(urls["network"], id=n.pk)}
-        for n in selectors.networks_for_user(user, tenant).order_by("tenant_id", "name")
+        for n in visible.order_by("tenant_id", "name")
     ]
     subnets = [selectors.subnet_data(s) for s in selectors.subnets_for_user(user, tenant).order_by("network_id", "id")]
     instances = [
@@ -101,6 +102,10 @@ def build_snapshot(user: AbstractBaseUser, view: View) -> dict[str, Any] | None:
                     for f in selectors.floating_ips_for_user(user, tenant).order_by("address")]
     # A router's gateway network usually belongs to the operators' tenant: drawn as the router's far side only.
     externals = [selectors.network_data(n) for n in selectors.external_networks_for_user(user).order_by("name")]
+    dhcp_servers = selectors.dhcp_servers_by_network(visible.values("pk"))
+    node_names = {n["node"] for n in networks} | {i["node"] for i in instances} | {
+        row["node"] for rows in dhcp_servers.values() for row in rows}
+    nodes = [selectors.node_data(name, state) for name, state in sorted(selectors.node_states(node_names).items())]
     lease_events: list[dict[str, Any]] = []
     if view.subnet_id is not None:
         rows = LeaseEvent.objects.filter(subnet_id=view.subnet_id).order_by("-at", "-id")[:LEASE_EVENT_HISTORY]
@@ -125,4 +130,6 @@ def build_snapshot(user: AbstractBaseUser, view: View) -> dict[str, Any] | None:
         "routers": routers,
         "floating_ips": floating_ips,
         "external_networks": externals,
+        "dhcp_servers": [selectors.dhcp_servers_data(network_id, rows) for network_id, rows in dhcp_servers.items()],
+        "nodes": nodes,
     }
