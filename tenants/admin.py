@@ -462,6 +462,16 @@ class DhcpServerAdmin(SuperuserOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[DhcpServer]:
         return super().get_queryset(request).prefetch_related("addresses")
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting a tenant or network here cascades to its servers, which the admin allows only if they are
+        # deletable; no bulk action offers it for the servers themselves.
+        return request.user.is_superuser
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
     @admin.display(description="tenant", ordering="network__tenant__name")
     def tenant(self, server: DhcpServer) -> Tenant:
         return server.network.tenant

@@ -218,9 +218,9 @@ def network_create(*, tenant: Tenant, name: str, actor: AbstractBaseUser | None 
             subnet_create(network=network, actor=actor, _enqueue=False, **subnet)
         audit_record(actor=actor, tenant=tenant, action="network.create", obj=network, detail=name)
         _enqueue_network(network)
-        events.publish(tenant.pk, "network.created", selectors.network_data(network))
+        # With its DHCP servers: a live view draws which nodes a new network is on (tunnels) from this one event.
         servers = selectors.dhcp_servers_by_network([network.pk])[network.pk]
-        events.publish(tenant.pk, "dhcp_servers.updated", selectors.dhcp_servers_data(network.pk, servers))
+        events.publish(tenant.pk, "network.created", selectors.network_data(network) | {"dhcp_servers": servers})
     return network
 
 

@@ -192,6 +192,7 @@
       this.version += 1;
       if (kind === 'network.created' || kind === 'network.updated') {
         var old = this.networks.get(d.id) || {};
+        if (d.dhcp_servers) { this.dhcpServers.set(d.id, d.dhcp_servers); }  // network.created carries them
         this.putNetwork(Object.assign({}, d, { dhcp_namespace: old.dhcp_namespace, url: old.url }));
         if (!this.tenants.has(d.tenant) && msg.tenant !== undefined) {
           this.tenants.set(d.tenant, { kind: 'tenant', id: d.tenant, name: 'tenant ' + d.tenant, slug: '' });

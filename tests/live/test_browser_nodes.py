@@ -55,6 +55,10 @@ def test_a_drain_on_the_nodes_page_moves_the_duty_on_the_open_pages_without_relo
     topology.wait_for_function("() => window.netdashTopology.cy.getElementById('etn1|n2').empty()", timeout=WAIT_MS)
     label = topology.evaluate(f"() => window.netdashTopology.cy.getElementById('d{network.pk}').data('label')")
     assert "on n3, n2 standby" in label
+    later = django_side(services.network_create, tenant=acme, name="later")  # n2 and n3: n1 takes no new work
+    topology.wait_for_function(
+        "() => window.netdashTopology.cy.getElementById('etn2|n3').data('label') === "
+        f"'VXLAN {network.vni}, {later.vni}'", timeout=WAIT_MS)  # from network.created alone
     for page in (network_page, topology):
         assert page.evaluate("() => window.__sameDocument") is True, "the page reloaded"
         assert page.errors == []
