@@ -23,6 +23,7 @@ from api import services as token_services
 from tenants import failover, routers, selectors, services
 from tenants.choices import NodeState, Role
 from tenants.hostspecs import names
+from tenants.models import Network
 
 from . import forms
 from . import selectors as page_selectors
@@ -137,7 +138,7 @@ def network_detail(request: HttpRequest, network_id: int) -> HttpResponse:
     return render_page(request, "portal/network_detail.html", context)
 
 
-def _dhcp_servers_context(network) -> dict[str, Any]:
+def _dhcp_servers_context(network: Network) -> dict[str, Any]:
     """The network's DHCP servers with their nodes' states, and whether it has fewer than it should (an external
     network is meant to have one)."""
     servers = selectors.dhcp_servers_by_network([network.pk])[network.pk]
