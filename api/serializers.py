@@ -16,6 +16,7 @@ from tenants import selectors, services, validators
 from tenants.choices import Role
 from tenants.hostspecs import names
 from tenants.models import Instance, Lease, Network, Node, Subnet, Tenant
+from tenants.nodes import agent_state
 
 # Subnet arguments of network_create's nested ``subnet``: their errors are reported under "subnet".
 SUBNET_ERROR_FIELDS = ("cidr", "gateway", "dhcp_address", "allocation_pools", "dns_nameservers", "domain_name",
@@ -303,7 +304,22 @@ class LeaseSerializer(serializers.ModelSerializer):
 # --- nodes ---------------------------------------------------------------------------------------------
 
 class NodeSerializer(serializers.ModelSerializer):
+    agent_state = serializers.SerializerMethodField(
+        help_text="live, draining or down: the state joined with the heartbeat (a silent node is down).")
+
     class Meta:
         model = Node
-        fields = ["id", "name", "vtep_address", "dhcp", "compute", "state", "heartbeat_at", "registered_at"]
+        fields = ["id", "name", "vtep_address", "dhcp", "compute", "state", "agent_state", "heartbeat_at",
+                  "registered_at"]
+        read_only_fields = fields
+
+    def get_agent_state(self, node: Node) -> str:
+        return str(agent_state(node.state, node.heartbeat_at))
+
+
+class NodeDrainSerializer(NodeSerializer):
+    dhcp_duties_moved = serializers.IntegerField(read_only=True, help_text="DHCP servers moved to other nodes.")
+
+    class Meta(NodeSerializer.Meta):
+        fields = [*NodeSerializer.Meta.fields, "dhcp_duties_moved"]
         read_only_fields = fields

@@ -15,12 +15,14 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tenants import selectors, services, subnet_pools
+from tenants import failover, selectors, services, subnet_pools
+from tenants.choices import NodeState
 
 from . import filters
 from . import serializers as s
@@ -260,10 +262,33 @@ class LeaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
     retrieve=extend_schema(summary="Get a node (superusers only)"),
 )
 class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    """The nodes running agents, read-only: agents register them. Other users get an empty list."""
+    """The nodes running agents: agents register them, superusers drain and undrain them. Other users get an
+    empty list (and a 404 for any one node)."""
 
     serializer_class = s.NodeSerializer
     lookup_url_kwarg = "node_id"
 
     def get_queryset(self) -> QuerySet:
         return selectors.nodes_for_user(self.request.user).order_by("name")
+
+    @extend_schema(summary="Drain a node: it takes no new work and its DHCP duties move to other live nodes",
+                   request=None, responses=s.NodeDrainSerializer)
+    @action(detail=True, methods=["post"])
+    def drain(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        node = self.get_object()
+        moved = failover.node_drain(node.name)
+        node.refresh_from_db()
+        node.dhcp_duties_moved = moved
+        return Response(s.NodeDrainSerializer(node).data)
+
+    @extend_schema(summary="Undrain a node: it takes new work again (moved duties stay where they went)",
+                   request=None, responses=s.NodeSerializer)
+    @action(detail=True, methods=["post"])
+    def undrain(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        node = self.get_object()
+        if node.state != NodeState.DRAINED:
+            return Response({"state": [f"Node {node.name} is {node.state}, not drained."]},
+                            status=status.HTTP_400_BAD_REQUEST)
+        failover.node_undrain(node.name)
+        node.refresh_from_db()
+        return Response(s.NodeSerializer(node).data)

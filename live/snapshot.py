@@ -70,11 +70,11 @@ def _tenant_data(tenant: Tenant) -> dict[str, Any]:
 # The fields of ``selectors.network_data`` & co. for the four big lists, read with ``values_list``: building a
 # model per row (with its select_related parents) was 90 % of a 500-network / 2,000-instance snapshot (1.4 s on
 # a loaded 2-core machine). ``tests/live/test_snapshot_queries.py`` checks every row equals its ``*_data`` dict.
-NETWORK_FIELDS = ("tenant", "name", "kernel_id", "node", "status", "status_reason")
+NETWORK_FIELDS = ("tenant", "name", "kernel_id", "node", "vni", "status", "status_reason")
 SUBNET_FIELDS = ("network", "name", "cidr", "gateway", "dhcp_address", "domain_name", "lease_seconds", "enable_dhcp",
                  "dns_nameservers")
-INSTANCE_FIELDS = ("network", "subnet", "hostname", "kernel_id", "mac_address", "ip_address", "fixed_ip", "status",
-                   "status_reason")
+INSTANCE_FIELDS = ("network", "subnet", "hostname", "kernel_id", "node", "mac_address", "ip_address", "fixed_ip",
+                   "status", "status_reason")
 LEASE_FIELDS = ("subnet", "instance", "ip_address", "mac_address", "hostname", "state", "expires_at")
 
 
@@ -103,10 +103,11 @@ def build_snapshot(user: AbstractBaseUser, view: View) -> dict[str, Any] | None:
     inst_tpl = naming.namespace_templates()["instance"]
     urls = naming.url_templates()
 
+    visible = selectors.networks_for_user(user, tenant)
     networks = [
         n | {"dhcp_namespace": naming.fill(dhcp_tpl, kernel_id=n["kernel_id"]),
              "url": naming.fill(urls["network"], id=n["id"])}
-        for n in _rows(selectors.networks_for_user(user, tenant).order_by("tenant_id", "name"), "network",
+        for n in _rows(visible.order_by("tenant_id", "name"), "network",
                        NETWORK_FIELDS)
     ]
     subnet_qs = selectors.subnets_for_user(user, tenant).order_by("network_id", "id")
@@ -133,6 +134,10 @@ def build_snapshot(user: AbstractBaseUser, view: View) -> dict[str, Any] | None:
                     for f in selectors.floating_ips_for_user(user, tenant).order_by("address")]
     # A router's gateway network usually belongs to the operators' tenant: drawn as the router's far side only.
     externals = [selectors.network_data(n) for n in selectors.external_networks_for_user(user).order_by("name")]
+    dhcp_servers = selectors.dhcp_servers_by_network(visible.values("pk"))
+    node_names = {n["node"] for n in networks} | {i["node"] for i in instances} | {
+        row["node"] for rows in dhcp_servers.values() for row in rows}
+    nodes = [selectors.node_data(name, state) for name, state in sorted(selectors.node_states(node_names).items())]
     lease_events: list[dict[str, Any]] = []
     if view.subnet_id is not None:
         rows = LeaseEvent.objects.filter(subnet_id=view.subnet_id).order_by("-at", "-id")[:LEASE_EVENT_HISTORY]
@@ -157,4 +162,6 @@ def build_snapshot(user: AbstractBaseUser, view: View) -> dict[str, Any] | None:
         "routers": routers,
         "floating_ips": floating_ips,
         "external_networks": externals,
+        "dhcp_servers": [selectors.dhcp_servers_data(network_id, rows) for network_id, rows in dhcp_servers.items()],
+        "nodes": nodes,
     }

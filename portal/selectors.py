@@ -10,23 +10,27 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Case, Exists, OuterRef, Q, QuerySet, When
+from django.db.models import Case, Count, Exists, OuterRef, Q, QuerySet, When
 from django.http import Http404
+from django.utils import timezone
 
 from tenants import selectors
-from tenants.choices import LeaseState, Role
+from tenants.choices import LeaseState, ObjectStatus, Role
 from tenants.models import (
     AuditEntry,
+    DhcpServer,
     FloatingIP,
     Instance,
     Lease,
     LeaseEvent,
     Membership,
     Network,
+    Node,
     Router,
     RouterInterface,
     Tenant,
 )
+from tenants.nodes import agent_state
 
 
 @dataclass(frozen=True)
@@ -138,3 +142,64 @@ def instance_router(instance: Instance) -> Router | None:
 
 def instance_floating_ip(instance: Instance) -> FloatingIP | None:
     return FloatingIP.objects.filter(instance=instance).first()
+
+
+# --- nodes (superusers) --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NodeRow:
+    """One node on the nodes page: its row, what its agent is doing, and what the database puts on it."""
+
+    node: Node
+    state: str  # AgentState
+    heartbeat_age: float  # seconds
+    networks: int  # whose queue (first DHCP server) it is
+    dhcp_duties: int
+    instances: int
+    routers: int
+    failed: int  # of those, objects in error
+
+    @property
+    def namespaces(self) -> int:
+        """Its load: the namespaces (DHCP servers, instances, routers) its agent keeps on its kernel."""
+        return self.dhcp_duties + self.instances + self.routers
+
+
+def _per_node(qs: QuerySet, failed: Q) -> dict[str, tuple[int, int]]:
+    """``{node: (rows, rows in error)}`` in one grouped query."""
+    rows = qs.values("node").annotate(n=Count("id"), failed=Count("id", filter=failed))
+    return {row["node"]: (row["n"], row["failed"]) for row in rows}
+
+
+def node_rows(nodes: QuerySet[Node]) -> list[NodeRow]:
+    """Every node with its counts, in five queries however many nodes there are."""
+    error = ObjectStatus.ERROR
+    networks = _per_node(Network.objects.all(), Q(status=error))
+    duties = _per_node(DhcpServer.objects.all(), Q(network__status=error))
+    instances = _per_node(Instance.objects.all(), Q(status=error))
+    routers_ = _per_node(Router.objects.all(), Q(status=error))
+    now = timezone.now()
+    rows = []
+    for node in nodes.order_by("name"):
+        counts = [table.get(node.name, (0, 0)) for table in (networks, duties, instances, routers_)]
+        rows.append(NodeRow(
+            node=node, state=str(agent_state(node.state, node.heartbeat_at)),
+            heartbeat_age=(now - node.heartbeat_at).total_seconds(),
+            networks=counts[0][0], dhcp_duties=counts[1][0], instances=counts[2][0], routers=counts[3][0],
+            failed=counts[1][1] + counts[2][1] + counts[3][1]))
+    return rows
+
+
+def node_duties(node: Node) -> QuerySet[DhcpServer]:
+    """The node's DHCP servers with their network (status and reason: a failed realise shows next to it)."""
+    return DhcpServer.objects.filter(node=node.name).select_related("network__tenant").order_by(
+        "network__tenant__name", "network__name")
+
+
+def node_instances(node: Node) -> QuerySet[Instance]:
+    return Instance.objects.filter(node=node.name).select_related("network__tenant").order_by(
+        "network__tenant__name", "hostname")
+
+
+def node_routers(node: Node) -> QuerySet[Router]:
+    return Router.objects.filter(node=node.name).select_related("tenant").order_by("tenant__name", "name")

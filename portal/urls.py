@@ -41,6 +41,10 @@ urlpatterns = [
     path("floating-ips/<int:floating_ip_id>/disassociate/", views.floating_ip_disassociate,
          name="floating-ip-disassociate"),
     path("floating-ips/<int:floating_ip_id>/release/", views.floating_ip_release, name="floating-ip-release"),
+    path("nodes/", views.node_list, name="node-list"),
+    path("nodes/<int:node_id>/", views.node_detail, name="node-detail"),
+    path("nodes/<int:node_id>/drain/", views.node_drain, name="node-drain"),
+    path("nodes/<int:node_id>/undrain/", views.node_undrain, name="node-undrain"),
     path("tokens/", views.token_list, name="token-list"),
     path("tokens/<int:token_id>/revoke/", views.token_revoke, name="token-revoke"),
 ]

@@ -8,20 +8,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from api import selectors as token_selectors
 from api import services as token_services
-from tenants import routers, selectors, services
-from tenants.choices import Role
+from tenants import failover, routers, selectors, services
+from tenants.choices import NodeState, Role
 from tenants.hostspecs import names
+from tenants.models import Network
 
 from . import forms
 from . import selectors as page_selectors
@@ -132,8 +134,19 @@ def network_detail(request: HttpRequest, network_id: int) -> HttpResponse:
         "leases": page_selectors.network_leases(network),
         "events": page_selectors.network_events(network),
         "router_interfaces": page_selectors.network_router_interfaces(network),
+        **_dhcp_servers_context(network),
     }
     return render_page(request, "portal/network_detail.html", context)
+
+
+def _dhcp_servers_context(network: Network) -> dict[str, Any]:
+    """The network's DHCP servers with their nodes' states, and whether it has fewer than it should (an external
+    network is meant to have one)."""
+    servers = selectors.dhcp_servers_by_network([network.pk])[network.pk]
+    states = selectors.node_states(row["node"] for row in servers)
+    wanted = 1 if network.external else settings.NETDASH_DHCP_SERVERS_PER_NETWORK
+    return {"dhcp_servers": [row | {"node_state": states.get(row["node"], "")} for row in servers],
+            "dhcp_servers_wanted": wanted, "dhcp_no_standby": len(servers) < wanted}
 
 
 @login_required
@@ -209,6 +222,7 @@ def instance_detail(request: HttpRequest, instance_id: int) -> HttpResponse:
         "namespace": names().inst_ns(instance.kernel_id),
         "router": page_selectors.instance_router(instance),
         "floating_ip": page_selectors.instance_floating_ip(instance),
+        "node_state": selectors.node_states([instance.node]).get(instance.node, ""),
     }
     return render_page(request, "portal/instance_detail.html", context)
 
@@ -493,3 +507,58 @@ def floating_ip_release(request: HttpRequest, floating_ip_id: int) -> HttpRespon
                            done=f"{fip.address} released.", next_url=reverse("portal:floating-ip-list"),
                            action="Release", title=f"Release {fip.address}",
                            question=f"Give {fip.address} back to {fip.network.name}? Someone else may get it next.")
+
+
+# --- nodes (superusers; everyone else gets 404, as for another tenant's object) ----------------------------
+
+def _node(request: HttpRequest, node_id: int):
+    return get_object_or_404(selectors.nodes_for_user(request.user), pk=node_id)
+
+
+@login_required
+def node_list(request: HttpRequest) -> HttpResponse:
+    """Every node: its agent's state and heartbeat, roles, VTEP, what runs on it, its load."""
+    if not request.user.is_superuser:
+        raise Http404("No such page.")
+    rows = page_selectors.node_rows(selectors.nodes_for_user(request.user))
+    return render_page(request, "portal/node_list.html", {"rows": rows})
+
+
+@login_required
+def node_detail(request: HttpRequest, node_id: int) -> HttpResponse:
+    """One node and every object the database puts on it, a failed one with its reason."""
+    node = _node(request, node_id)
+    [row] = page_selectors.node_rows(selectors.nodes_for_user(request.user).filter(pk=node.pk))
+    context = {"row": row, "node": node, "duties": page_selectors.node_duties(node),
+               "instances": page_selectors.node_instances(node), "routers": page_selectors.node_routers(node)}
+    return render_page(request, "portal/node_detail.html", context)
+
+
+@login_required
+def node_drain(request: HttpRequest, node_id: int) -> HttpResponse:
+    """Before maintenance (confirmed): the node takes no new work and its DHCP duties move off."""
+    node = _node(request, node_id)
+    here = reverse("portal:node-detail", args=[node.pk])
+    if request.method != "POST":
+        question = (f"Drain {node.name} for maintenance? It takes no new work, and its DHCP servers move to other "
+                    "live DHCP nodes (each keeps its address). Its instances stay on it.")
+        return render_page(request, "portal/confirm.html", {"title": f"Drain node {node.name}", "action": "Drain",
+                                                            "question": question, "cancel_url": here})
+    moved = failover.node_drain(node.name)
+    left = page_selectors.node_duties(node).count()
+    messages.success(request, f"Node {node.name} is drained: {moved} DHCP duties moved off"
+                              + (f", {left} had nowhere to go." if left else "."))
+    return redirect(here)
+
+
+@login_required
+def node_undrain(request: HttpRequest, node_id: int) -> HttpResponse:
+    node = _node(request, node_id)
+    if node.state != NodeState.DRAINED and request.method == "POST":
+        messages.error(request, f"Node {node.name} is not drained.")
+        return redirect("portal:node-detail", node.pk)
+    return _confirmed(request, lambda: failover.node_undrain(node.name), action="Undrain",
+                      done=f"Node {node.name} takes new work again.",
+                      next_url=reverse("portal:node-detail", args=[node.pk]), title=f"Undrain node {node.name}",
+                      question=f"Let {node.name} take new work again? Duties that moved away stay where they are.",
+                      cancel_url=reverse("portal:node-detail", args=[node.pk]))

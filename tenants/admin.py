@@ -12,15 +12,17 @@ from django.contrib import admin, messages
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
-from . import routers, services
+from . import failover, routers, services
 from .choices import LeaseState, Role
 from .models import (
     AllocationPool,
     AuditEntry,
+    DhcpServer,
     FloatingIP,
     Instance,
     Lease,
@@ -33,6 +35,7 @@ from .models import (
     Subnet,
     Tenant,
 )
+from .nodes import agent_state
 
 
 class _TrialRollback(Exception):
@@ -390,12 +393,8 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     search_fields = ["detail", "object_id", "actor__username"]
 
 
-@admin.register(Node)
-class NodeAdmin(ReadOnlyAdmin):
-    """Agents register and heartbeat their nodes; only superusers see node internals."""
-
-    list_display = ["name", "vtep_address", "dhcp", "compute", "state", "heartbeat_at"]
-    list_filter = ["state", "dhcp", "compute"]
+class SuperuserOnlyAdmin(ReadOnlyAdmin):
+    """Node internals are for superusers only (``selectors.nodes_for_user``); nobody deletes them here."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser
@@ -405,6 +404,82 @@ class NodeAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def _duty_count() -> Coalesce:
+    """How many DHCP servers run on the row's node: one subquery, so the list costs no query per row."""
+    servers = DhcpServer.objects.filter(node=OuterRef("name")).values("node").annotate(n=Count("id")).values("n")
+    return Coalesce(Subquery(servers), 0)
+
+
+@admin.register(Node)
+class NodeAdmin(SuperuserOnlyAdmin):
+    """Agents register and heartbeat their nodes; superusers drain and undrain them (``tenants.failover``)."""
+
+    list_display = ["name", "agent", "vtep_address", "dhcp", "compute", "state", "heartbeat_at", "dhcp_duties"]
+    list_filter = ["state", "dhcp", "compute"]
+    search_fields = ["name", "vtep_address"]
+    actions = ["drain", "undrain"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Node]:
+        return super().get_queryset(request).annotate(dhcp_duties=_duty_count())
+
+    @admin.display(description="agent")
+    def agent(self, node: Node) -> str:
+        return agent_state(node.state, node.heartbeat_at).label
+
+    @admin.display(description="DHCP duties", ordering="dhcp_duties")
+    def dhcp_duties(self, node: Node) -> int:
+        return node.dhcp_duties
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # the actions below are the only changes, and they need superusers (checked in each)
+
+    @admin.action(description="Drain: no new work, DHCP duties move to other live nodes")
+    def drain(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
+        if request.user.is_superuser:
+            for node in queryset:
+                moved = failover.node_drain(node.name)
+                self.message_user(request, f"{node.name} drained: {moved} DHCP duties moved off.")
+
+    @admin.action(description="Undrain: take new work again")
+    def undrain(self, request: HttpRequest, queryset: QuerySet[Node]) -> None:
+        if request.user.is_superuser:
+            for node in queryset:
+                failover.node_undrain(node.name)
+            self.message_user(request, f"{queryset.count()} node(s) undrained.")
+
+
+@admin.register(DhcpServer)
+class DhcpServerAdmin(SuperuserOnlyAdmin):
+    """A network's DHCP servers and the nodes running them (moved by node loss and drain, never by hand)."""
+
+    list_display = ["network", "tenant", "rank", "node", "addresses_shown"]
+    list_filter = ["node", "rank", "network__tenant"]
+    search_fields = ["node", "network__name"]
+    list_select_related = ["network__tenant"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DhcpServer]:
+        return super().get_queryset(request).prefetch_related("addresses")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting a tenant or network here cascades to its servers, which the admin allows only if they are
+        # deletable; no bulk action offers it for the servers themselves.
+        return request.user.is_superuser
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.display(description="tenant", ordering="network__tenant__name")
+    def tenant(self, server: DhcpServer) -> Tenant:
+        return server.network.tenant
+
+    @admin.display(description="addresses")
+    def addresses_shown(self, server: DhcpServer) -> str:
+        return ", ".join(a.address for a in server.addresses.all()) or ("the subnets' DHCP address"
+                                                                       if server.rank == 0 else "—")
 
 
 @admin.register(Membership)

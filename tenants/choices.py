@@ -43,3 +43,12 @@ class NodeState(models.TextChoices):
     UP = "up", "Up"
     DOWN = "down", "Down"
     DRAINED = "drained", "Drained"
+
+
+class AgentState(models.TextChoices):
+    """A node as people see it: its :class:`NodeState` joined with its heartbeat (a silent ``up`` node is down
+    before failure detection marks it so)."""
+
+    LIVE = "live", "Live"
+    DRAINING = "draining", "Draining"
+    DOWN = "down", "Down"

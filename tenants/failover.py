@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from .choices import NodeState
 from .models import DhcpServer, Network, Node
+from .node_events import publish_dhcp_servers, publish_node_states
 from .queue import enqueue_on_commit
 from .scheduling import schedule_dhcp_nodes
 
@@ -23,7 +24,7 @@ from .scheduling import schedule_dhcp_nodes
 def dhcp_duties_move_off(node: str) -> int:
     """Move every DHCP server of ``node`` to the least-loaded live dhcp node not already serving that network;
     a server with nowhere to go stays (the network runs on its other servers); return how many moved."""
-    moved = 0
+    moved: list[int] = []
     with transaction.atomic():
         for server in DhcpServer.objects.select_for_update().filter(node=node).order_by("network_id", "rank"):
             serving = frozenset(DhcpServer.objects.filter(network_id=server.network_id).values_list("node", flat=True))
@@ -36,8 +37,9 @@ def dhcp_duties_move_off(node: str) -> int:
             if server.rank == 0:  # the first server's node is the network's queue
                 Network.objects.filter(pk=server.network_id).update(node=target)
             enqueue_on_commit("tenants.jobs.realise_network", server.network_id, node=target)
-            moved += 1
-    return moved
+            moved.append(server.network_id)
+        publish_dhcp_servers(moved)
+    return len(moved)
 
 
 def nodes_fail_over() -> list[str]:
@@ -49,6 +51,7 @@ def nodes_fail_over() -> list[str]:
         dead = list(Node.objects.select_for_update().filter(state=NodeState.UP, heartbeat_at__lt=stale)
                     .values_list("name", flat=True))
         Node.objects.filter(name__in=dead).update(state=NodeState.DOWN)
+        publish_node_states(dead)
     down = Node.objects.filter(state=NodeState.DOWN).values_list("name", flat=True)
     for node in DhcpServer.objects.filter(node__in=list(down)).values_list("node", flat=True).distinct():
         dhcp_duties_move_off(node)
@@ -58,9 +61,11 @@ def nodes_fail_over() -> list[str]:
 def node_drain(name: str) -> int:
     """Before maintenance: the node takes no new work and its DHCP duties move off; return how many moved."""
     Node.objects.filter(name=name).update(state=NodeState.DRAINED)
+    publish_node_states([name])
     return dhcp_duties_move_off(name)
 
 
 def node_undrain(name: str) -> None:
     """The node takes new work again (duties that moved away stay where they are)."""
-    Node.objects.filter(name=name, state=NodeState.DRAINED).update(state=NodeState.UP)
+    if Node.objects.filter(name=name, state=NodeState.DRAINED).update(state=NodeState.UP):
+        publish_node_states([name])

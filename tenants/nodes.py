@@ -7,14 +7,14 @@ its worker re-registered, so a restart briefly scheduled everything to one node)
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from .choices import NodeState
+from .choices import AgentState, NodeState
 from .models import Node
 
 ROLES = ("dhcp", "compute")
@@ -41,6 +41,9 @@ def node_register(*, name: str, vtep_address: str | None = None, roles: str = "d
     if node.state == NodeState.DOWN:
         node.state = NodeState.UP
         node.save(update_fields=["state"])
+        # Imported here: node_events reads through selectors, which import this module.
+        from .node_events import publish_node_states
+        publish_node_states([name])
     return node
 
 
@@ -60,3 +63,11 @@ def live_nodes() -> QuerySet[Node]:
     """Nodes that are up and whose heartbeat is younger than ``NETDASH_NODE_DEAD_SECONDS``."""
     fresh_since = timezone.now() - timedelta(seconds=settings.NETDASH_NODE_DEAD_SECONDS)
     return Node.objects.filter(state=NodeState.UP, heartbeat_at__gte=fresh_since)
+
+
+def agent_state(state: str, heartbeat_at: datetime) -> AgentState:
+    """Down when marked so or silent for longer than ``NETDASH_NODE_DEAD_SECONDS``; draining when drained."""
+    silent = heartbeat_at < timezone.now() - timedelta(seconds=settings.NETDASH_NODE_DEAD_SECONDS)
+    if state == NodeState.DOWN or silent:
+        return AgentState.DOWN
+    return AgentState.DRAINING if state == NodeState.DRAINED else AgentState.LIVE

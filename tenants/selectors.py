@@ -6,6 +6,8 @@ another tenant is simply not in the queryset (404, never 403 and never data).
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -26,7 +28,7 @@ from .models import (
     Subnet,
     Tenant,
 )
-from .nodes import live_nodes
+from .nodes import agent_state, live_nodes
 
 
 def tenants_for_user(user: AbstractBaseUser) -> QuerySet[Tenant]:
@@ -134,23 +136,49 @@ def _plain(kind: str, obj: Model, *fields: str, **extra: Any) -> dict[str, Any]:
     return data
 
 
-def dhcp_servers(network: Network) -> list[dict[str, Any]]:
-    """The network's DHCP servers, first (rank 0) first: node, whether that node is live, and the server's address
-    in each DHCP subnet (rank 0 answers from the subnets' ``dhcp_address``, standbys from their own). A network
-    page says "no standby" when this has fewer than two entries."""
-    live = set(live_nodes().values_list("name", flat=True))
-    subnets = [s for s in network.subnets.order_by("pk") if s.enable_dhcp]
-    servers = DhcpServer.objects.filter(network=network).prefetch_related("addresses").order_by("rank")
-    rows = []
-    for server in servers:
+def dhcp_servers_by_network(networks: QuerySet[Network] | Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+    """The DHCP servers of many networks (a queryset or ids) in three queries, first (rank 0) first: node, rank
+    and the server's address in each DHCP subnet (rank 0 answers from the subnets' ``dhcp_address``, standbys
+    from their own). Events, snapshots and pages share this shape."""
+    dhcp_subnets: dict[int, list[Subnet]] = defaultdict(list)
+    for subnet in Subnet.objects.filter(network__in=networks, enable_dhcp=True).order_by("pk"):
+        dhcp_subnets[subnet.network_id].append(subnet)
+    rows: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for server in (DhcpServer.objects.filter(network__in=networks).prefetch_related("addresses")
+                   .order_by("network_id", "rank")):
         own = {a.subnet_id: a.address for a in server.addresses.all()}
-        rows.append({"node": server.node, "rank": server.rank, "node_live": server.node in live,
-                     "addresses": {s.cidr: s.dhcp_address if server.rank == 0 else own.get(s.pk) for s in subnets}})
+        rows[server.network_id].append({
+            "node": server.node, "rank": server.rank,
+            "addresses": {s.cidr: s.dhcp_address if server.rank == 0 else own.get(s.pk)
+                          for s in dhcp_subnets[server.network_id]}})
     return rows
 
 
+def dhcp_servers(network: Network) -> list[dict[str, Any]]:
+    """One network's :func:`dhcp_servers_by_network` rows, each with whether its node is live (up and fresh).
+    A network page says "no standby" when this has fewer entries than ``NETDASH_DHCP_SERVERS_PER_NETWORK``."""
+    live = set(live_nodes().values_list("name", flat=True))
+    return [row | {"node_live": row["node"] in live} for row in dhcp_servers_by_network([network.pk])[network.pk]]
+
+
+def node_states(names: Iterable[str]) -> dict[str, str]:
+    """Each named node's :class:`~tenants.choices.AgentState` (live, draining, down) in one query; a name with no
+    row (no agent ever registered it) is left out. Tenants may see this much of a node, never its internals."""
+    rows = Node.objects.filter(name__in=set(names)).values_list("name", "state", "heartbeat_at")
+    return {name: str(agent_state(state, heartbeat_at)) for name, state, heartbeat_at in rows}
+
+
+def dhcp_servers_data(network_id: int, servers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``dhcp_servers.updated`` event's data: a network's whole list of servers (a move changes two rows)."""
+    return {"kind": "dhcp_servers", "network": network_id, "servers": servers}
+
+
+def node_data(name: str, state: str) -> dict[str, Any]:
+    return {"kind": "node", "name": name, "state": state}
+
+
 def network_data(network: Network) -> dict[str, Any]:
-    return _plain("network", network, "tenant", "name", "kernel_id", "node", "status", "status_reason")
+    return _plain("network", network, "tenant", "name", "kernel_id", "node", "vni", "status", "status_reason")
 
 
 def subnet_data(subnet: Subnet) -> dict[str, Any]:
@@ -160,8 +188,8 @@ def subnet_data(subnet: Subnet) -> dict[str, Any]:
 
 
 def instance_data(instance: Instance) -> dict[str, Any]:
-    return _plain("instance", instance, "network", "subnet", "hostname", "kernel_id", "mac_address", "ip_address",
-                  "fixed_ip", "status", "status_reason")
+    return _plain("instance", instance, "network", "subnet", "hostname", "kernel_id", "node", "mac_address",
+                  "ip_address", "fixed_ip", "status", "status_reason")
 
 
 def lease_data(lease: Lease) -> dict[str, Any]:

@@ -207,7 +207,9 @@ def network_create(*, tenant: Tenant, name: str, actor: AbstractBaseUser | None 
         network = _insert_network(tenant=tenant, name=name, actor=actor, subnet=subnet, external=external,
                                   simulated_upstream=simulated_upstream)
         _enqueue_network(network)
-        events.publish(tenant.pk, "network.created", selectors.network_data(network))
+        # With its DHCP servers: a live view draws which nodes a new network is on (tunnels) from this one event.
+        servers = selectors.dhcp_servers_by_network([network.pk])[network.pk]
+        events.publish(tenant.pk, "network.created", selectors.network_data(network) | {"dhcp_servers": servers})
     return network
 
 
@@ -229,7 +231,9 @@ def network_create_many(*, tenant: Tenant, networks: Sequence[dict[str, Any]],
                 raise ValidationError(f"Network {i + 1} of {len(networks)} ({item['name']!r}): "
                                       f"{' '.join(exc.messages)}", code="bulk") from None
         enqueue_many_on_commit("tenants.jobs.realise_network", ((n.node, (n.pk,)) for n in made))
-        events.publish_many([(tenant.pk, "network.created", selectors.network_data(n)) for n in made])
+        servers = selectors.dhcp_servers_by_network([n.pk for n in made])
+        events.publish_many([(tenant.pk, "network.created", selectors.network_data(n) | {"dhcp_servers": servers[n.pk]})
+                             for n in made])
     return made
 
 

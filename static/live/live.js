@@ -115,7 +115,8 @@
   }
 
   /** The state of one view: tenants, networks, subnets, instances, active leases, lease timeline, routers and
-   * floating IPs (with the external networks routers reach). */
+   * floating IPs (with the external networks routers reach), each network's DHCP servers and the states of the
+   * nodes they and the instances are on. */
   class Store {
     constructor(config) {
       this.config = config;
@@ -134,6 +135,8 @@
       this.routers = new Map();
       this.floatingIps = new Map();
       this.externals = new Map();   // external networks (often another tenant's): a router's far side
+      this.dhcpServers = new Map(); // network id → [{node, rank, addresses: {cidr: address}}], first first
+      this.nodes = new Map();       // node name → {name, state: live | draining | down}
       this.version = 0;
     }
 
@@ -151,6 +154,8 @@
       (snap.routers || []).forEach(function (r) { self.putRouter(r); });
       (snap.floating_ips || []).forEach(function (f) { self.floatingIps.set(f.id, f); });
       (snap.external_networks || []).forEach(function (n) { self.externals.set(n.id, n); });
+      (snap.dhcp_servers || []).forEach(function (d) { self.dhcpServers.set(d.network, d.servers); });
+      (snap.nodes || []).forEach(function (n) { self.nodes.set(n.name, n); });
       self.version += 1;
     }
 
@@ -177,6 +182,7 @@
       self.subnets.forEach(function (s, sid) { if (s.network === id) { self.subnets.delete(sid); } });
       self.instances.forEach(function (i, iid) { if (i.network === id) { self.instances.delete(iid); } });
       self.leases.forEach(function (l, lid) { if (l.network === id) { self.leases.delete(lid); } });
+      self.dhcpServers.delete(id);
     }
 
     /** Apply one delta; returns false for events this view does not model (still counted for sequence). */
@@ -186,6 +192,7 @@
       this.version += 1;
       if (kind === 'network.created' || kind === 'network.updated') {
         var old = this.networks.get(d.id) || {};
+        if (d.dhcp_servers) { this.dhcpServers.set(d.id, d.dhcp_servers); }  // network.created carries them
         this.putNetwork(Object.assign({}, d, { dhcp_namespace: old.dhcp_namespace, url: old.url }));
         if (!this.tenants.has(d.tenant) && msg.tenant !== undefined) {
           this.tenants.set(d.tenant, { kind: 'tenant', id: d.tenant, name: 'tenant ' + d.tenant, slug: '' });
@@ -209,6 +216,10 @@
         this.floatingIps.set(d.id, d);
       } else if (kind === 'floating_ip.deleted') {
         this.floatingIps.delete(d.id);
+      } else if (kind === 'dhcp_servers.updated') {
+        this.dhcpServers.set(d.network, d.servers || []);
+      } else if (kind === 'node.updated') {
+        this.nodes.set(d.name, d);
       } else if (kind.indexOf('lease.') === 0) {
         var lease = Object.assign({}, d);
         delete lease.event;

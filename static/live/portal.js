@@ -7,6 +7,8 @@
  *   a list ([data-network-list], [data-instance-list], [data-lease-list]) gains and loses rows.
  * Routers ([data-router-id]: status, reason, external_ip) and floating IPs ([data-floating-ip-id]: instance) are
  * patched the same way; [data-router-list] and [data-floating-ip-list] gain and lose rows.
+ * A network page's DHCP servers ([data-dhcp-servers]) are redrawn from the model's servers and node states, and
+ * an instance page's node ([data-instance-node]) shows that node's state ("node down").
  * The lease panels ([data-lease-panel]) belong to lease.js and are never touched here.
  *
  * After every snapshot and delta the whole page is reconciled against the model (pages are small), so a
@@ -353,6 +355,42 @@
     });
   }
 
+  /** As portal/_node_state.html draws it. */
+  function nodeStateHtml(state) {
+    var s = state || 'unknown';
+    return '<span class="badge node-' + L.esc(s) + '" data-field="node_state" data-node-state="' + L.esc(state || '') +
+      '">' + L.esc(s === 'down' ? 'node down' : s) + '</span>';
+  }
+
+  function nodeState(name) { var n = store.nodes.get(name); return n ? n.state : ''; }
+
+  function syncDhcpServers(el) {
+    var servers = store.dhcpServers.get(+el.dataset.dhcpServers);
+    if (!servers) { return; }  // not in the model (yet): keep what the server drew
+    var note = el.querySelector('[data-dhcp-no-standby]');
+    if (note) {
+      note.hidden = servers.length >= +el.dataset.wanted;
+      setText(note.querySelector('[data-field="dhcp_count"]'), String(servers.length));
+    }
+    setHtml(el.querySelector('[data-dhcp-server-rows]'), servers.length ? servers.map(function (d) {
+      var addresses = Object.keys(d.addresses || {}).map(function (cidr) {
+        return '<div>' + L.esc(d.addresses[cidr] || '—') + ' <span class="muted">(' + L.esc(cidr) + ')</span></div>';
+      }).join('') || '<span class="muted">no DHCP subnet</span>';
+      return '<tr data-dhcp-rank="' + d.rank + '" data-node="' + L.esc(d.node) + '"><td>' +
+        (d.rank === 0 ? 'first' : 'standby ' + d.rank) + '</td><td class="mono">' + addresses + '</td>' +
+        '<td class="mono" data-field="node">' + L.esc(d.node) + '</td><td>' + nodeStateHtml(nodeState(d.node)) +
+        '</td></tr>';
+    }).join('') : '<tr><td colspan="4" class="muted">No DHCP server.</td></tr>');
+  }
+
+  function syncInstanceNode(el) {
+    var i = store.instances.get(config.instance);
+    var name = i ? i.node : el.dataset.instanceNode;
+    if (i && i.node !== el.dataset.instanceNode) { el.dataset.instanceNode = i.node; }
+    setHtml(el, '<span class="mono">' + L.esc(name || '—') + '</span>' +
+      (name ? ' ' + nodeStateHtml(nodeState(name)) : ''));
+  }
+
   function render() {
     document.querySelectorAll('[data-network-list]').forEach(syncNetworkList);
     document.querySelectorAll('[data-router-list]').forEach(syncRouterList);
@@ -369,6 +407,8 @@
       } else if (el.dataset.leaseId) { patchLeaseRow(el); } else if (el.dataset.networkId) { patchNetwork(el, c); }
       else if (el.dataset.routerId) { patchRouter(el); } else if (el.dataset.floatingIpId) { patchFloatingIp(el); }
     });
+    document.querySelectorAll('[data-dhcp-servers]').forEach(syncDhcpServers);
+    document.querySelectorAll('[data-instance-node]').forEach(syncInstanceNode);
     syncEmptyRows();
     syncQuota();
     renders += 1;

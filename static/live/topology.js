@@ -440,6 +440,7 @@
       });
     });
     addRouters(want);
+    addNodes(want);
     return want;
   }
 
@@ -478,6 +479,87 @@
       }
       want.set('eg' + r.id, { group: 'edges', data: { id: 'eg' + r.id, kind: 'gateway', source: rid, target: xid,
         label: r.external_ip || '' } });
+    });
+  }
+
+  // --- nodes and tunnels (issue 13): which node holds each namespace, and the VXLAN between nodes -----------
+
+  var HOST_ROW_Y = -490;     // the nodes, above the external networks
+  var HOST_GAP_X = 260;
+  var hostSlots = new Map(); // node name → slot: a node keeps its place, like every other element
+  var NODE_COLOURS = { live: '#16a34a', draining: '#7c3aed', down: '#dc2626' };
+  cy.style()
+    .selector('node[kind="host"]').style({ 'shape': 'rectangle', 'width': 120, 'height': 30, 'text-valign': 'center',
+      'text-margin-y': 0, 'color': '#fff', 'font-weight': 'bold', 'font-family': 'ui-monospace, Menlo, Consolas, monospace' })
+    .selector('edge[kind="tunnel"]').style({ 'width': 3, 'line-color': '#0891b2', 'line-style': 'dotted',
+      'curve-style': 'bezier', 'label': 'data(label)', 'font-size': 9, 'text-background-color': '#fff',
+      'text-background-opacity': 1 })
+    .update();
+
+  /** Every node each network is on: its DHCP servers' nodes (first first), then its instances' nodes. */
+  function networkNodes() {
+    var on = new Map();
+    function add(networkId, name) {
+      if (!name) { return; }
+      if (!on.has(networkId)) { on.set(networkId, []); }
+      if (on.get(networkId).indexOf(name) === -1) { on.get(networkId).push(name); }
+    }
+    store.networks.forEach(function (n) {
+      var servers = store.dhcpServers.get(n.id);
+      if (servers && servers.length) { servers.forEach(function (d) { add(n.id, d.node); }); } else { add(n.id, n.node); }
+    });
+    store.instances.forEach(function (i) { add(i.network, i.node); });
+    return on;
+  }
+
+  function nodeLabel(name) {
+    var n = store.nodes.get(name);
+    return name + (n && n.state !== 'live' ? ' (' + (n.state === 'down' ? 'node down' : n.state) + ')' : '');
+  }
+
+  /** A node per host, a tunnel edge (with the VNIs it carries) between each pair of nodes sharing a network, and
+   * each DHCP namespace and instance labelled with the node it is on. */
+  function addNodes(want) {
+    var on = networkNodes();
+    var names = new Set(), tunnels = new Map();
+    on.forEach(function (list, networkId) {
+      list.forEach(function (a) { names.add(a); });
+      var n = store.networks.get(networkId);
+      list.slice().sort().forEach(function (a, k, sorted) {
+        sorted.slice(k + 1).forEach(function (b) {
+          var key = a + '|' + b;
+          if (!tunnels.has(key)) { tunnels.set(key, []); }
+          tunnels.get(key).push(n && n.vni !== undefined && n.vni !== null ? n.vni : networkId);
+        });
+      });
+    });
+    // One node alone carries no tunnel: drawing it would only repeat what every label says.
+    if (names.size < 2) { return; }
+    freeSlots(hostSlots, names);
+    Array.from(names).sort().forEach(function (name) {
+      var state = (store.nodes.get(name) || {}).state || '';
+      want.set('h' + name, { group: 'nodes', position: { x: takeSlot(hostSlots, name) * HOST_GAP_X, y: HOST_ROW_Y },
+        data: { id: 'h' + name, kind: 'host', ref: name, status: state, colour: NODE_COLOURS[state] || '#64748b',
+          label: nodeLabel(name) } });
+    });
+    tunnels.forEach(function (vnis, key) {
+      var ends = key.split('|');
+      want.set('et' + key, { group: 'edges', data: { id: 'et' + key, kind: 'tunnel', source: 'h' + ends[0],
+        target: 'h' + ends[1], label: 'VXLAN ' + vnis.sort(function (x, y) { return x - y; }).join(', '),
+        vnis: vnis.join(',') } });
+    });
+    store.networks.forEach(function (n) {
+      var d = want.get('d' + n.id);
+      var servers = store.dhcpServers.get(n.id) || [];
+      if (d && servers.length) {
+        d.data.label += '\non ' + servers.map(function (sv) {
+          return nodeLabel(sv.node) + (sv.rank === 0 ? '' : ' standby');
+        }).join(', ');
+      }
+    });
+    store.instances.forEach(function (i) {
+      var e = want.get('i' + i.id);
+      if (e && i.node) { e.data.label += '\n@ ' + nodeLabel(i.node); }
     });
   }
 

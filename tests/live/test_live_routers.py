@@ -1,5 +1,5 @@
-"""Routers and floating IPs on the live websocket (issue 14): in the snapshot at a fixed number of queries, their
-events relayed to their own tenant only, never another tenant's."""
+"""Routers and floating IPs on the live websocket (issue 14): in the snapshot at a fixed number of queries (with
+each network's DHCP servers and their nodes, issue 13), their events relayed to their own tenant only."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from live_helpers import communicator
 
 from live.snapshot import build_snapshot, resolve_view
-from tenants import routers, services
+from tenants import nodes, routers, services
 from tenants.models import Router
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,6 +42,8 @@ def snapshot_queries(user, tenant) -> tuple[int, dict]:
 
 def test_snapshot_has_routers_and_floating_ips_at_a_fixed_number_of_queries(two_tenants, network_factory, external):
     alice, acme = two_tenants["alice"], two_tenants["acme"]
+    for i in (1, 2):  # two VTEP nodes: every new network has two DHCP servers, a tunnel between them
+        nodes.node_register(name=f"n{i}", vtep_address=f"10.250.0.{i}")
     add_routed_instance(acme, network_factory, external, 1)
     one, snapshot = snapshot_queries(alice, acme)
     [router] = snapshot["routers"]
@@ -54,6 +56,11 @@ def test_snapshot_has_routers_and_floating_ips_at_a_fixed_number_of_queries(two_
         add_routed_instance(acme, network_factory, external, n)
     three, snapshot = snapshot_queries(alice, acme)
     assert len(snapshot["routers"]) == 4 and len(snapshot["floating_ips"]) == 4
+    routed = {n["id"] for n in snapshot["networks"] if n["name"].startswith("net-")}
+    servers = {d["network"]: [s["node"] for s in d["servers"]] for d in snapshot["dhcp_servers"]}
+    assert len(routed) == 4 and all(sorted(servers[n]) == ["n1", "n2"] for n in routed)
+    assert {n["name"]: n["state"] for n in snapshot["nodes"]}.items() >= {("n1", "live"), ("n2", "live")}
+    assert all(i["node"] for i in snapshot["instances"]) and all(n["vni"] for n in snapshot["networks"])
     assert three == one
 
 

@@ -120,14 +120,15 @@ def url_conf_operations() -> set[str]:
 
 def test_the_url_conf_count_sees_every_viewset_action():
     """Guard the derivation itself: the five resources' 22 operations of the API's first version, the 16 of
-    routers (6 + add/remove-interface), floating IPs (6) and external networks (2), and the nodes' two (list and
-    detail, read-only)."""
+    routers (6 + add/remove-interface), floating IPs (6) and external networks (2), and the nodes' four (list,
+    detail, drain, undrain)."""
     operations = url_conf_operations()
-    assert len(operations) == 40, sorted(operations)
+    assert len(operations) == 42, sorted(operations)
     assert "DELETE /api/v1/instances/{instance_id}/" in operations and "GET /api/v1/leases/" in operations
     assert "POST /api/v1/routers/{router_id}/add-interface/" in operations
     assert "PATCH /api/v1/floating-ips/{floating_ip_id}/" in operations
     assert "GET /api/v1/external-networks/{external_network_id}/" in operations
+    assert "POST /api/v1/nodes/{node_id}/drain/" in operations
 
 
 def test_no_operation_answers_5xx(token, wsgi_app):
