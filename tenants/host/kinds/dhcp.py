@@ -128,7 +128,10 @@ class RunDnsmasq(Op):
     Convergent: a live dnsmasq with the same argv is kept and reloaded if its hosts/opts files changed in this
     session (reservations reload without a restart); a different argv means a restart; a dead or foreign pid
     means a fresh start. ``seed`` (HA): the lease file is pre-seeded from it just before a start — never while
-    dnsmasq runs, as it owns and rewrites that file.
+    dnsmasq runs, as it owns and rewrites that file; so a running HA server that lacks the line of a new
+    reservation is restarted (stopped, seeded, started: a few ms, while its peer answers), else a client that
+    leased from the peer loses its address when the peer dies (the survivor ignores a rebind it has no lease
+    for: the three-agent node-loss drill saw exactly that deconfig).
     """
 
     ns: str
@@ -142,6 +145,9 @@ class RunDnsmasq(Op):
         c = self.command
         d = Daemon(PROGRAM, self.ns, c.pid_file)
         pid = s.supervisor.running_as(d, c.argv())
+        if pid is not None and self.seed is not None and unseeded(self.seed, c.lease_file):
+            s.supervisor.stop([d])
+            pid = None
         if pid is not None:
             if c.pid_file.parent in s.changed_dirs:
                 reload(pid, c)
@@ -164,6 +170,15 @@ class RunDnsmasq(Op):
             s.supervisor.start(d, c, wait=True, timeout=START_TIMEOUT, fail=self.fail)
 
 
+def unseeded(spec: NetworkSpec, lease_file: Path) -> bool:
+    """An HA server's lease file lacks the seeded (or real) line of one of the spec's reservations."""
+    try:
+        current = lease_file.read_text()
+    except FileNotFoundError:
+        current = ""
+    return dm.seed_leases(spec, current) != current
+
+
 def refresh(config: HostConfig, n: Names, spec: NetworkSpec) -> bool:
     """Replace the reservation/option files of a network that is up and reload dnsmasq if one changed; False
     when it is not up with exactly this spec's argv (then a full ensure is needed)."""
@@ -172,7 +187,7 @@ def refresh(config: HostConfig, n: Names, spec: NetworkSpec) -> bool:
         return False
     c = command(config, n, spec)
     pid = daemon(n, nid).pid()
-    if pid is None or cmdline(pid) != c.argv():
+    if pid is None or cmdline(pid) != c.argv() or spec.ha and unseeded(spec, c.lease_file):
         return False
     hosts, opts = dm.render_hosts(spec), dm.render_opts(spec)  # validates before any write
     addn = dm.render_addn_hosts(spec) if spec.ha else None
