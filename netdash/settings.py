@@ -182,6 +182,9 @@ CHANNEL_LAYERS = {
 # --- Host (kernel) side ----------------------------------------------------------------------------
 # Every namespace and device name carries this prefix, so tests, benchmarks and several nodes never collide.
 NETDASH_PREFIX = os.environ.get("NETDASH_PREFIX", "nd-")
+# Prefix of the simulated fabric joining the nodes' underlays; simulated nodes on one machine each have their own
+# NETDASH_PREFIX and share this one (it defaults to NETDASH_PREFIX: one node, or nodes without VTEPs).
+NETDASH_FABRIC_PREFIX = os.environ.get("NETDASH_FABRIC_PREFIX") or NETDASH_PREFIX
 if not re.fullmatch(r"[a-z][a-z0-9]{0,4}-?", NETDASH_PREFIX):
     raise ImproperlyConfigured(
         f"NETDASH_PREFIX={NETDASH_PREFIX!r} must be 1-6 characters: a lowercase letter, then letters/digits, "

@@ -36,6 +36,7 @@ from .host.process import RESTART_BACKOFF, RestartBackoff
 from .hostspecs import driver, host_config, instance_spec
 from .models import Instance, Network
 from .queue import agent_queue, enqueue_now
+from .scheduling import instances_on, networks_on, networks_served_by
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class Agent:
                 if time.monotonic() >= next_refresh:
                     next_refresh = time.monotonic() + WATCH_REFRESH
                     unknown.clear()
-                    current = {n.kernel_id: n for n in Network.objects.filter(node=self.node)
+                    current = {n.kernel_id: n for n in networks_served_by(self.node)
                                .exclude(status=ObjectStatus.DELETING)}
                     for kid in set(current) - watched:
                         if names.net_dir(kid).is_dir():
@@ -99,7 +100,7 @@ class Agent:
                 # A realise job makes a network's directory ~0.1 s before its first lease; waiting for the next
                 # refresh (up to a second) put that lease's row and event late, so look for new ones every turn.
                 for kid in self._new_network_dirs(watched | unknown):
-                    network = (Network.objects.filter(kernel_id=kid, node=self.node)
+                    network = (networks_served_by(self.node).filter(kernel_id=kid)
                                .exclude(status=ObjectStatus.DELETING).first())
                     if network is None:
                         unknown.add(kid)
@@ -139,20 +140,18 @@ class Agent:
         """
         # One query, not one per network: at 500 networks the per-network EXISTS made this loop a quarter of the
         # agent's CPU time (bench profile, py-spy), competing with the worker for the GIL on a 2-core node.
-        serving = (Network.objects.filter(node=self.node, status=ObjectStatus.ACTIVE, subnets__enable_dhcp=True)
-                   .distinct())
+        serving = networks_served_by(self.node).filter(status=ObjectStatus.ACTIVE, subnets__enable_dhcp=True)
         for network in serving:
             if self.driver.dnsmasq_pid(network.kernel_id) is None and self._restart(
                     "tenants.jobs.realise_network", network.pk, f"dnsmasq of {network} is not running; restarting"):
                 metrics.daemon_restarted(self.node, "dnsmasq")
-        for network in Network.objects.filter(node=self.node, status=ObjectStatus.ERROR):
+        for network in networks_on(self.node).filter(status=ObjectStatus.ERROR):
             # A transient failure (e.g. an address still held by a dying dnsmasq) heals without waiting for the
             # periodic reconcile; a persistent one is retried at a slow pace, its reason staying visible.
             self._restart("tenants.jobs.realise_network", network.pk,
                           f"{network} is in error ({network.status_reason}); retrying", backoff=ERROR_RETRY_BACKOFF)
-        instances = Instance.objects.filter(network__node=self.node, network__status=ObjectStatus.ACTIVE,
-                                            status=ObjectStatus.ACTIVE).select_related("network", "subnet",
-                                                                                       "ipv6_subnet")
+        instances = instances_on(self.node).filter(network__status=ObjectStatus.ACTIVE, status=ObjectStatus.ACTIVE
+                                                   ).select_related("network", "subnet", "ipv6_subnet")
         for instance in instances:
             if not self._clients_alive(instance) and self._restart(
                     "tenants.jobs.realise_instance", instance.pk,

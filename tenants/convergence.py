@@ -4,6 +4,10 @@ Every function is idempotent: it converges the host towards what the database sa
 twice, or after a crash half-way, ends in the same state. Work on one network is serialised by its lock
 (``locks.network_lock``; several agents or workers may run), and every outcome is recorded through
 ``status.record``: ``active``, or ``error`` with a readable reason.
+
+Each node converges only its share of a network (issue 13): the segment and its VXLAN port with the flood list
+from the database, its own dnsmasq if it holds one of the network's DHCP servers, its own instances; the
+network's rows go when the last node present has torn its share down.
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
+from django.conf import settings
 from django.db import transaction
 
 from . import events, lease_sync, selectors, services, status
 from .choices import LeaseState, ObjectStatus
-from .host import DnsmasqLease
-from .hostspecs import driver, instance_spec, network_spec, upstream_spec
+from .host import DnsmasqLease, netns
+from .hostspecs import driver, fabric_driver, instance_spec, network_spec, tunnel_spec, underlay_spec, upstream_spec
 from .locks import free_network_locks, network_lock
-from .models import Instance, Lease, Network, Router
+from .models import DhcpServer, Instance, Lease, Network, Router
 from .queue import enqueue_on_commit
+from .scheduling import instance_node, instances_on, network_nodes, networks_on
 from .status import Outcome, failure_reason
 
 log = logging.getLogger(__name__)
@@ -48,7 +54,7 @@ def _co_batch(node: str, in_status: str, exclude: int) -> Iterator[list[int]]:
     of 200 networks 23x the floor). When jobs pile up, the first one does the work of the queued ones; those
     then find nothing left to do and return at once. Caller holds the lock of ``exclude``.
     """
-    ids = list(Network.objects.filter(node=node, status=in_status).exclude(pk=exclude).order_by("pk")
+    ids = list(networks_on(node).filter(status=in_status).exclude(pk=exclude).order_by("pk")
                .values_list("pk", flat=True)[:BATCH])
     with free_network_locks(ids) as taken:
         yield taken
@@ -72,9 +78,32 @@ def _converge_network(network: Network, *, force: bool = False) -> None:
     spec = network_spec(network)
     if force or not driver().refresh_network(spec):
         driver().ensure_network(spec)
-    upstream = upstream_spec(network)
+    converge_tunnel(network)
+    upstream = upstream_spec(network) if network.node == settings.NETDASH_NODE else None
     if upstream is not None:  # an external network with the simulated outside world on it (demo, tests, labs)
         driver().ensure_upstream(upstream)
+
+
+def ensure_underlay() -> bool:
+    """This node's underlay on the (shared, simulated) fabric, idempotently; False: the node has no VTEP."""
+    spec = underlay_spec()
+    if spec is None:
+        return False
+    fabric_driver().ensure_fabric()
+    driver().ensure_underlay(spec)
+    return True
+
+
+def converge_tunnel(network: Network) -> None:
+    """The network's VXLAN port on this node and its flood list (a flood entry per other node the network is
+    present on); nothing without a VTEP. An underlay deleted behind our back took the VXLAN devices with it
+    (measured): it is made again first."""
+    tunnel = tunnel_spec(network)
+    if tunnel is None:
+        return
+    if not netns.exists(driver().names.underlay_ns(tunnel.node_id)):
+        ensure_underlay()
+    driver().ensure_tunnel(tunnel)
 
 
 def _start_instances(instances: list[Instance]) -> dict[int, BaseException]:
@@ -148,7 +177,8 @@ def realise_networks(networks: list[Network], *, force: set[int] | frozenset[int
     ok = [n for n in networks if n.pk not in failed]
     for network in ok:
         # Instances whose namespace or client is missing (new, or after a reboot) are started too.
-        live = [i for i in network.instances.all() if i.status != ObjectStatus.DELETING]
+        live = [i for i in network.instances.all()
+                if i.status != ObjectStatus.DELETING and instance_node(i) == settings.NETDASH_NODE]
         if live:
             _start_instances(live)
     sync_if_leased(ok)
@@ -167,7 +197,7 @@ def realise_network(network_id: int, force: bool = False) -> str:
             return "skipped"
         if not force and _up_to_date(own):
             return "active"
-        with _co_batch(own.node, ObjectStatus.PENDING, exclude=network_id) as others:
+        with _co_batch(settings.NETDASH_NODE, ObjectStatus.PENDING, exclude=network_id) as others:
             networks = [own, *(n for n in load_networks(others) if n.status == ObjectStatus.PENDING)]
             failed = realise_networks(networks, force={network_id} if force else frozenset())
     if network_id in failed:
@@ -184,9 +214,12 @@ def _up_to_date(network: Network) -> bool:
     """
     if network.status != ObjectStatus.ACTIVE or upstream_spec(network) is not None:
         return False
+    if tunnel_spec(network) is not None:  # its flood list follows the network's other nodes: converge it
+        return False
     if not driver().refresh_network(network_spec(network)):
         return False
-    live = [i for i in network.instances.all() if i.status != ObjectStatus.DELETING]
+    live = [i for i in network.instances.all()
+            if i.status != ObjectStatus.DELETING and instance_node(i) == settings.NETDASH_NODE]
     return all(i.status != ObjectStatus.ERROR and driver().instance_running(instance_spec(i)) for i in live)
 
 
@@ -201,12 +234,22 @@ def destroy_networks(networks: list[Network]) -> None:
         log.exception("destroy_network %s failed", [n.pk for n in networks])
         _record_networks(networks, dict.fromkeys((n.pk for n in networks), exc), "teardown failed")
         raise
-    ids = [n.pk for n in networks]
-    out = [(n.tenant_id, "network.deleted", selectors.network_data(n)) for n in networks]
-    # Routers with a port on these networks lose it with the rows (the interface cascades): converge them after.
-    routed = list(Router.objects.filter(interfaces__subnet__network__in=ids).exclude(status=ObjectStatus.DELETING)
-                  .distinct().values_list("pk", "node"))
+    node, torn = settings.NETDASH_NODE, [n.pk for n in networks]
     with transaction.atomic():
+        # This node's share of the rows goes now; a network's own rows go with the last share (another node
+        # still holding a DHCP server or an instance of it tears its own share down in its own job).
+        instances_on(node).filter(network__in=torn).delete()
+        DhcpServer.objects.filter(network__in=torn, node=node).delete()
+        elsewhere = {*DhcpServer.objects.filter(network__in=torn).values_list("network", flat=True),
+                     *Instance.objects.filter(network__in=torn).values_list("network", flat=True)}
+        networks = [n for n in networks if n.pk not in elsewhere]
+        ids = [n.pk for n in networks]
+        if not ids:
+            return
+        out = [(n.tenant_id, "network.deleted", selectors.network_data(n)) for n in networks]
+        # Routers with a port on these networks lose it with the rows (the interface cascades): converge them after.
+        routed = list(Router.objects.filter(interfaces__subnet__network__in=ids).exclude(status=ObjectStatus.DELETING)
+                      .distinct().values_list("pk", "node"))
         Instance.objects.filter(network__in=ids).delete()  # instances protect their subnet; they go first
         Network.objects.filter(pk__in=ids).delete()
         services.tenant_finish_deletion(tenant_ids={n.tenant_id for n in networks})
@@ -221,10 +264,10 @@ def destroy_network(network_id: int) -> str:
     Also tears down the node's other ``deleting`` networks whose lock is free, in the same driver call and
     transaction (their own jobs then find them gone).
     """
-    node = Network.objects.filter(pk=network_id).values_list("node", flat=True).first()
-    if node is None:
+    if not Network.objects.filter(pk=network_id).exists():
         return "gone"
-    with network_lock(network_id), _co_batch(node, ObjectStatus.DELETING, exclude=network_id) as others:
+    with (network_lock(network_id),
+          _co_batch(settings.NETDASH_NODE, ObjectStatus.DELETING, exclude=network_id) as others):
         networks = [n for n in Network.objects.filter(pk__in=[network_id, *others]).select_related("tenant")
                     if n.pk == network_id or n.status == ObjectStatus.DELETING]
         if not any(n.pk == network_id for n in networks):
@@ -302,9 +345,6 @@ def destroy_instance(instance_id: int) -> str:
         doomed = [i for i in network.instances.all() if i.pk == own.pk or i.status == ObjectStatus.DELETING]
         try:
             driver().remove_instances([i.kernel_id for i in doomed])
-            if network.status != ObjectStatus.DELETING:  # a dnsmasq that stays must not keep their leases
-                driver().forget_leases(network.kernel_id, [(i.ip_address, i.mac_address) for i in doomed
-                                                           if i.ip_address and i.mac_address])
         except Exception as exc:
             reason = failure_reason(exc, "teardown failed")
             status.record(Outcome(i, ObjectStatus.ERROR, reason) for i in doomed)
@@ -315,7 +355,9 @@ def destroy_instance(instance_id: int) -> str:
             events.publish_many(out)
         if network.status != ObjectStatus.DELETING:
             network = load_networks([network.pk])[0]
-            _converge_network(network)  # drop the reservations from dnsmasq (SIGHUP)
+            _converge_network(network)  # drop the reservations and their leases from dnsmasq (SIGHUP, dhcp_release)
+            for node in sorted(network_nodes(network) - {settings.NETDASH_NODE}):  # theirs too, and flood lists
+                enqueue_on_commit("tenants.jobs.realise_network", network.pk, node=node)
         sync_leases(network)
     return "deleted"
 

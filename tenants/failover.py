@@ -3,7 +3,9 @@
 Why only DHCP duties move: a server is state in the database (its rank and addresses stay with the duty, so
 clients' server identifier stays valid and the survivor's pre-seeded lease file already knows them), while an
 instance is a client whose namespace lives on its node's kernel: it cannot be moved, it is shown as on a down
-node. Moving a duty is a row update plus a realise job on the new node, enqueued after commit.
+node. Moving a duty is a row update plus a realise job, enqueued after commit, on every node the network is present on
+(the new server's node starts its dnsmasq, the others update their flood lists and the announced DNS servers) and
+on the node it left (a drained node drops its dnsmasq now; a down one when its agent returns and reconciles).
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ from django.utils import timezone
 from .choices import NodeState
 from .models import DhcpServer, Network, Node
 from .node_events import publish_dhcp_servers, publish_node_states
-from .queue import enqueue_on_commit
-from .scheduling import schedule_dhcp_nodes
+from .scheduling import enqueue_on_network_nodes, schedule_dhcp_nodes
 
 
 def dhcp_duties_move_off(node: str) -> int:
@@ -36,7 +37,8 @@ def dhcp_duties_move_off(node: str) -> int:
             server.save(update_fields=["node"])
             if server.rank == 0:  # the first server's node is the network's queue
                 Network.objects.filter(pk=server.network_id).update(node=target)
-            enqueue_on_commit("tenants.jobs.realise_network", server.network_id, node=target)
+            enqueue_on_network_nodes("tenants.jobs.realise_network", Network.objects.get(pk=server.network_id),
+                                     also=frozenset({node}))
             moved.append(server.network_id)
         publish_dhcp_servers(moved)
     return len(moved)

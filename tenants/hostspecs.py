@@ -25,10 +25,14 @@ from .host.specs import (
     RouterSpec,
     SubnetSpec,
     TunnelSpec,
+    UnderlaySpec,
     UpstreamSpec,
 )
 from .models import Instance, Network, Node, Router, RouterInterface, Subnet
-from .scheduling import network_nodes
+from .scheduling import network_nodes, serves_dhcp
+
+# The simulated fabric is one L2 segment: every node's VTEP must lie in this prefix of the others'.
+FABRIC_PREFIXLEN = 16
 
 
 @cache
@@ -52,6 +56,14 @@ def host_config() -> HostConfig:
 def driver() -> HostDriver:
     """This process's host driver (it keeps no per-network state, so one instance serves every job)."""
     return LinuxHostDriver(host_config())
+
+
+@cache
+def fabric_driver() -> HostDriver:
+    """A driver under ``NETDASH_FABRIC_PREFIX``, for the fabric only: simulated nodes on one machine each have a
+    prefix of their own (a network's segment namespace exists once per node) and share one fabric."""
+    return LinuxHostDriver(HostConfig(prefix=settings.NETDASH_FABRIC_PREFIX,
+                                      state_dir=settings.NETDASH_STATE_DIR.resolve()))
 
 
 def names() -> Names:
@@ -102,12 +114,16 @@ def _server_addresses(network: Network, node: str) -> tuple[dict[int, str], dict
 
 
 def network_spec(network: Network, node: str | None = None) -> NetworkSpec:
-    """What the network's segment and ``node``'s dnsmasq (default: this node's) should look like right now.
+    """What the network's segment and ``node``'s dnsmasq (default: this node's) should look like right now; a
+    node with no DHCP server of the network gets its segment only.
 
     A routed IPv6 subnet's RAs come from its router (Neutron: the RA mode says who advertises), so the network's
     dnsmasq gets no RA mode for it and only answers DHCPv6."""
+    node = node or settings.NETDASH_NODE
+    if not serves_dhcp(network, node):  # a node hosting only instances or routers: the segment alone
+        return NetworkSpec(kernel_id=network.kernel_id, subnets=(), reservations=())
     routed = _routed_subnet_ids(network)
-    own, peers = _server_addresses(network, node or settings.NETDASH_NODE)
+    own, peers = _server_addresses(network, node)
     subnets = tuple(
         SubnetSpec(
             cidr=s.cidr,
@@ -151,13 +167,25 @@ def node_kernel_id(node: Node) -> str:
 def tunnel_spec(network: Network, node: str | None = None) -> TunnelSpec | None:
     """The network's VXLAN port on ``node`` (default: this node) with a flood entry for every other node the
     network is present on that has a VTEP (the database as Neutron's l2population); None when ``node`` has no
-    VTEP or no row (no overlay: the network stays on one node)."""
+    VTEP or no row (no overlay: the network stays on one node). This node without ``NETDASH_NODE_VTEP``: None
+    without a query (a one-node install pays nothing for the overlay)."""
+    if node is None and settings.NETDASH_NODE_VTEP is None:
+        return None
     nodes = {n.name: n for n in Node.objects.filter(name__in=network_nodes(network) | {node or settings.NETDASH_NODE})}
     me = nodes.get(node or settings.NETDASH_NODE)
     if me is None or me.vtep_address is None or network.vni is None:
         return None
     peers = tuple(n.vtep_address for n in nodes.values() if n.pk != me.pk and n.vtep_address)
     return TunnelSpec(network.kernel_id, network.vni, node_kernel_id(me), me.vtep_address, peers)
+
+
+def underlay_spec(node: str | None = None) -> UnderlaySpec | None:
+    """``node``'s (default: this node's) underlay on the fabric, or None when it has no VTEP (no overlay)."""
+    row = Node.objects.filter(name=node or settings.NETDASH_NODE).exclude(vtep_address=None).first()
+    if row is None:
+        return None
+    fabric_ns, fabric_bridge = fabric_driver().fabric()
+    return UnderlaySpec(node_kernel_id(row), row.vtep_address, FABRIC_PREFIXLEN, fabric_ns, fabric_bridge)
 
 
 DHCPV6_MODES = ("dhcpv6-stateful", "dhcpv6-stateless")  # SLAAC needs no client: the kernel configures itself

@@ -52,6 +52,10 @@ def sync_network_leases(network: Network, entries: Iterable[DnsmasqLease], *,
     it has been sent, after the commit. Lines with expiry 0 are skipped: an HA DHCP server's lease file is
     pre-seeded with every reservation that way (``dnsmasq.seed_leases``), and no lease time we configure is
     infinite, so such a line was never an ACK.
+
+    With several DHCP servers each node syncs its own server's file, which holds only the leases that server
+    ACKed: a row is then renewed only by a later expiry (the last ACK wins, whichever server sent it) and ends
+    only when it has expired, not because this file lacks it (the other server may hold it).
     """
     entries = [e for e in entries if e.expiry != 0]
     now = timezone.now()
@@ -64,6 +68,7 @@ def sync_network_leases(network: Network, entries: Iterable[DnsmasqLease], *,
         network = (Network.objects.select_for_update(of=("self",), no_key=True).select_related("tenant")
                    .get(pk=network.pk))
         subnets = list(network.subnets.all())
+        several_servers = network.dhcp_servers.count() > 1
         instances = {i.mac_address: i for i in Instance.objects.filter(network=network)}
         active = {
             (lease.ip_address, lease.mac_address): lease
@@ -88,6 +93,9 @@ def sync_network_leases(network: Network, entries: Iterable[DnsmasqLease], *,
             hostname = entry.hostname or ""
             current = active.pop((ip, entry.mac), None)
             if current is not None:
+                if several_servers and expires is not None and current.expires_at is not None \
+                        and expires <= current.expires_at:
+                    continue  # an older ACK (another server renewed since)
                 if current.expires_at != expires or current.hostname != hostname:
                     current.expires_at, current.hostname = expires, hostname
                     current.save(update_fields=["expires_at", "hostname", "updated_at"])
@@ -105,6 +113,8 @@ def sync_network_leases(network: Network, entries: Iterable[DnsmasqLease], *,
 
         for lease in active.values():
             expired = lease.expires_at is not None and lease.expires_at <= now
+            if several_servers and not expired:
+                continue
             lease.state = LeaseState.EXPIRED if expired else LeaseState.RELEASED
             lease.save(update_fields=["state", "updated_at"])
             record(lease, LeaseEventKind.EXPIRE if expired else LeaseEventKind.RELEASE)

@@ -1,16 +1,19 @@
 """Reconcile: converge a node's host to the database both ways — create what is missing, remove our orphans.
 
-Runs when an agent starts and periodically (``tenants.jobs.reconcile``). It compares namespaces and process
+Each node converges its own share of every network present on it (``scheduling.networks_on``): segment, VXLAN
+port and flood list, its dnsmasq where it holds a DHCP server, its instances. Runs when an agent starts and
+periodically (``tenants.jobs.reconcile``). It compares namespaces and process
 liveness (a dnsmasq or udhcpc pid counts only if it is alive *in the right namespace*), so a killed dnsmasq, a
 reboot or a half-finished job are all repaired here. The steps, in order:
 
+0. make this node's underlay on the fabric (a node with a VTEP: from agent start, and again if deleted);
 1. finish every deletion the database asks for (rows in ``deleting``);
 2. sort the rest into healthy networks and networks to realise (unhealthy on the host, a sick instance, or
    not recorded ``active``);
 3. realise those in batches of ``convergence.BATCH`` (one transaction and one round of events per batch); one
    whose lock is busy (a running job, or a holder that crashed) is realised on its own with the waiting lock,
    which takes over from a dead holder;
-4. sync the leases of the healthy ones;
+4. sync the leases of the healthy ones and converge their VXLAN ports (flood lists follow the database);
 5. converge the node's routers after their networks (finish their deletions, realise the rest: ``ensure_router``
    rebuilds a wiped router and restores a flushed NAT table, and leaves a matching one alone);
 6. remove anything with our prefix that the database no longer wants (routers included), leaving alone what it
@@ -31,6 +34,7 @@ from .host import HostScan, InstanceFound, NetworkFound
 from .hostspecs import driver, instance_spec
 from .locks import free_network_locks
 from .models import Instance, Network, Router
+from .scheduling import instance_node, instances_on, networks_on, serves_dhcp
 from .status import failure_reason
 
 
@@ -70,10 +74,14 @@ class ReconcileReport:
         return out or ["nothing to do: the host matches the database"]
 
 
-def network_healthy(found: NetworkFound | None, network: Network) -> bool:
-    """Both namespaces present and, when a subnet serves DHCP, a dnsmasq alive in the right namespace."""
+def network_healthy(found: NetworkFound | None, network: Network, node: str | None = None) -> bool:
+    """The segment present and, when a subnet serves DHCP and ``node`` (default: this node) holds one of the
+    network's servers, its DHCP namespace with a dnsmasq alive in it; a node holding none runs no dnsmasq (a
+    duty that moved away while it was down is dropped)."""
     if found is None or not found.seg_ns:
         return False
+    if not serves_dhcp(network, node or settings.NETDASH_NODE):
+        return not found.dhcp_ns and found.dnsmasq_pid is None
     if not any(s.enable_dhcp for s in network.subnets.all()):
         return True
     return found.dhcp_ns and found.dnsmasq_pid is not None
@@ -92,10 +100,15 @@ def reconcile(node: str | None = None) -> ReconcileReport:
     node = node or settings.NETDASH_NODE
     started = time.monotonic()
     report = ReconcileReport()
+    try:
+        convergence.ensure_underlay()
+    except Exception as exc:  # the networks without a tunnel still converge
+        report.errors.append(f"underlay: {failure_reason(exc)}")
     scan = driver().scan_host()
-    networks = list(Network.objects.filter(node=node).select_related("tenant")
-                    .prefetch_related("subnets", "instances__network", "instances__subnet", "instances__ipv6_subnet")
-                .order_by("pk"))
+    networks = list(networks_on(node).select_related("tenant")
+                    .prefetch_related("subnets", "instances__network", "instances__subnet", "instances__ipv6_subnet",
+                                      "dhcp_servers")
+                    .order_by("pk"))
     todo: list[Network] = []
     healthy: list[Network] = []
     for network in networks:
@@ -108,9 +121,10 @@ def reconcile(node: str | None = None) -> ReconcileReport:
     for start in range(0, len(todo), convergence.BATCH):
         _realise_batch(todo[start:start + convergence.BATCH], report)
     try:
-        convergence.sync_if_leased(healthy)
+        convergence.sync_if_leased([n for n in healthy if serves_dhcp(n, node)])
     except Exception as exc:
         report.errors.append(f"lease sync: {failure_reason(exc)}")
+    _converge_tunnels(healthy, report)
     _converge_routers(node, report)
     _remove_orphans(node, report)
     metrics.reconcile_finished(node, seconds=time.monotonic() - started, changes=report.change_count,
@@ -132,13 +146,25 @@ def _converge_routers(node: str, report: ReconcileReport) -> None:
             report.errors.append(f"router {router.name}: {failure_reason(exc)}")
 
 
+def _converge_tunnels(networks: list[Network], report: ReconcileReport) -> None:
+    """Step 4: the VXLAN port and flood list of each healthy network whose lock is free (a busy one is being
+    realised, which converges its tunnel too); idempotent, so a matching tunnel is left as it is."""
+    with free_network_locks([n.pk for n in networks]) as taken:
+        for network in (n for n in networks if n.pk in set(taken)):
+            try:
+                convergence.converge_tunnel(network)
+            except Exception as exc:
+                report.errors.append(f"{network.name} tunnel: {failure_reason(exc)}")
+
+
 def _finish_deletions(network: Network, report: ReconcileReport) -> bool:
     """Step 1: tear down the network if it is being deleted (True), else its instances being deleted."""
     if network.status == ObjectStatus.DELETING:
         convergence.destroy_network(network.pk)  # the first one takes the node's other deleting networks along
         report.destroyed_networks.append(network.name)
         return True
-    for instance in [i for i in network.instances.all() if i.status == ObjectStatus.DELETING]:
+    for instance in [i for i in network.instances.all()
+                     if i.status == ObjectStatus.DELETING and instance_node(i) == settings.NETDASH_NODE]:
         convergence.destroy_instance(instance.pk)
         report.destroyed_instances.append(instance.hostname)
     return False
@@ -146,7 +172,8 @@ def _finish_deletions(network: Network, report: ReconcileReport) -> bool:
 
 def _needs_realise(network: Network, scan: HostScan, report: ReconcileReport) -> bool:
     """Step 2: whether the network or one of its live instances is not as the database wants it."""
-    live = [i for i in network.instances.all() if i.status != ObjectStatus.DELETING]
+    live = [i for i in network.instances.all()
+            if i.status != ObjectStatus.DELETING and instance_node(i) == settings.NETDASH_NODE]
     sick = [i for i in live if not instance_healthy(scan.instances.get(i.kernel_id), i)]
     healthy = (network.status == ObjectStatus.ACTIVE and not sick
                and network_healthy(scan.networks.get(network.kernel_id), network))
@@ -181,19 +208,20 @@ def _remove_orphans(node: str, report: ReconcileReport) -> None:
     either missing from the scan or already in the database as that node's.
     """
     scan = driver().scan_host()
-    wanted = Network.objects.filter(node=node).exclude(status=ObjectStatus.DELETING)
+    present = networks_on(node)
+    wanted = Network.objects.filter(pk__in=present.values("pk")).exclude(status=ObjectStatus.DELETING)
     wanted_networks = set(wanted.values_list("kernel_id", flat=True))
-    wanted_instances = set(Instance.objects.filter(network__in=wanted).exclude(status=ObjectStatus.DELETING)
+    mine = instances_on(node)
+    wanted_instances = set(mine.filter(network__in=wanted).exclude(status=ObjectStatus.DELETING)
                            .values_list("kernel_id", flat=True))
     # Another node's routers (same prefix on one machine) are that node's agent's to converge: never orphans here.
     wanted_routers = set(Router.objects.filter(node=node).exclude(status=ObjectStatus.DELETING)
                          .values_list("kernel_id", flat=True))
     wanted_routers |= set(Router.objects.exclude(node=node).values_list("kernel_id", flat=True))
-    others = Network.objects.exclude(node=node)
     before = driver().remove_orphans(
         wanted_networks, wanted_instances, wanted_routers=wanted_routers, scan=scan,
-        foreign_networks=set(others.values_list("kernel_id", flat=True)),
-        foreign_instances=set(Instance.objects.filter(network__in=others).values_list("kernel_id", flat=True)),
+        foreign_networks=set(Network.objects.exclude(pk__in=present.values("pk")).values_list("kernel_id", flat=True)),
+        foreign_instances=set(Instance.objects.exclude(pk__in=mine.values("pk")).values_list("kernel_id", flat=True)),
     )
     report.removed_orphans = sorted(
         [f"network {k}" for k in before.networks if k not in wanted_networks]

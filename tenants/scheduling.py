@@ -9,6 +9,12 @@ A network's DHCP servers go to ``NETDASH_DHCP_SERVERS_PER_NETWORK`` distinct dhc
 ``dhcp_agents_per_network``); with fewer live dhcp nodes, as many as there are. Its first server's node is
 ``Network.node``, the queue its jobs go to. Standbys need the overlay: a network can span only nodes with a VTEP
 address, so a first server on a node without one has no standby (and nodes without one never get a standby).
+
+Where a network is present (issue 13): on the nodes of its DHCP servers, of its instances and of the routers with
+a port or gateway on it; each of those agents realises only its node's share (segment + VXLAN port, its own
+dnsmasq, its own instances) and its jobs go to all of them (:func:`enqueue_on_network_nodes`). Without the overlay
+(the network's first server has no VTEP) a new instance goes to ``Network.node``, so a one-node install, or
+several nodes without VTEPs, realise each network whole on one node, as before.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import Count, Q
 
-from .models import DhcpServer, Instance, Network
+from .models import DhcpServer, Instance, Network, Node, Router
 from .nodes import live_nodes
+from .queue import enqueue_on_commit
 
 
 def _least_loaded(nodes: list[str], load: dict[str, tuple[int, ...]]) -> list[str]:
@@ -56,16 +63,61 @@ def schedule_dhcp_nodes(count: int | None = None, *, exclude: frozenset[str] = f
     return [n for n in ordered if vtep.get(n) is not None][:count]
 
 
-def schedule_compute_node() -> str:
-    """The live compute node with the fewest instances, for a new instance."""
-    nodes = list(live_nodes().filter(compute=True).values_list("name", flat=True))
+def schedule_instance_node(network: Network) -> str:
+    """The node for a new instance of ``network``: the live compute node with a VTEP with the fewest instances
+    when the network's first server has a VTEP (the overlay carries it to its DHCP servers), else the network's
+    own node (no overlay: the instance must share the segment with its dnsmasq)."""
+    if not Node.objects.filter(name=network.node).exclude(vtep_address=None).exists():
+        return network.node
+    nodes = list(live_nodes().filter(compute=True).exclude(vtep_address=None).values_list("name", flat=True))
+    if not nodes:
+        return network.node
     load = {node: (n,) for node, n in
             Instance.objects.filter(node__in=nodes).values("node").annotate(n=Count("id")).values_list("node", "n")}
     return _least_loaded(nodes, load)[0]
 
 
 def network_nodes(network: Network) -> set[str]:
-    """Every node the network is present on: those running one of its DHCP servers or hosting an instance."""
+    """Every node the network is present on: its own node (the first server's), those running one of its DHCP
+    servers, hosting one of its instances, or a router with a port or gateway on it."""
     servers = DhcpServer.objects.filter(network=network).values_list("node", flat=True)
     instances = Instance.objects.filter(network=network).exclude(node="").values_list("node", flat=True)
-    return {*servers, *instances} or {network.node}
+    routers = Router.objects.filter(Q(interfaces__subnet__network=network) | Q(external_network=network)
+                                    ).exclude(node="").values_list("node", flat=True)
+    return {network.node, *servers, *instances, *routers}
+
+
+def networks_on(node: str):
+    """The networks present on ``node`` (the reverse of :func:`network_nodes`): what its reconcile converges."""
+    return Network.objects.filter(
+        Q(node=node) | Q(dhcp_servers__node=node) | Q(instances__node=node)
+        | Q(subnets__router_interface__router__node=node) | Q(gateway_routers__node=node)).distinct()
+
+
+def networks_served_by(node: str):
+    """The networks whose dnsmasq runs on ``node``: one of their DHCP servers is there (a network without server
+    rows, from before they existed, is served by its own node)."""
+    return Network.objects.filter(Q(dhcp_servers__node=node) | Q(dhcp_servers=None, node=node)).distinct()
+
+
+def serves_dhcp(network: Network, node: str) -> bool:
+    """Whether ``node`` runs a dnsmasq of ``network`` (reads ``dhcp_servers``, prefetched by the batch loads)."""
+    servers = {s.node for s in network.dhcp_servers.all()}
+    return node in servers if servers else node == network.node
+
+
+def instance_node(instance: Instance) -> str:
+    """The node hosting the instance (a row from before ``Instance.node`` existed: its network's node)."""
+    return instance.node or instance.network.node
+
+
+def instances_on(node: str):
+    """The instances hosted on ``node``."""
+    return Instance.objects.filter(Q(node=node) | Q(node="", network__node=node))
+
+
+def enqueue_on_network_nodes(func: str, network: Network, *args: object, also: frozenset[str] = frozenset()) -> None:
+    """After commit, ``func(network.pk, *args)`` on every node the network is present on (and on ``also``: a
+    node it is leaving, which must drop its share)."""
+    for node in sorted(network_nodes(network) | also):
+        enqueue_on_commit(func, network.pk, *args, node=node)

@@ -35,7 +35,13 @@ from .models import (
     Tenant,
 )
 from .queue import enqueue_many_on_commit, enqueue_on_commit
-from .scheduling import schedule_compute_node, schedule_dhcp_nodes
+from .scheduling import (
+    enqueue_on_network_nodes,
+    instance_node,
+    network_nodes,
+    schedule_dhcp_nodes,
+    schedule_instance_node,
+)
 
 AUTO = "auto"
 _ALLOCATION_ATTEMPTS = 8
@@ -65,7 +71,17 @@ def _check_quota(tenant: Tenant, kind: str, used: int, *, asked: int = 1) -> Non
 
 
 def _enqueue_network(network: Network) -> None:
-    enqueue_on_commit("tenants.jobs.realise_network", network.pk, node=network.node)
+    enqueue_on_network_nodes("tenants.jobs.realise_network", network)
+
+
+def _enqueue_instance(instance: Instance, func: str) -> None:
+    """``func`` on the instance's node, and a realise of the network on its other nodes: their dnsmasq learns
+    (or forgets) the reservation, their flood lists the node."""
+    node = instance_node(instance)
+    enqueue_on_commit(func, instance.pk, node=node)
+    if func == "tenants.jobs.realise_instance":
+        for other in sorted(network_nodes(instance.network) - {node}):
+            enqueue_on_commit("tenants.jobs.realise_network", instance.network_id, node=other)
 
 
 # --- tenants and members ------------------------------------------------------------------------------
@@ -230,7 +246,8 @@ def network_create_many(*, tenant: Tenant, networks: Sequence[dict[str, Any]],
             except ValidationError as exc:
                 raise ValidationError(f"Network {i + 1} of {len(networks)} ({item['name']!r}): "
                                       f"{' '.join(exc.messages)}", code="bulk") from None
-        enqueue_many_on_commit("tenants.jobs.realise_network", ((n.node, (n.pk,)) for n in made))
+        enqueue_many_on_commit("tenants.jobs.realise_network",
+                               ((node, (n.pk,)) for n in made for node in sorted(network_nodes(n))))
         servers = selectors.dhcp_servers_by_network([n.pk for n in made])
         events.publish_many([(tenant.pk, "network.created", selectors.network_data(n) | {"dhcp_servers": servers[n.pk]})
                              for n in made])
@@ -310,7 +327,9 @@ def network_delete_many(*, networks: Sequence[Network], actor: AbstractBaseUser 
             network.status = ObjectStatus.DELETING
             audit_record(actor=actor, tenant=network.tenant, action="network.delete", obj=network,
                          detail=network.name)
-        enqueue_many_on_commit("tenants.jobs.destroy_network", ((n.node, (n.pk,)) for n in networks))
+        # Every node each network is on tears its share down; one pipeline per node's queue.
+        enqueue_many_on_commit("tenants.jobs.destroy_network",
+                               ((node, (n.pk,)) for n in networks for node in sorted(network_nodes(n))))
         # Viewers see the instances go too, not "active" badges until the rows disappear.
         events.publish_many([(n.tenant_id, "network.updated", selectors.network_data(n)) for n in networks] + [
             (i.network.tenant_id, "instance.updated", selectors.instance_data(i))
@@ -326,7 +345,7 @@ def network_rerealise(*, networks: Sequence[Network], actor: AbstractBaseUser | 
                 continue
             audit_record(actor=actor, tenant=network.tenant, action="network.rerealise", obj=network)
             # force: walk the whole plan even if the network looks up (this follows manual tinkering)
-            enqueue_on_commit("tenants.jobs.realise_network", network.pk, True, node=network.node)
+            enqueue_on_network_nodes("tenants.jobs.realise_network", network, True)
             count += 1
     return count
 
@@ -635,7 +654,7 @@ def instance_create(*, network: Network, hostname: str, subnet: Subnet | None = 
                     address, fixed = _allocate(locked_subnet, mac), False
                 v6_subnet = _dual_stack_subnet(network, locked_subnet)
                 instance = Instance(network=network, subnet=locked_subnet, hostname=hostname, mac_address=mac,
-                                    node=schedule_compute_node(), ip_address=address, fixed_ip=fixed,
+                                    node=schedule_instance_node(network), ip_address=address, fixed_ip=fixed,
                                     ipv6_subnet=v6_subnet,
                                     ipv6_address=_allocate(v6_subnet, mac) if v6_subnet else None)
                 instance.full_clean(exclude=["network", "subnet", "ipv6_subnet"])
@@ -643,7 +662,7 @@ def instance_create(*, network: Network, hostname: str, subnet: Subnet | None = 
                 audit_record(actor=actor, tenant=network.tenant, action="instance.create", obj=instance,
                        detail=f"{hostname} {address}")
                 # The network's dnsmasq must know the reservation before the client asks.
-                enqueue_on_commit("tenants.jobs.realise_instance", instance.pk, node=network.node)
+                _enqueue_instance(instance, "tenants.jobs.realise_instance")
                 events.publish(network.tenant_id, "instance.created", selectors.instance_data(instance))
                 return instance
         except IntegrityError as exc:
@@ -671,7 +690,7 @@ def instance_update(*, instance: Instance, ip_address: str | None, actor: Abstra
             raise ValidationError({"ip_address": [f"{ip_address} was just taken by another instance."]}) from None
         audit_record(actor=actor, tenant=instance.network.tenant, action="instance.update", obj=instance,
                detail=str(instance.ip_address))
-        enqueue_on_commit("tenants.jobs.realise_instance", instance.pk, node=instance.network.node)
+        _enqueue_instance(instance, "tenants.jobs.realise_instance")
         events.publish(instance.network.tenant_id, "instance.updated", selectors.instance_data(instance))
     return instance
 
@@ -683,5 +702,5 @@ def instance_delete(*, instance: Instance, actor: AbstractBaseUser | None = None
         instance.status = ObjectStatus.DELETING
         audit_record(actor=actor, tenant=instance.network.tenant, action="instance.delete", obj=instance,
                detail=instance.hostname)
-        enqueue_on_commit("tenants.jobs.destroy_instance", instance.pk, node=instance.network.node)
+        _enqueue_instance(instance, "tenants.jobs.destroy_instance")
         events.publish(instance.network.tenant_id, "instance.updated", selectors.instance_data(instance))

@@ -95,6 +95,7 @@ class LinuxHostDriver:
         pid = self.dnsmasq_pid(nid)
         if pid is None:
             raise HostError(f"dnsmasq for network {nid} is not running; see {n.dnsmasq_log(nid)}")
+        dhcp.forget_stale_leases(n, spec)
         return NetworkRealised(nid, n.seg_ns(nid), n.dhcp_ns(nid), n.dhcp_dev(nid), pid)
 
     def ensure_instance(self, spec: InstanceSpec, *, wait: bool = True) -> InstanceRealised:

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 
 from tenants import nodes, selectors, services
 from tenants.models import DhcpServer, Instance, Network
-from tenants.scheduling import network_nodes
+from tenants.scheduling import network_nodes, networks_on
 
 pytestmark = pytest.mark.django_db
 
@@ -67,12 +67,22 @@ def test_instances_go_to_compute_nodes_least_loaded_and_the_network_is_present_o
         network_factory):
     nodes.node_register(name="net-1", roles="dhcp", vtep_address="10.250.0.1")
     nodes.node_register(name="net-2", roles="dhcp", vtep_address="10.250.0.2")
-    nodes.node_register(name="cpu-1", roles="compute")
-    nodes.node_register(name="cpu-2", roles="compute")
+    nodes.node_register(name="cpu-1", roles="compute", vtep_address="10.250.0.3")
+    nodes.node_register(name="cpu-2", roles="compute", vtep_address="10.250.0.4")
+    nodes.node_register(name="cpu-plain", roles="compute")  # no VTEP: the overlay cannot reach it
     network = network_factory(cidr="10.7.0.0/24")
     placed = [services.instance_create(network=network, hostname=f"vm{i}").node for i in range(3)]
     assert placed == ["cpu-1", "cpu-2", "cpu-1"]
     assert network_nodes(network) == {"net-1", "net-2", "cpu-1", "cpu-2"}
+    assert {n.name for n in networks_on("cpu-2")} == {network.name}
+
+
+def test_without_the_overlay_an_instance_shares_its_networks_node(network_factory):
+    nodes.node_register(name="plain-1")
+    nodes.node_register(name="plain-2", roles="compute")
+    network = network_factory(cidr="10.8.0.0/24")
+    assert services.instance_create(network=network, hostname="vm").node == network.node == "plain-1"
+    assert network_nodes(network) == {"plain-1"}
 
 
 def test_nodes_without_a_vtep_get_no_standby(network_factory):

@@ -177,20 +177,21 @@ class AgentProcess:
 
 @pytest.fixture
 def start_agent(transactional_db, agent_queue, tmp_path) -> Iterator[Callable[..., AgentProcess]]:
-    """``start_agent(reconcile_seconds=60, redis_url=None, node=NETDASH_NODE)`` → a running agent subprocess on
-    the test database, serving ``node``."""
+    """``start_agent(reconcile_seconds=60, redis_url=None, node=NETDASH_NODE, env=None)`` → a running agent
+    subprocess on the test database, serving ``node`` (``env``: more environment, e.g. a node's own prefix)."""
     started: list[AgentProcess] = []
     database_url = agent_database_url()
 
     def start(reconcile_seconds: int = 60, redis_url: str | None = None, wait: bool = True,
-              node: str = settings.NETDASH_NODE) -> AgentProcess:
-        env = dict(os.environ)
+              node: str = settings.NETDASH_NODE, env: dict[str, str] | None = None) -> AgentProcess:
+        extra, env = env or {}, dict(os.environ)
         env.update({
             "DATABASE_URL": database_url,
             "NETDASH_RECONCILE_SECONDS": str(reconcile_seconds),
             "REDIS_URL": redis_url or settings.REDIS_URL,
             "PYTHONUNBUFFERED": "1",
             "LOG_LEVEL": "INFO",
+            **extra,
         })
         agent = AgentProcess(env, tmp_path / f"agent-{len(started)}.log", node)
         started.append(agent.start())

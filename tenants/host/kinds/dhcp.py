@@ -22,6 +22,7 @@ from .. import validate as v
 from ..config import HostConfig
 from ..errors import HostError
 from ..interface import HostScan, NetworkFound
+from ..leases import read_leases
 from ..naming import Names
 from ..ops import AddrAdd, LinkUp, MakeDir, NetnsAdd, Op, Session, Sysctl, VethAdd, WriteFile, shell_exec_in
 from ..process import PATH_ENV, Daemon, Supervisor, cmdline, kill, kill_all_in, run_in
@@ -129,7 +130,10 @@ class RunDnsmasq(Op):
     Convergent: a live dnsmasq with the same argv is kept and reloaded if its hosts/opts files changed in this
     session (reservations reload without a restart); a different argv means a restart; a dead or foreign pid
     means a fresh start. ``seed`` (HA): the lease file is pre-seeded from it just before a start — never while
-    dnsmasq runs, as it owns and rewrites that file.
+    dnsmasq runs, as it owns and rewrites that file; so a running HA server that lacks the line of a new
+    reservation is restarted (stopped, seeded, started: a few ms, while its peer answers), else a client that
+    leased from the peer loses its address when the peer dies (the survivor ignores a rebind it has no lease
+    for: the three-agent node-loss drill saw exactly that deconfig).
     """
 
     ns: str
@@ -143,6 +147,9 @@ class RunDnsmasq(Op):
         c = self.command
         d = Daemon(PROGRAM, self.ns, c.pid_file)
         pid = s.supervisor.running_as(d, c.argv())
+        if pid is not None and self.seed is not None and unseeded(self.seed, c.lease_file):
+            s.supervisor.stop([d])
+            pid = None
         if pid is not None:
             if c.pid_file.parent in s.changed_dirs:
                 reload(pid, c)
@@ -165,6 +172,15 @@ class RunDnsmasq(Op):
             s.supervisor.start(d, c, wait=True, timeout=START_TIMEOUT, fail=self.fail)
 
 
+def unseeded(spec: NetworkSpec, lease_file: Path) -> bool:
+    """An HA server's lease file lacks the seeded (or real) line of one of the spec's reservations."""
+    try:
+        current = lease_file.read_text()
+    except FileNotFoundError:
+        current = ""
+    return dm.seed_leases(spec, current) != current
+
+
 def refresh(config: HostConfig, n: Names, spec: NetworkSpec) -> bool:
     """Replace the reservation/option files of a network that is up and reload dnsmasq if one changed; False
     when it is not up with exactly this spec's argv (then a full ensure is needed)."""
@@ -173,7 +189,7 @@ def refresh(config: HostConfig, n: Names, spec: NetworkSpec) -> bool:
         return False
     c = command(config, n, spec)
     pid = daemon(n, nid).pid()
-    if pid is None or cmdline(pid) != c.argv():
+    if pid is None or cmdline(pid) != c.argv() or spec.ha and unseeded(spec, c.lease_file):
         return False
     hosts, opts = dm.render_hosts(spec), dm.render_opts(spec)  # validates before any write
     addn = dm.render_addn_hosts(spec) if spec.ha else None
@@ -183,6 +199,7 @@ def refresh(config: HostConfig, n: Names, spec: NetworkSpec) -> bool:
     changed = dm.write_atomic(n.opts(nid), opts) or changed
     if changed:
         reload(pid, c)
+        forget_stale_leases(n, spec)  # only a reservation change can make a lease stale
     return True
 
 
@@ -233,6 +250,20 @@ def forget_leases(n: Names, net_id: str, leases: Iterable[tuple[str, str]]) -> i
                             f"{FORGET_TIMEOUT:.0f} s; see {log}")
         time.sleep(0.001)
     return len(wanted)
+
+
+def forget_stale_leases(n: Names, spec: NetworkSpec) -> int:
+    """:func:`forget_leases` for every IPv4 lease in the network's file that its reservations no longer back:
+    a MAC with no reservation, or reserved on another address. What the database reserves is the truth, so a
+    deleted instance's lease goes with its reservation wherever that change is realised (on every node with
+    one of the network's DHCP servers), whether or not its client said goodbye. HA seed lines (expiry 0) are
+    reservations and stay."""
+    reserved = {r.mac.lower(): r.ip for r in spec.reservations}
+    stale = [(str(e.ip), e.mac) for e in read_leases(n.leases(spec.kernel_id))
+             if e.ip.version == 4 and e.expiry != 0
+             and (e.mac.lower() not in reserved
+                  or reserved[e.mac.lower()] is not None and str(reserved[e.mac.lower()]) != str(e.ip))]
+    return forget_leases(n, spec.kernel_id, stale) if stale else 0
 
 
 def _drop_lease_lines(path: Path, leases: set[tuple[str, str]]) -> None:
