@@ -202,3 +202,31 @@ def test_second_tenant_with_the_same_cidr_sees_only_its_own_network(
     assert sorted(tenants) == ["Acme", "Globex"]
     page_all.screenshot(path=str(artifacts / "live-topology-isolation.png"), full_page=True)
     assert page_b.errors == [] and page_all.errors == []
+
+
+def test_ipv6_lease_panel_lists_leases_and_timeline_without_a_grid(daphne_server, two_tenants, django_side,
+                                                                   browser):
+    """A /64 has no address grid; its leases appear live in the table and the timeline all the same."""
+    acme, net_a = two_tenants["acme"], two_tenants["net_a"]
+    subnet = django_side(services.subnet_create, network=net_a, cidr="2001:db8:ac::/64",
+                         ipv6_ra_mode="dhcpv6-stateful", ipv6_address_mode="dhcpv6-stateful")
+    instance = django_side(services.instance_create, network=net_a, hostname="vm-six")
+    page = open_page(browser, daphne_server, two_tenants["alice"], f"/live/subnets/{subnet.pk}/")
+    page.wait_for_function("() => document.querySelector('[data-lease-panel]')?.dataset.rendered >= 1",
+                           timeout=WAIT_MS)
+    assert "too large to draw" in page.inner_text("[data-lease-panel]")
+    assert page.locator(".cell[data-ip]").count() == 0
+    lease = Lease.objects.create(subnet=subnet, instance=instance, ip_address=instance.ipv6_address,
+                                 mac_address=instance.mac_address, hostname=instance.hostname,
+                                 expires_at=timezone.now() + timedelta(seconds=600))
+    event = LeaseEvent.objects.create(subnet=subnet, lease=lease, kind=LeaseEventKind.ADD,
+                                      ip_address=lease.ip_address, mac_address=lease.mac_address,
+                                      hostname=lease.hostname)
+    lease = Lease.objects.select_related("subnet").get(pk=lease.pk)
+    data = selectors.lease_data(lease) | {"event": selectors.lease_event_data(event)}
+    django_side(events.send_now, acme.pk, "lease.added", data)
+    page.wait_for_selector(f'tr[data-lease="{lease.pk}"]', timeout=WAIT_MS)
+    row = page.inner_text(f'tr[data-lease="{lease.pk}"]')
+    assert instance.ipv6_address in row and "vm-six" in row
+    assert "add" in page.inner_text('[data-role="timeline"]')
+    assert page.errors == []
