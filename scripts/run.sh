@@ -58,7 +58,7 @@ if [ "$NODES" -gt 1 ]; then
   # The demo is scheduled across the nodes: wait until every agent has registered its node.
   for _ in $(seq 60); do
     .venv/bin/python manage.py shell -c "import sys; from tenants.nodes import live_nodes
-sys.exit(live_nodes().count() < $NODES)" && break
+sys.exit(live_nodes().count() < $NODES)" >/dev/null 2>&1 && break
     sleep 1
   done
 else
