@@ -1,8 +1,11 @@
 # The README's two commands are `make run` and `make test`; the rest are conveniences.
 .PHONY: run test bench soak lint clean
 
+# `make run NODES=3` (or `NODES=3 make run`): three simulated nodes on this machine, one agent each.
+NODES ?= 1
+
 run:
-	bash scripts/run.sh
+	NODES=$(NODES) bash scripts/run.sh
 
 test:
 	bash scripts/test.sh

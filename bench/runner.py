@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management import call_command
 
-from . import ipv6_rows, report, supervisor, topology_rows
+from . import ipv6_rows, multinode_rows, report, supervisor, topology_rows
 from .baselines import Baseline
 from .product import Product
 from .router_rows import RouterRows
@@ -77,6 +77,10 @@ def run(options: dict[str, Any]) -> int:
             _step("ipv6. create → v6 address usable, per mode, default and fast sysctls")
             results["ipv6"] = ipv6_rows.measure(ds, run_dir, IPV6_SAMPLES)
             print(ipv6_rows.table(results["ipv6"]))
+        if "multinode" in figures:  # opt-in (--figures …,multinode): two simulated nodes on one fabric
+            _step("multinode. create → lease, instance on the DHCP server's node and across VXLAN")
+            results["multinode"] = multinode_rows.measure(ds)
+            print(multinode_rows.table(results["multinode"]))
         if "topology" in figures:  # opt-in (--figures …,topology): rows only, a Chromium page per sample
             _step(f"topology. snapshot build and first draw, {topology_rows.NETWORKS} networks / "
                   f"{topology_rows.INSTANCES} instances")

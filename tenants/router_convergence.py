@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 
 from . import events, selectors, services, status
@@ -38,12 +39,14 @@ def load_router(router_id: int) -> Router | None:
 
 
 def _networks_first(router: Router) -> None:
-    """Converge every network the router has a port on (and its external network) that is not ``active`` yet."""
+    """Converge every network the router has a port on (and its external network) that is not ``active`` yet, or
+    whose home is another node: ``active`` then says its share is up there, not that this node has its segment
+    (a router scheduled apart from the network's DHCP servers and instances)."""
     needed = {i.subnet.network for i in router.interfaces.all()}
     if router.external_network is not None:
         needed.add(router.external_network)
     for network in sorted(needed, key=lambda n: n.pk):
-        if network.status != ObjectStatus.ACTIVE:
+        if network.status != ObjectStatus.ACTIVE or network.node != settings.NETDASH_NODE:
             realise_network(network.pk)
 
 

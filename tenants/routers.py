@@ -21,7 +21,7 @@ from .audit import audit_record
 from .choices import ObjectStatus
 from .models import FloatingIP, Instance, Network, Router, RouterInterface, Subnet, Tenant
 from .queue import enqueue_on_commit
-from .scheduling import schedule_node
+from .scheduling import enqueue_on_network_nodes, schedule_node
 from .services import _ALLOCATION_ATTEMPTS, _check_quota, _lock_tenant, network_create
 from .subnet_pools import check_routed_prefix, lock_pool
 
@@ -32,14 +32,24 @@ def _enqueue_router(router: Router) -> None:
     enqueue_on_commit("tenants.jobs.realise_router", router.pk, node=router.node)
 
 
-def _enqueue_ipv6_neighbours(router: Router, subnet: Subnet) -> None:
-    """An IPv6 subnet attached or detached moves who sends its RAs (router or the network's dnsmasq) and the
-    upstream's route back to it: converge the subnet's network and the router's external network again."""
-    if subnet.ip_network.version != 6:
-        return
-    networks = [subnet.network] + ([router.external_network] if router.external_network_id else [])
+def _enqueue_with_networks(router: Router, networks: list[Network]) -> None:
+    """A port or gateway added or removed changes where its network is present (the router's node may carry its
+    segment only for the router): converge each network on every node it is on now, then the router.
+
+    Why queued before the router's own job: on the router's node the network may be ``active`` (realised on its
+    other nodes) without a segment there; jobs of one queue run in order, so the segment is up by the time the
+    router plugs its port into it, and the other nodes' flood lists follow the router's node.
+    """
     for network in networks:
-        enqueue_on_commit("tenants.jobs.realise_network", network.pk, node=network.node)
+        enqueue_on_network_nodes("tenants.jobs.realise_network", network)
+    _enqueue_router(router)
+
+
+def _port_networks(router: Router, subnet: Subnet) -> list[Network]:
+    """The networks a port on ``subnet`` touches: its own; for IPv6 also the router's external network (who sends
+    the subnet's RAs, router or dnsmasq, and the upstream's route back to it move with the port)."""
+    external = [router.external_network] if router.external_network_id and subnet.ip_network.version == 6 else []
+    return [subnet.network, *external]
 
 
 def _publish_router(router: Router, kind: str = "router.updated") -> None:
@@ -132,7 +142,7 @@ def router_create(*, tenant: Tenant, name: str, external_network: Network | None
         if external_network is not None:
             _set_gateway(router, external_network)
         audit_record(actor=actor, tenant=tenant, action="router.create", obj=router, detail=name)
-        _enqueue_router(router)
+        _enqueue_with_networks(router, [external_network] if external_network is not None else [])
         _publish_router(router, "router.created")
     return router
 
@@ -157,10 +167,11 @@ def router_set_gateway(*, router: Router, external_network: Network, actor: Abst
             raise ValidationError({"external_network": [
                 "Floating IPs of the current external network are associated through this router; disassociate "
                 "them before moving its gateway."]}, code="in_use")
+        previous = [router.external_network] if router.external_network_id is not None else []
         _set_gateway(router, external_network)
         audit_record(actor=actor, tenant=router.tenant, action="router.gateway.set", obj=router,
                      detail=f"{external_network.name} {router.external_ip}")
-        _enqueue_router(router)
+        _enqueue_with_networks(router, [*previous, external_network])
         _publish_router(router)
     return router
 
@@ -176,10 +187,11 @@ def router_clear_gateway(*, router: Router, actor: AbstractBaseUser | None = Non
         if held:
             raise ValidationError(f"Floating IPs {', '.join(held)} are associated through this router; disassociate "
                                   "them first.", code="in_use")
+        previous = router.external_network
         router.external_network = router.external_subnet = router.external_ip = None
         router.save(update_fields=["external_network", "external_subnet", "external_ip", "updated_at"])
         audit_record(actor=actor, tenant=router.tenant, action="router.gateway.clear", obj=router)
-        _enqueue_router(router)
+        _enqueue_with_networks(router, [previous])
         _publish_router(router)
     return router
 
@@ -244,8 +256,7 @@ def router_interface_add(*, router: Router, subnet: Subnet, actor: AbstractBaseU
             raise _attached(subnet, "another router") from None
         audit_record(actor=actor, tenant=router.tenant, action="router.interface.add", obj=interface,
                      detail=f"{router.name} {subnet.cidr}")
-        _enqueue_router(router)
-        _enqueue_ipv6_neighbours(router, subnet)
+        _enqueue_with_networks(router, _port_networks(locked, subnet))
         _publish_router(router)
     return interface
 
@@ -262,8 +273,7 @@ def router_interface_remove(*, interface: RouterInterface, actor: AbstractBaseUs
         audit_record(actor=actor, tenant=router.tenant, action="router.interface.remove", obj=interface,
                      detail=f"{router.name} {interface.subnet.cidr}")
         interface.delete()
-        _enqueue_router(router)
-        _enqueue_ipv6_neighbours(router, interface.subnet)
+        _enqueue_with_networks(router, _port_networks(router, interface.subnet))
         _publish_router(router)
 
 

@@ -6,8 +6,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from tenants import nodes
 from tenants.choices import Role
-from tenants.models import FloatingIP, Instance, Membership, Network, Router, Subnet, Tenant
+from tenants.models import DhcpServer, FloatingIP, Instance, Membership, Network, Router, Subnet, Tenant
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("outbox")]
 
@@ -67,3 +68,27 @@ def test_seed_demo_creates_two_overlapping_tenants_and_is_idempotent(monkeypatch
     call_command("seed_demo", stdout=again)
     assert snapshot() == first
     assert "created user" not in again.getvalue()  # no new passwords printed on the second run
+
+
+def test_with_three_nodes_the_seed_spreads_a_network_over_them(monkeypatch):
+    """`NODES=3 make run`'s nodes (run.sh's roles): the spread network's instances sit on the compute node, apart
+    from its two DHCP servers, and the demo routers on a node none of their networks' servers is on."""
+    for i, roles in ((1, "dhcp"), (2, "dhcp"), (3, "compute")):
+        nodes.node_register(name=f"node{i}", vtep_address=f"10.250.0.{i}", roles=roles)
+    monkeypatch.setenv("NETDASH_ADMIN_PASSWORD", "admin-pw-from-env-123")
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    spread = Network.objects.get(name="acme-spread")
+    servers = set(DhcpServer.objects.filter(network=spread).values_list("node", flat=True))
+    hosts = dict(spread.instances.values_list("hostname", "node"))
+    assert servers == {"node1", "node2"} and hosts == {"acme-vm2": "node3", "acme-vm3": "node3"}
+    assert "acme-vm2 on node3, acme-vm3 on node3" in out.getvalue()
+    assert set(Router.objects.values_list("node", flat=True)) == {"node3"}  # routers apart from their networks
+    call_command("seed_demo", stdout=io.StringIO())
+    assert spread.instances.count() == 2
+
+
+def test_with_one_node_there_is_no_spread_network():
+    nodes.node_register(name="node1", vtep_address="10.250.0.1")
+    call_command("seed_demo", stdout=io.StringIO())
+    assert not Network.objects.filter(name="acme-spread").exists()

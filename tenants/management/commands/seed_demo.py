@@ -5,6 +5,10 @@ Each tenant's network sits behind its own router to one external network on TEST
 upstream (no route out of the project's namespaces), and each instance has a floating IP: the routed overlap —
 the same 192.168.1.3 twice, seen outside as two different addresses.
 
+With several live nodes (``NODES=3 make run``) Acme also gets ``acme-spread``, a network whose two instances are
+scheduled apart from its two DHCP servers (with run.sh's roles: servers on node1 and node2, instances on node3),
+so their leases cross the VXLAN overlay and the topology shows the tunnels.
+
 Idempotent: run by every `make run`. Passwords are never fixed defaults: taken from the environment
 (NETDASH_ADMIN_PASSWORD, NETDASH_DEMO_PASSWORD) or generated on first run and printed once.
 """
@@ -21,6 +25,7 @@ from django.db import transaction
 from tenants import routers, services
 from tenants.choices import Role
 from tenants.models import FloatingIP, Network, Router, Tenant
+from tenants.nodes import live_nodes
 
 DEMO_V6 = {"acme-net": "2001:db8:ac::/64"}  # documentation prefix (RFC 3849), isolated network: no route out
 
@@ -33,6 +38,8 @@ DEMO = [
 # addresses from the database IPAM).
 OPERATORS = ("Operators", "ops")
 EXTERNAL = ("public", {"cidr": "203.0.113.0/24", "gateway": "203.0.113.1", "enable_dhcp": False})
+# The several-nodes demo network: tenant slug, network, subnet, hostnames.
+SPREAD = ("acme", "acme-spread", "10.30.0.0/24", ("acme-vm2", "acme-vm3"))
 
 
 class Command(BaseCommand):
@@ -97,6 +104,23 @@ class Command(BaseCommand):
                 routed = self._routed(tenant, network, hostname, external)
             self.stdout.write(f"demo tenant {name!r}: user {username!r}, network {network_name!r} 192.168.1.0/24, "
                               f"instance {hostname!r}, {routed}")
+        if live_nodes().count() > 1:
+            self.stdout.write(_spread())
+
+
+def _spread() -> str:
+    """The several-nodes demo network, its instances placed by the scheduler (compute nodes), not by hand."""
+    slug, network_name, cidr, hostnames = SPREAD
+    with transaction.atomic():
+        tenant = Tenant.objects.get(slug=slug)
+        network = (Network.objects.filter(tenant=tenant, name=network_name).first()
+                   or services.network_create(tenant=tenant, name=network_name, subnet={"cidr": cidr}))
+        for hostname in hostnames:
+            if not network.instances.filter(hostname=hostname).exists():
+                services.instance_create(network=network, hostname=hostname)
+    servers = ", ".join(network.dhcp_servers.order_by("rank").values_list("node", flat=True))
+    hosts = ", ".join(f"{i.hostname} on {i.node}" for i in network.instances.order_by("hostname"))
+    return f"multi-node network {network_name!r} {cidr}: DHCP servers on {servers}; {hosts}"
 
 
 def _dual_stack(network: Network) -> None:
