@@ -91,7 +91,7 @@ def node_commands(network: Network, node: str, *, host_driver: HostDriver | None
 def _why(op: Op, underlay_ns: str) -> str:
     """One line on why an overlay step is there (the learner's question, not what the command says)."""
     match op:
-        case NetnsAdd(ns=ns) if ns == underlay_ns:
+        case NetnsAdd(name=name) if name == underlay_ns:
             return "the node's underlay: its VTEP and every VXLAN UDP socket live here, never in the root namespace"
         case NetnsAdd():
             return "the fabric stands in for the physical network between hosts (a namespace, never the root one)"
