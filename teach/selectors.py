@@ -16,9 +16,20 @@ from django.db.models import Q, QuerySet
 
 from tenants.choices import ObjectStatus
 from tenants.host import HostDriver
-from tenants.hostspecs import driver, instance_spec, network_spec, router_spec
+from tenants.host.kinds import overlay
+from tenants.host.ops import AddrAdd, FloodList, LinkAddBridge, LinkMtu, LinkUp, NetnsAdd, Op, VethAdd, VxlanAdd
+from tenants.hostspecs import (
+    driver,
+    fabric_driver,
+    instance_spec,
+    network_spec,
+    router_spec,
+    tunnel_spec,
+    underlay_spec,
+)
 from tenants.models import Instance, Network, Router, Tenant
 from tenants.router_convergence import load_router
+from tenants.scheduling import network_nodes
 
 from .ipv6_lab import MODES as IPV6_MODES
 from .models import Classroom, Lab
@@ -38,14 +49,74 @@ def _live_instances(network: Network) -> QuerySet[Instance]:
 
 
 def network_commands(network: Network, *, host_driver: HostDriver | None = None) -> list[CommandBlock]:
-    """The network, then each of its instances: what a person types to rebuild it by hand."""
+    """The network, then each of its instances: what a person types to rebuild it by hand. A network on the
+    overlay gets a section per node instead: :func:`node_commands`."""
     d = host_driver or driver()
-    blocks = [CommandBlock(f"network {network.name}", d.transcript_network(network_spec(network)),
+    nodes = sorted(network_nodes(network))
+    if any(tunnel_spec(network, node) is not None for node in nodes):
+        return [block for node in nodes for block in node_commands(network, node, host_driver=d)]
+    blocks = [CommandBlock(f"network {network.name}", d.transcript_network(network_spec(network, network.node)),
                            f"network-{network.pk}")]
     for instance in _live_instances(network):
         blocks.append(CommandBlock(f"instance {instance.hostname}", d.transcript_instance(instance_spec(instance)),
                                    f"instance-{instance.pk}"))
     return blocks
+
+
+def node_commands(network: Network, node: str, *, host_driver: HostDriver | None = None) -> list[CommandBlock]:
+    """What ``node`` runs for the network, in the agent's order: the segment (and dnsmasq where it holds a DHCP
+    server), the shared fabric and its own underlay, the network's VXLAN port with its flood list, then the
+    instances it hosts. Each overlay step is preceded by a ``#`` line saying why (harmless to ``bash``)."""
+    d = host_driver or driver()
+    slug = f"{network.pk}-{node}"
+    blocks = [CommandBlock(f"network {network.name} on node {node}",
+                           d.transcript_network(network_spec(network, node)), f"network-{slug}")]
+    tunnel, underlay = tunnel_spec(network, node), underlay_spec(node)
+    if tunnel is not None and underlay is not None:  # the very plans ensure_fabric/_underlay/_tunnel apply
+        ul_ns = d.names.underlay_ns(underlay.node_id)
+        blocks += [
+            CommandBlock("fabric (the wire between the nodes: shared, create it once)",
+                         _explained(overlay.plan_fabric(fabric_driver().names), ul_ns), f"fabric-{slug}"),
+            CommandBlock(f"underlay of node {node} (VTEP {underlay.vtep})",
+                         _explained(overlay.plan_underlay(d.names, underlay), ul_ns), f"underlay-{slug}"),
+            CommandBlock(f"tunnel of network {network.name} on node {node} (VNI {tunnel.vni})",
+                         _explained(overlay.plan_tunnel(d.names, tunnel), ul_ns), f"tunnel-{slug}"),
+        ]
+    for instance in _live_instances(network).filter(node__in=[node, ""] if node == network.node else [node]):
+        blocks.append(CommandBlock(f"instance {instance.hostname} on node {node}",
+                                   d.transcript_instance(instance_spec(instance)), f"instance-{instance.pk}"))
+    return blocks
+
+
+def _why(op: Op, underlay_ns: str) -> str:
+    """One line on why an overlay step is there (the learner's question, not what the command says)."""
+    match op:
+        case NetnsAdd(name=name) if name == underlay_ns:
+            return "the node's underlay: its VTEP and every VXLAN UDP socket live here, never in the root namespace"
+        case NetnsAdd():
+            return "the fabric stands in for the physical network between hosts (a namespace, never the root one)"
+        case LinkAddBridge():
+            return "the fabric's switch: every node's underlay plugs into it"
+        case VethAdd():
+            return "the node's cable into the fabric switch"
+        case LinkMtu():
+            return "MTU 1550: VXLAN adds 50 bytes, so tenant frames keep 1500 (a 1500 underlay drops full frames)"
+        case AddrAdd():
+            return "the VTEP: the address other nodes send this node's VXLAN packets to"
+        case LinkUp():
+            return "up: the kernel sends nothing on a down link"
+        case VxlanAdd(vni=vni):
+            return (f"VNI {vni} keeps this network apart from every other on the same wire; created from the underlay"
+                    " so its UDP 4789 socket stays there; nolearning: the database says where the nodes are")
+        case FloodList():
+            return ("head-end replication: a broadcast (DHCP DISCOVER, ARP) is copied once to each other node of"
+                    " the network — one flood entry per peer VTEP, from the database (Neutron's l2population)")
+    return ""
+
+
+def _explained(ops: list[Op], underlay_ns: str) -> list[str]:
+    """Each op's command preceded by its ``# why`` line."""
+    return [line for op in ops for line in (f"# {_why(op, underlay_ns)}", op.shell())]
 
 
 def instance_commands(instance: Instance, *, host_driver: HostDriver | None = None) -> list[CommandBlock]:
@@ -78,6 +149,11 @@ def router_commands(router: Router, *, host_driver: HostDriver | None = None) ->
         f"ip netns exec {ns} nft list ruleset", f"ip netns exec {ns} conntrack -L",
     ], f"router-{router.pk}-look"))
     return blocks
+
+
+def command_count(blocks: list[CommandBlock]) -> int:
+    """How many commands the blocks hold (a ``# why`` line is no command)."""
+    return sum(1 for b in blocks for c in b.commands if not c.startswith("#"))
 
 
 def as_script(blocks: list[CommandBlock]) -> str:

@@ -27,16 +27,18 @@ def lease_panel_config(subnet) -> dict:
 
 
 @register.simple_tag
-def live_page_config(tenant_id: int, network_id: int | None = None, instance_id: int | None = None) -> dict:
+def live_page_config(tenant_id: int | None = None, network_id: int | None = None,
+                     instance_id: int | None = None) -> dict:
     """The JSON config ``live/page_client.html`` hands to ``static/live/portal.js``.
 
     ``network_id`` / ``instance_id`` name the object a detail page is about, so the script knows which new rows
-    belong on it. Labels come from the enums so a patched badge reads exactly like a server-rendered one.
+    belong on it; no ``tenant_id`` (the superusers' nodes page) is the all-tenants view. Labels come from the
+    enums so a patched badge reads exactly like a server-rendered one.
     """
     return {
         "mode": "page",
-        "ws_path": f"/ws/live/tenants/{tenant_id}/",
-        "tenant": tenant_id,
+        "ws_path": f"/ws/live/tenants/{tenant_id}/" if tenant_id else "/ws/live/all/",
+        "tenant": tenant_id or None,
         "network": network_id or None,  # an include without the variable passes ""
         "instance": instance_id or None,
         "naming": naming.namespace_templates(),

@@ -8,7 +8,8 @@
  * Routers ([data-router-id]: status, reason, external_ip) and floating IPs ([data-floating-ip-id]: instance) are
  * patched the same way; [data-router-list] and [data-floating-ip-list] gain and lose rows.
  * A network page's DHCP servers ([data-dhcp-servers]) are redrawn from the model's servers and node states, and
- * an instance page's node ([data-instance-node]) shows that node's state ("node down").
+ * an instance page's node ([data-instance-node]) shows that node's state ("node down"); the nodes page's rows
+ * ([data-node-list]) show each node's agent state and counts from the model.
  * The lease panels ([data-lease-panel]) belong to lease.js and are never touched here.
  *
  * After every snapshot and delta the whole page is reconciled against the model (pages are small), so a
@@ -391,6 +392,36 @@
       (name ? ' ' + nodeStateHtml(nodeState(name)) : ''));
   }
 
+  /** The nodes page ([data-node-list], superusers, the all-tenants view): each row's agent state and what the
+   * model puts on the node, counted as portal.selectors.node_rows counts it. A node the model has no state for
+   * keeps the state the server drew. */
+  function syncNodeList(table) {
+    var per = new Map();
+    function add(name, key, failed) {
+      var c = per.get(name);
+      if (!c) { c = { networks: 0, dhcp_duties: 0, instances: 0, routers: 0, failed: 0 }; per.set(name, c); }
+      c[key] += 1;
+      if (failed) { c.failed += 1; }
+    }
+    store.networks.forEach(function (n) { add(n.node, 'networks', false); });
+    store.dhcpServers.forEach(function (servers, networkId) {
+      var n = store.networks.get(networkId);
+      servers.forEach(function (d) { add(d.node, 'dhcp_duties', !!n && n.status === 'error'); });
+    });
+    store.instances.forEach(function (i) { add(i.node, 'instances', i.status === 'error'); });
+    store.routers.forEach(function (r) { add(r.node, 'routers', r.status === 'error'); });
+    table.querySelectorAll('tbody > tr[data-node]').forEach(function (row) {
+      var name = row.dataset.node;
+      var c = per.get(name) || { networks: 0, dhcp_duties: 0, instances: 0, routers: 0, failed: 0 };
+      var field = function (k) { return row.querySelector('[data-field="' + k + '"]'); };
+      if (store.nodes.has(name)) { setHtml(row.querySelector('[data-node-agent]'), nodeStateHtml(nodeState(name))); }
+      ['networks', 'dhcp_duties', 'instances', 'routers'].forEach(function (k) { setText(field(k), String(c[k])); });
+      setText(field('load'), String(c.dhcp_duties + c.instances + c.routers));
+      var detail = row.querySelector('a').getAttribute('href');
+      setHtml(field('failed'), c.failed ? '<a class="danger" href="' + L.esc(detail) + '">' + c.failed + '</a>' : '0');
+    });
+  }
+
   function render() {
     document.querySelectorAll('[data-network-list]').forEach(syncNetworkList);
     document.querySelectorAll('[data-router-list]').forEach(syncRouterList);
@@ -409,6 +440,7 @@
     });
     document.querySelectorAll('[data-dhcp-servers]').forEach(syncDhcpServers);
     document.querySelectorAll('[data-instance-node]').forEach(syncInstanceNode);
+    document.querySelectorAll('[data-node-list]').forEach(syncNodeList);
     syncEmptyRows();
     syncQuota();
     renders += 1;

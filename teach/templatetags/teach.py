@@ -24,7 +24,7 @@ def teach_network_panel(context, network):
     urls = target_urls(Target(TargetKind.DHCP, network))
     superuser = bool(user and user.is_superuser)
     return {
-        "blocks": blocks, "count": sum(len(b.commands) for b in blocks), "urls": urls,
+        "blocks": blocks, "count": selectors.command_count(blocks), "urls": urls,
         "segment_url": target_urls(Target(TargetKind.SEGMENT, network))["inspect"] if superuser else "",
         "shell_url": urls["shell"] if user is not None and services.shell_allowed(user) else "",
     }
@@ -38,6 +38,6 @@ def teach_instance_panel(context, instance):
     target = Target(TargetKind.INSTANCE, instance.network, instance)
     urls = target_urls(target)
     return {
-        "blocks": blocks, "count": sum(len(b.commands) for b in blocks), "urls": urls, "key": target.key,
+        "blocks": blocks, "count": selectors.command_count(blocks), "urls": urls, "key": target.key,
         "shell_url": urls["shell"] if user is not None and services.shell_allowed(user) else "",
     }

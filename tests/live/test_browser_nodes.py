@@ -11,6 +11,8 @@ from tenants import nodes, services
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+NODE_CELLS = ("(name) => ['node_state', 'networks', 'dhcp_duties', 'load'].map((f) => document.querySelector("
+              "`tr[data-node=\"${name}\"] [data-field=\"${f}\"]`).textContent.trim()).join(' ')")
 FIRST_SERVER_NODE = "() => document.querySelector('[data-dhcp-server-rows] tr[data-dhcp-rank=\"0\"]')?.dataset.node"
 
 
@@ -41,6 +43,10 @@ def test_a_drain_on_the_nodes_page_moves_the_duty_on_the_open_pages_without_relo
     for page in (network_page, topology):
         page.evaluate("() => { window.__sameDocument = true; }")
 
+    node_list = network_page.context.new_page()  # stays open: its rows follow the drain live
+    node_list.goto(daphne_server["url"] + "/nodes/")
+    node_list.wait_for_function("() => document.body.dataset.liveRendered >= 1", timeout=WAIT_MS)
+    node_list.evaluate("() => { window.__sameDocument = true; }")
     nodes_page = network_page.context.new_page()
     nodes_page.goto(daphne_server["url"] + "/nodes/")
     nodes_page.click('tr[data-node="n1"] a:has-text("Drain")')
@@ -51,6 +57,9 @@ def test_a_drain_on_the_nodes_page_moves_the_duty_on_the_open_pages_without_relo
     network_page.wait_for_function(f"() => ({FIRST_SERVER_NODE})() === 'n3'", timeout=WAIT_MS)
     assert network_page.inner_text('[data-dhcp-server-rows] tr[data-dhcp-rank="1"] [data-field="node"]') == "n2"
     assert network_page.inner_text('[data-network-id] [data-field="node"]') == "n3"  # its queue moved with it
+    node_list.wait_for_function(f"() => ({NODE_CELLS})('n3') === 'live 1 1 1'", timeout=WAIT_MS)
+    assert node_list.evaluate(f"({NODE_CELLS})('n1')") == "draining 0 0 0"  # agent, networks, DHCP duties, load
+    assert node_list.evaluate("() => window.__sameDocument") is True, "the nodes page reloaded"
     topology.wait_for_function(has_element("etn2|n3"), timeout=WAIT_MS)
     topology.wait_for_function("() => window.netdashTopology.cy.getElementById('etn1|n2').empty()", timeout=WAIT_MS)
     label = topology.evaluate(f"() => window.netdashTopology.cy.getElementById('d{network.pk}').data('label')")
