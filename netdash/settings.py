@@ -232,7 +232,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # ipv6_ra_mode and ipv6_address_mode share Neutron's three values: one enum in the schema, not two names.
-    "ENUM_NAME_OVERRIDES": {"Ipv6ModeEnum": "tenants.models.IPV6_MODE_CHOICES"},
+    # Node.state and Lease.state are both "state": each gets its own name, not a hashed one (drf_spectacular.W001).
+    "ENUM_NAME_OVERRIDES": {"Ipv6ModeEnum": "tenants.models.IPV6_MODE_CHOICES",
+                            "NodeStateEnum": "tenants.choices.NodeState"},
 }
 
 # --- Production hardening (manage.py check --deploy with NETDASH_PRODUCTION=1) ----------------------
