@@ -61,13 +61,18 @@ def test_each_mode_ends_with_the_database_address_and_clients(host_clean, agent_
     # What an operator reads: the row of ``manage.py netns_status`` names each client the instance runs, then what
     # each holds (udhcpc's IPv4 lease, dhcpcd's DHCPv6 address, or "stateless": options only, which may follow the
     # SLAAC address).
-    processes = ([f"udhcpc {d.udhcpc_pid(kid)}"] if dual else []) + (
-        [f"dhcpcd {d.dhcpcd_pid(kid)}"] if mode != "slaac" else [])
     holds = ([instance.ip_address] if dual else []) + (
         {"slaac": [], "dhcpv6-stateless": ["stateless"], "dhcpv6-stateful": [want6]}[mode])
-    tail = re.escape(", ".join(processes) or "none (SLAAC)") + r"\s+" + re.escape(" ".join(holds) or "-") + "$"
-    assert settle(lambda: re.search(tail, netns_status_row(instance, capsys))), (tail, netns_status_row(instance,
-                                                                                                       capsys))
+
+    def tail() -> str:
+        """Read at each try: right after its first lease udhcpc's pid file names its exiting first process until
+        the daemon rewrites it, so a pid read in that window is None (seen once on PostgreSQL)."""
+        processes = ([f"udhcpc {d.udhcpc_pid(kid)}"] if dual else []) + (
+            [f"dhcpcd {d.dhcpcd_pid(kid)}"] if mode != "slaac" else [])
+        return re.escape(", ".join(processes) or "none (SLAAC)") + r"\s+" + re.escape(" ".join(holds) or "-") + "$"
+
+    assert settle(lambda: re.search(tail(), netns_status_row(instance, capsys))), (
+        tail(), netns_status_row(instance, capsys))
 
 
 def netns_status_row(instance: Instance, capsys) -> str:
