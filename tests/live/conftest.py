@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+from live_helpers import launch_chromium
+from playwright.sync_api import sync_playwright
 
 from tenants import services
 from tenants.choices import Role
@@ -98,3 +103,25 @@ def restartable_redis(tmp_path, settings, monkeypatch):
         redis.stop()
         events._redis = None
         channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    path = Path(os.environ.get("ARTIFACTS_DIR", "artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """Chromium; request it LAST so the other fixtures' rows (and their events) exist before it starts.
+
+    Playwright's sync API keeps an event loop on this thread, which forbids ``async_to_sync`` (used by
+    ``events.send_now``) here: changes that publish go through ``django_side`` (another thread). Plain reads
+    on this thread are synchronous test code, so Django's async-safety guard would be a false alarm.
+    """
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as p:
+        b = launch_chromium(p)
+        yield b
+        b.close()

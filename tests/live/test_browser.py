@@ -8,15 +8,12 @@ Screenshots of each diagram go to $ARTIFACTS_DIR.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from live_helpers import launch_chromium, session_cookie
-from playwright.sync_api import sync_playwright
+from live_helpers import session_cookie
 
 from tenants import events, selectors, services
 from tenants.choices import LeaseEventKind, ObjectStatus
@@ -27,28 +24,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 COLOURS = {"pending": "#7c3aed", "active": "#16a34a", "error": "#dc2626"}
 WAIT_MS = 10_000
-
-
-@pytest.fixture
-def artifacts() -> Path:
-    path = Path(os.environ.get("ARTIFACTS_DIR", "artifacts"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    """Chromium; request it LAST so the other fixtures' rows (and their events) exist before it starts.
-
-    Playwright's sync API keeps an event loop on this thread, which forbids ``async_to_sync`` (used by
-    ``events.send_now``) here: changes that publish go through ``django_side`` (another thread). Plain reads
-    on this thread are synchronous test code, so Django's async-safety guard would be a false alarm.
-    """
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -132,6 +107,18 @@ def test_topology_shows_a_new_network_and_its_status_changes_without_reload(
     assert page.errors == []
 
 
+def publish_lease_added(django_side, tenant, subnet, instance, ip: str) -> Lease:
+    """An active lease row and its ADD event for ``instance`` on ``ip``, published as the lease sync does."""
+    lease = Lease.objects.create(subnet=subnet, instance=instance, ip_address=ip, mac_address=instance.mac_address,
+                                 hostname=instance.hostname, expires_at=timezone.now() + timedelta(seconds=600))
+    event = LeaseEvent.objects.create(subnet=subnet, lease=lease, kind=LeaseEventKind.ADD, ip_address=ip,
+                                      mac_address=lease.mac_address, hostname=lease.hostname)
+    lease = Lease.objects.select_related("subnet").get(pk=lease.pk)
+    data = selectors.lease_data(lease) | {"event": selectors.lease_event_data(event)}
+    django_side(events.send_now, tenant.pk, "lease.added", data)
+    return lease
+
+
 def test_lease_panel_follows_instances_and_lease_events(daphne_server, two_tenants, artifacts, django_side, browser):
     acme, net_a = two_tenants["acme"], two_tenants["net_a"]
     subnet = net_a.subnets.get()
@@ -145,15 +132,7 @@ def test_lease_panel_follows_instances_and_lease_events(daphne_server, two_tenan
     cell = f'.cell[data-ip="{instance.ip_address}"]'
     page.wait_for_function(f"() => document.querySelector('{cell}').classList.contains('reserved')", timeout=WAIT_MS)
 
-    lease = Lease.objects.create(subnet=subnet, instance=instance, ip_address=instance.ip_address,
-                                 mac_address=instance.mac_address, hostname=instance.hostname,
-                                 expires_at=timezone.now() + timedelta(seconds=600))
-    event = LeaseEvent.objects.create(subnet=subnet, lease=lease, kind=LeaseEventKind.ADD,
-                                      ip_address=lease.ip_address, mac_address=lease.mac_address,
-                                      hostname=lease.hostname)
-    lease = Lease.objects.select_related("subnet").get(pk=lease.pk)
-    data = selectors.lease_data(lease) | {"event": selectors.lease_event_data(event)}
-    django_side(events.send_now, acme.pk, "lease.added", data)
+    lease = publish_lease_added(django_side, acme, subnet, instance, instance.ip_address)
     page.wait_for_function(f"() => document.querySelector('{cell}').classList.contains('leased')", timeout=WAIT_MS)
     row = page.inner_text(f'tr[data-lease="{lease.pk}"]')
     assert instance.ip_address in row and "vm-lease" in row and (" m " in row)
@@ -216,15 +195,7 @@ def test_ipv6_lease_panel_lists_leases_and_timeline_without_a_grid(daphne_server
                            timeout=WAIT_MS)
     assert "too large to draw" in page.inner_text("[data-lease-panel]")
     assert page.locator(".cell[data-ip]").count() == 0
-    lease = Lease.objects.create(subnet=subnet, instance=instance, ip_address=instance.ipv6_address,
-                                 mac_address=instance.mac_address, hostname=instance.hostname,
-                                 expires_at=timezone.now() + timedelta(seconds=600))
-    event = LeaseEvent.objects.create(subnet=subnet, lease=lease, kind=LeaseEventKind.ADD,
-                                      ip_address=lease.ip_address, mac_address=lease.mac_address,
-                                      hostname=lease.hostname)
-    lease = Lease.objects.select_related("subnet").get(pk=lease.pk)
-    data = selectors.lease_data(lease) | {"event": selectors.lease_event_data(event)}
-    django_side(events.send_now, acme.pk, "lease.added", data)
+    lease = publish_lease_added(django_side, acme, subnet, instance, instance.ipv6_address)
     page.wait_for_selector(f'tr[data-lease="{lease.pk}"]', timeout=WAIT_MS)
     row = page.inner_text(f'tr[data-lease="{lease.pk}"]')
     assert instance.ipv6_address in row and "vm-six" in row

@@ -5,7 +5,7 @@ the nodes page. Daphne, channels_redis and the fixtures of test_browser.py."""
 from __future__ import annotations
 
 import pytest
-from test_browser import WAIT_MS, artifacts, browser, django_side, open_page, wait_rendered  # noqa: F401
+from test_browser import WAIT_MS, django_side, open_page, wait_rendered  # noqa: F401
 
 from tenants import nodes, services
 

@@ -10,12 +10,8 @@ user dragged stays where it was put across a reload. Screenshots of each size go
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-from live_helpers import launch_chromium, session_cookie
-from playwright.sync_api import sync_playwright
+from live_helpers import session_cookie
 
 from bench.topology_rows import seed
 from tenants import services
@@ -40,23 +36,6 @@ MEASURE = """() => {
     fillW: (Math.min(bb.x2, W) - Math.max(bb.x1, 0)) / W, fillH: (Math.min(bb.y2, H) - Math.max(bb.y1, 0)) / H,
     networksInView: nets.length, narrowestNetworkPx: Math.min(...nets), collapsed: t.collapsed.size };
 }"""
-
-
-@pytest.fixture
-def artifacts() -> Path:
-    path = Path(os.environ.get("ARTIFACTS_DIR", "artifacts"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    """Chromium; request it LAST so the rows exist before it starts (see test_browser.py)."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        yield b
-        b.close()
 
 
 def open_page(browser, server, user, path: str):
