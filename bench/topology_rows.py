@@ -14,7 +14,6 @@ their big views with the same ``seed``.
 from __future__ import annotations
 
 import ipaddress
-import json
 import secrets
 import time
 from datetime import timedelta
@@ -25,6 +24,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.db import SessionStore
 from django.utils import timezone
 
+from live.protocol import snapshot_frames
 from live.snapshot import build_snapshot, resolve_view
 from tenants import services
 from tenants.choices import LeaseState, ObjectStatus, Role
@@ -120,12 +120,15 @@ def measure(base_url: str, *, n_networks: int = NETWORKS, n_instances: int = INS
     tenant, user = seed(slug=f"topo-{secrets.token_hex(3)}", n_networks=n_networks, n_instances=n_instances,
                         node="rows-only")
     snap = snapshot_seconds(tenant, user)
-    size = len(json.dumps(build_snapshot(user, resolve_view(user, tenant_id=tenant.pk)), separators=(",", ":")))
+    frames = snapshot_frames(build_snapshot(user, resolve_view(user, tenant_id=tenant.pk)),
+                             settings.NETDASH_LIVE_FRAME_BYTES)
+    size = sum(len(f.encode("utf-8")) for f in frames)
     draw = first_draw_seconds(base_url, tenant, session_key(user))
     # Rows only: nothing was realised, so nothing on the host to tear down; the sizes that follow start empty.
     Instance.objects.filter(network__tenant=tenant).delete()
     tenant.networks.all().delete()
     return {"networks": n_networks, "instances": n_instances, "snapshot_bytes": size,
+            "snapshot_frames": len(frames),
             "snapshot": summary(snap),
             "snapshot_received": summary([d[0] for d in draw]), "first_layout": summary([d[1] for d in draw]),
             "first_draw": summary([d[2] for d in draw])}
@@ -133,7 +136,8 @@ def measure(base_url: str, *, n_networks: int = NETWORKS, n_instances: int = INS
 
 def table(row: dict[str, Any]) -> str:
     """One line per figure: median and p95 in ms."""
-    head = f"topology, {row['networks']} networks / {row['instances']} instances ({row['snapshot_bytes'] >> 10} KiB)"
+    head = (f"topology, {row['networks']} networks / {row['instances']} instances "
+            f"({row['snapshot_bytes'] >> 10} KiB in {row.get('snapshot_frames', 1)} frame(s))")
     lines = [f"{head:<52} {'p50':>8} {'p95':>8}"]
     for key, what in (("snapshot", "snapshot build (build_snapshot)"),
                       ("snapshot_received", "Chromium: navigation → snapshot received"),

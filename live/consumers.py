@@ -7,13 +7,13 @@ wire format in ``live.protocol`` and ``tenants.websocket``; this class only join
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from redis.exceptions import RedisError
 
 from tenants.websocket import CLOSE_FORBIDDEN, JsonFramesConsumer
@@ -40,10 +40,7 @@ class LiveConsumer(JsonFramesConsumer):
     # loop a receive that waits the outage out instead (see ``_receive_through_outages``).
     @classmethod
     async def encode_json(cls, content: dict[str, Any]) -> str:
-        """Compact JSON (no spaces after ``,`` and ``:``): a 500-network / 2,000-instance snapshot was 1.07 MB with
-        json's default separators, over the 1 MiB daphne accepts for a websocket message by default, so the page
-        never got it; compact it is about 10 % smaller (``bench/topology_rows.py`` reports its size)."""
-        return json.dumps(content, separators=(",", ":"))
+        return protocol.encode(content)
 
     @property
     def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
@@ -108,7 +105,9 @@ class LiveConsumer(JsonFramesConsumer):
         if snapshot is None:  # access was revoked since connect
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        await self.send_json(snapshot)
+        # Back to back, no await of anything else in between: no event frame can fall between two parts.
+        for frame in protocol.snapshot_frames(snapshot, settings.NETDASH_LIVE_FRAME_BYTES):
+            await self.send(text_data=frame)
 
     async def netdash_rejoined(self, message: dict[str, Any]) -> None:
         """Back in the group after a Redis outage: whatever was published meanwhile is in this snapshot."""

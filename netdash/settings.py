@@ -167,6 +167,12 @@ RQ_QUEUES = {
 }
 RQ = {"COMMIT_MODE": "on_db_commit"}
 
+# Largest live-websocket message the consumers send: a bigger snapshot is split into parts (``live.protocol``).
+# daphne (autobahn) refuses to send anything over its 1 MiB payload limit; half of it leaves room for growth.
+NETDASH_LIVE_FRAME_BYTES = int(os.environ.get("NETDASH_LIVE_FRAME_BYTES", str(512 * 1024)))
+if not 4096 <= NETDASH_LIVE_FRAME_BYTES <= 1024 * 1024:
+    raise ImproperlyConfigured("NETDASH_LIVE_FRAME_BYTES must be between 4096 and 1048576 (daphne's limit)")
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",

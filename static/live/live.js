@@ -23,7 +23,8 @@
       this.epoch = null;     // which life of the server's counter lastSeq belongs to (tenants/events.py)
       this.resyncTimer = null;
       this.stopped = false;
-      this.stats = { snapshots: 0, events: 0, gaps: 0, resyncs: 0, reconnects: 0 };
+      this.stats = { snapshots: 0, snapshotParts: 0, events: 0, gaps: 0, resyncs: 0, reconnects: 0 };
+      this.partial = null;   // a snapshot whose later parts are still arriving (live/protocol.py)
     }
 
     url() {
@@ -36,7 +37,7 @@
       self.status('connecting', 'connecting…');
       var ws = new WebSocket(self.url());
       self.ws = ws;
-      ws.onopen = function () { self.attempt = 0; self.status('live', 'live'); };
+      ws.onopen = function () { self.attempt = 0; self.partial = null; self.status('live', 'live'); };
       ws.onmessage = function (ev) {
         var msg;
         try { msg = JSON.parse(ev.data); } catch (e) { return; }
@@ -79,7 +80,35 @@
       }, GAP_RESYNC_DELAY_MS);
     }
 
+    /** A snapshot in parts: keep part 0, append each later part's lists; the whole snapshot once all are in. */
+    assemble(msg) {
+      if (msg.type === 'snapshot') {
+        this.partial = { snap: msg, next: 1 };
+      } else {
+        var p = this.partial;
+        if (!p || msg.part !== p.next || msg.parts !== p.snap.parts || msg.seq !== p.snap.seq ||
+            msg.epoch !== p.snap.epoch) {
+          this.partial = null;  // a part out of order or of another snapshot: this one is incomplete
+          this.resync();
+          return null;
+        }
+        Object.keys(msg).forEach(function (key) {
+          if (Array.isArray(msg[key])) { p.snap[key] = (p.snap[key] || []).concat(msg[key]); }
+        });
+        p.next += 1;
+      }
+      this.stats.snapshotParts += 1;
+      if (this.partial.next < this.partial.snap.parts) { return null; }
+      var whole = this.partial.snap;
+      this.partial = null;
+      return whole;
+    }
+
     handle(msg) {
+      if ((msg.type === 'snapshot' && msg.parts > 1) || msg.type === 'snapshot.part') {
+        msg = this.assemble(msg);
+        if (msg === null) { return; }
+      }
       if (msg.type === 'snapshot') {
         this.epoch = msg.epoch;
         this.lastSeq = msg.seq;
@@ -87,7 +116,7 @@
         this.handlers.snapshot(msg);
         this.status('live', 'live · seq ' + this.lastSeq);
       } else if (msg.type === 'event') {
-        if (this.lastSeq === null) { return; }
+        if (this.lastSeq === null || this.partial) { return; }  // (the consumer sends no event between parts)
         var restarted = msg.epoch !== this.epoch;
         // Within one epoch a number we hold is already in the snapshot. A new epoch means the counter started
         // again at 1 (Redis restarted): its numbers say nothing about ours, so nothing may be dropped for them.

@@ -26,11 +26,12 @@ def two_tenants(user_factory, tenant_factory, network_factory):
 
 
 @pytest.fixture(scope="module")
-def daphne_server(django_db_setup, django_db_blocker):
+def daphne_server(request, django_db_setup, django_db_blocker):
     """A real daphne serving netdash against the (file-based) test database and the test Redis.
 
     Static files are collected first because DEBUG is off in the server, as in production (whitenoise then
-    serves only collected files).
+    serves only collected files). A test module may set ``LIVE_FRAME_BYTES`` to have big snapshots sent in
+    parts of that size (``live.protocol.snapshot_frames``), so its pages draw from reassembled snapshots.
     """
     import os
     from pathlib import Path
@@ -45,7 +46,9 @@ def daphne_server(django_db_setup, django_db_blocker):
         call_command("collectstatic", "--noinput", verbosity=0)
     # In ARTIFACTS_DIR so a CI failure can be read afterwards.
     log = Path(os.environ.get("ARTIFACTS_DIR", "artifacts")) / "live-daphne.log"
-    with serve_daphne(db_name, log, probe="/static/live/live.js") as (base, _proc):
+    frame = getattr(request.module, "LIVE_FRAME_BYTES", None)
+    env = {"NETDASH_LIVE_FRAME_BYTES": str(frame)} if frame else {}
+    with serve_daphne(db_name, log, probe="/static/live/live.js", **env) as (base, _proc):
         yield {"url": base, "log": log}
 
 

@@ -6,6 +6,9 @@ are wide enough to read. At 7 networks (isolation view), a tenant page, 50 and 5
 2,000 instances the page also shows its level of detail at work: networks collapsed to tiles with counts, a
 search that zooms to a hit far away, a tile that expands without overlapping its neighbours, and a tile the
 user dragged stays where it was put across a reload. Screenshots of each size go to $ARTIFACTS_DIR.
+
+This module's daphne sends snapshots in 64 KiB parts (``LIVE_FRAME_BYTES``): the 50- and 500-network pages draw
+from snapshots reassembled in the browser, the way a snapshot over daphne's 1 MiB message limit arrives.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from tenants.models import Instance
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 WAIT_MS = 60_000
+LIVE_FRAME_BYTES = 64 * 1024  # read by the daphne_server fixture
 VIEWPORT = {"width": 1400, "height": 900}
 
 # Every labelled element inside the canvas: its on-screen font size; the drawing's extent inside the canvas; the
@@ -118,6 +122,9 @@ def test_500_networks_collapse_search_zooms_expand_and_moves_persist(daphne_serv
     page = open_page(browser, daphne_server, user, f"/live/tenants/{tenant.pk}/")
     m = page.evaluate(MEASURE)
     page.screenshot(path=str(artifacts / "topology-500-networks.png"), full_page=True)
+    parts = page.evaluate("() => window.netdashTopology.socket.stats.snapshotParts")
+    assert parts >= 10, parts  # about 1 MB in 64 KiB frames: the page drew a reassembled snapshot
+    assert page.evaluate("() => window.netdashTopology.store.instances.size") == 2000
     assert m["collapsed"] == 500, m
     assert_readable(m, min_box_px=150)
     tile = page.evaluate("() => window.netdashTopology.cy.nodes('[kind=\"network\"]')[0].data('label')")

@@ -148,10 +148,17 @@ class Command(BaseCommand):
             "Cookie": f"{settings.SESSION_COOKIE_NAME}={session_key}", "Origin": f"http://127.0.0.1:{port}"})
         received, payload = await asyncio.wait_for(_ws_recv(reader), 30)
         snapshot = json.loads(payload)
+        size = len(payload)
+        for _ in range(1, snapshot.get("parts", 1)):  # a big snapshot comes in parts (live/protocol.py)
+            received, payload = await asyncio.wait_for(_ws_recv(reader), 30)
+            size += len(payload)
+            for key, rows in json.loads(payload).items():
+                if isinstance(rows, list):
+                    snapshot[key] = snapshot.get(key, []) + rows
         snap_ms = (time.perf_counter() - t_connect) * 1000
         self.stdout.write(f"snapshot: {len(snapshot['networks'])} networks / {len(snapshot['instances'])} instances / "
-                          f"{len(snapshot['leases'])} leases, {len(payload) / 1024:.0f} KiB, connect → snapshot "
-                          f"received {snap_ms:.0f} ms")
+                          f"{len(snapshot['leases'])} leases, {size / 1024:.0f} KiB in {snapshot.get('parts', 1)} "
+                          f"frame(s), connect → snapshot received {snap_ms:.0f} ms")
         data = {"kind": "network", "id": 1, "tenant": tenant_id, "name": "net-000", "kernel_id": "00000000",
                 "node": "bench", "status": "active", "status_reason": ""}
         latencies: list[float] = []
