@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from datetime import timedelta
 from typing import Any
 
-import django_rq
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -28,7 +28,7 @@ from tenants import services as tenant_services
 from tenants.choices import ObjectStatus, Role
 from tenants.models import DhcpServer, FloatingIP, Network, Node, Router
 from tenants.nodes import live_nodes
-from tenants.queue import enqueue_on_commit, queue_name_for_node
+from tenants.queue import agent_queue, enqueue_on_commit
 from tenants.scheduling import instance_node, network_nodes
 
 from . import compare, diagnostics, failover_lab, ipv6_lab, selectors
@@ -38,6 +38,7 @@ from .targets import Target
 log = logging.getLogger(__name__)
 
 INSPECT_WAIT_SECONDS = 5
+RESULT_READ_SECONDS = 3  # one blocking read for a job's result: below the Redis connection's socket timeout
 MAX_ACTIVE_DIAGNOSTICS = 2  # per user: queued or running; the agent runs jobs one at a time
 
 
@@ -47,10 +48,15 @@ class AgentUnavailable(Exception):
 
 def _agent_answer(node: str, func: str, *args: Any, what: str, wait: int = INSPECT_WAIT_SECONDS) -> Any:
     """Enqueue ``func(*args)`` on ``node``'s agent and wait (``wait`` seconds) for its return value."""
-    queue = django_rq.get_queue(queue_name_for_node(node))
     try:
+        queue = agent_queue(node)  # not django_rq.get_queue: RQ_QUEUES names this node's queue only
         job = queue.enqueue(func, *args, ttl=wait * 2, result_ttl=60, failure_ttl=300, job_timeout=30)
-        result = job.latest_result(timeout=wait)
+        # In blocking reads shorter than the connection's socket timeout (redis-py's 5 s default): one read of
+        # ``wait`` > 5 s failed with "Timeout reading from socket" whenever the agent took longer than 5 s.
+        deadline = time.monotonic() + wait
+        result = None
+        while result is None and (left := deadline - time.monotonic()) > 0:
+            result = job.latest_result(timeout=max(1, min(RESULT_READ_SECONDS, round(left))))
     except RedisError as exc:
         raise AgentUnavailable(f"the job queue is unavailable ({exc})") from exc
     if result is None:

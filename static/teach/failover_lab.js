@@ -2,7 +2,8 @@
  * table — dnsmasq, VXLAN (VNI and flood list), MACs learned behind the tunnel, the client's lease and events.
  * The fail / restore buttons post with fetch (same CSRF form fields as without script), then ask lab.js for fresh
  * notices for a while, so the kernel's answer (the renewal from the survivor, dnsmasq back) appears without a
- * reload. The "restored" step is checked once a restore was asked for here and every server's dnsmasq runs.
+ * reload; a notice that comes back with an error (an agent busy, the lab still building) is asked for again.
+ * The "restored" step is checked once a restore was asked for here and every server's dnsmasq runs.
  * Plain ES2017, no build step.
  */
 (function () {
@@ -32,8 +33,18 @@
     set(row, 'client', lease + (events ? ' · events: ' + events : ''));
   }
 
+  var retries = 0;
+  var RETRY_MS = 3000;
+  var MAX_RETRIES = 100;  // a busy or restarting agent answers later: ask again, but not forever
+
   document.addEventListener('lab-notice', function (ev) {
     var data = ev.detail || {};
+    if (data.error && retries < MAX_RETRIES) {
+      retries += 1;
+      setTimeout(lab.refresh, RETRY_MS);
+    } else if (!data.error) {
+      retries = 0;
+    }
     var byNode = {};
     (data.nodes || []).forEach(function (n) { byNode[n.node] = n; });
     document.querySelectorAll('[data-fo-node]').forEach(function (row) { fill(row, byNode[row.dataset.foNode]); });
