@@ -142,3 +142,29 @@ def test_the_failover_lab_needs_two_live_dhcp_nodes_and_says_how(learner, client
     Node.objects.filter(name="n2").update(heartbeat_at=timezone.now())
     assert services.failover_lab_unavailable() == ""
     assert 'id="lab-start-failover"' in client.get(reverse("teach:lab")).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_failed_server_is_served_by_nobody_until_restored():
+    """The database as the source of truth: a server failed on purpose runs no dnsmasq on its node (the monitor's
+    and the lease watcher's ``networks_served_by``, reconcile's and the spec's ``serves_dhcp``); the other still
+    serves, and its node's segment stays (the spec keeps it, without subnets)."""
+    from tenants import services as tenant_services
+    from tenants.hostspecs import network_spec
+    from tenants.models import DhcpServer, Network
+    from tenants.scheduling import networks_served_by, serves_dhcp
+
+    Node.objects.all().delete()
+    _node("n1", "10.250.0.1")
+    _node("n2", "10.250.0.2")
+    network = tenant_services.network_create(tenant=Tenant.objects.create(name="T", slug="t"), name="net",
+                                             subnet={"cidr": "10.0.0.0/24"})
+    assert sorted(DhcpServer.objects.filter(network=network).values_list("node", flat=True)) == ["n1", "n2"]
+    DhcpServer.objects.filter(network=network, node="n1").update(failed_at=timezone.now())
+    loaded = Network.objects.prefetch_related("dhcp_servers", "subnets").get(pk=network.pk)
+    assert not serves_dhcp(loaded, "n1") and serves_dhcp(loaded, "n2")
+    assert network_spec(loaded, "n1").subnets == () and network_spec(loaded, "n2").subnets != ()
+    assert list(networks_served_by("n1")) == [] and list(networks_served_by("n2")) == [network]
+    DhcpServer.objects.filter(network=network).update(failed_at=None)
+    loaded = Network.objects.prefetch_related("dhcp_servers", "subnets").get(pk=network.pk)
+    assert serves_dhcp(loaded, "n1") and list(networks_served_by("n1")) == [network]
