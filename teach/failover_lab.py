@@ -134,10 +134,15 @@ def _client_facts(topology: Topology, by_node: dict[str, NodeObservation], out: 
         return
     ip, server_id = _norm(lease.get("ip", "")), _norm(lease.get("server_id", ""))
     server = _server_by_address(topology, server_id)
-    if ip != _norm(topology.ip) or ip not in nic or server is None:
-        why = (f"its NIC holds {', '.join(sorted(nic)) or 'no IPv4 address'}" if ip not in nic
-               else f"the lease's server id {server_id or '(none)'} is none of the network's servers"
-               if server is None else f"the lease is for {ip}, not the reserved {topology.ip}")
+    if ip not in nic:
+        why = f"it is for {ip}, yet the NIC holds {', '.join(sorted(nic)) or 'no IPv4 address'}"
+    elif server is None:
+        why = f"its server id {server_id or '(none)'} is none of the network's servers"
+    elif ip != _norm(topology.ip):
+        why = f"it is for {ip}, not the reserved {topology.ip}"
+    else:
+        why = ""
+    if why:
         out["no_leased"] = f"{name}'s client lease does not hold up: {why}."
         return
     across = (f", across the VXLAN from {topology.instance_node}" if server.node != topology.instance_node

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
@@ -168,3 +168,25 @@ def test_a_failed_server_is_served_by_nobody_until_restored():
     DhcpServer.objects.filter(network=network).update(failed_at=None)
     loaded = Network.objects.prefetch_related("dhcp_servers", "subnets").get(pk=network.pk)
     assert serves_dhcp(loaded, "n1") and list(networks_served_by("n1")) == [network]
+
+
+@pytest.mark.django_db
+def test_fail_and_restore_are_posts_of_the_labs_owner_with_csrf(learner, user_factory):
+    from django.test import Client
+
+    lab = Lab.objects.create(learner=learner, kind=LabKind.FAILOVER, expires_at=timezone.now() + timedelta(hours=1))
+    fail = reverse("teach:lab-failover-fail", args=[lab.pk])
+    restore = reverse("teach:lab-failover-restore", args=[lab.pk])
+    other = Client()
+    other.force_login(user_factory(username="someone-else"))
+    assert other.post(fail).status_code == 404 and other.post(restore).status_code == 404
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(learner)
+    assert strict.post(fail).status_code == 403  # no CSRF token
+    owner = Client()
+    owner.force_login(learner)
+    assert owner.get(fail).status_code == 405
+    answer = owner.post(fail, HTTP_ACCEPT="application/json")  # the lab has no network (yet): refused, said why
+    assert answer.status_code == 409 and answer.json() == {"ok": False, "error": "The lab's network is gone."}
+    with pytest.raises(PermissionDenied):
+        services.failover_lab_fail(lab=lab, user=user_factory(username="intruder"))
