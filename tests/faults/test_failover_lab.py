@@ -59,7 +59,7 @@ def _node_namespaces(network: Network) -> list[str]:
 
 @pytest.mark.timeout(420)
 def test_a_learner_fails_the_leasing_server_and_sees_the_client_renew_from_the_survivor(
-        cluster, user_factory, monkeypatch, tmp_path):  # noqa: F811 - the fixture imported above
+        cluster, user_factory, monkeypatch, tmp_path, report):  # noqa: F811 - the fixture imported above
     for node in ("n1", "n2"):
         cluster.start(node, roles="dhcp", reconcile_seconds=RECONCILE_SECONDS)
     cluster.start("n3", roles="compute")
@@ -106,8 +106,17 @@ def test_a_learner_fails_the_leasing_server_and_sees_the_client_renew_from_the_s
             assert f"ACKed by {address[leased_by]} — the server on {leased_by}, across the VXLAN from n3" in facts
             assert_root_clean()
 
+            clicked = time.monotonic()
             page.click("#lab-fail")
+
+            def survivor_acked() -> bool:
+                held = client.instance_lease(instance.kernel_id)
+                return held is not None and str(held.server_id) == address[survivor]
+
+            kernel_s = wait_for(survivor_acked, 60, interval=0.05)
+            assert kernel_s is not None, "the client did not renew from the survivor"
             _wait_step(page, "renewed", 90)
+            page_s = time.monotonic() - clicked
             facts = page.inner_text("[data-notice-facts]")
             assert (f"Renewed from {address[survivor]} on {survivor}, same address {instance.ip_address}: "
                     f"{address[leased_by]} on {leased_by} is down") in facts
@@ -133,6 +142,8 @@ def test_a_learner_fails_the_leasing_server_and_sees_the_client_renew_from_the_s
             assert DhcpServer.objects.filter(network=network).exclude(failed_at=None).count() == 0
             assert page.evaluate("() => window.labPageMarker") == "same page"
 
+            report(failed=f"dnsmasq of {leased_by} (SIGKILL) + one SIGUSR1", survivor=survivor,
+                   click_to_survivor_ack_s=kernel_s, click_to_page_fact_s=round(page_s, 2))
             tenant_ids = list(lab.tenants.values_list("pk", flat=True))
             page.click("#lab-teardown")
             page.wait_for_selector("#lab-start-failover")
