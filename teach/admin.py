@@ -37,7 +37,8 @@ class ClassroomAdmin(admin.ModelAdmin):
 class LabAdmin(ReadOnly):
     """Running labs (read-only: a lab ends through the lab page or its expiry, which tear its tenants down)."""
 
-    list_display = ["pk", "learner", "classroom", "created_at", "expires_at"]
+    list_display = ["pk", "learner", "kind", "classroom", "created_at", "expires_at"]
+    list_filter = ["kind"]
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # deleting the row would orphan its tenants; teach.services.lab_end tears them down

@@ -4,6 +4,9 @@
 - ``inspect_router``: the same for a router's namespace, plus its NAT rules with counters and conntrack entries;
 - ``routed_lab_notice``: reach the upstream from both instances of a routed lab and read both routers' conntrack;
 - ``ipv6_lab_observe``: read one mode's instance of a three-modes lab (RA flags, addresses, client, lease rows);
+- ``failover_lab_observe``: read the failover lab's network on this node (segment, VXLAN, dnsmasq, the client);
+- ``failover_lab_fail`` / ``failover_lab_nudge``: crash the failed server's dnsmasq here, then (on the instance's
+  node) ask the client once to renew;
 - ``run_diagnostic``: run one validated diagnostic and stream its output lines to a channel-layer group;
 - ``shell_session``: open a pty shell in a namespace and relay it over the channel layer (a session thread);
 - ``lab_sweep``: end the expired labs (enqueued by the agent every ``NETDASH_AGENT_PERIODIC_JOBS`` interval).
@@ -30,15 +33,17 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from tenants.choices import LeaseState
+from tenants.choices import LeaseState, ObjectStatus
 from tenants.host import UPSTREAM_ECHO_PORT, HostError, InstanceLease6, inspect_namespace, netns
 from tenants.host.inspect import NamespaceInfo
 from tenants.host.inspect import flows as host_flows
 from tenants.host.inspect import inspect_router as inspect_router_ns
 from tenants.host.ra_probe import address_origin
 from tenants.hostspecs import driver, host_config, instance_spec, names
-from tenants.models import Instance
+from tenants.models import DhcpServer, Instance, Network
+from tenants.queue import enqueue_now
 from tenants.router_convergence import load_router
+from tenants.scheduling import instance_node, instances_on
 
 from . import diagnostics, hostside, ipv6_lab, routed_lab, selectors, services
 from .ipv6_state import instance_ipv6
@@ -224,6 +229,72 @@ def ipv6_lab_observe(instance_id: int, mode: str) -> dict[str, Any]:
         mode, instance.hostname, instance.mac_address, instance.ip_address or "", v6.get("ra"),
         [a for a in addresses if a["origin"] is not None], v6.get("client"),
         list(leases.values_list("ip_address", flat=True))))
+
+
+def failover_lab_observe(network_id: int) -> dict[str, Any]:
+    """The failover lab's network on this node, read now: its segment namespace, its VXLAN port (VNI, flood list,
+    MACs learned behind it), its dnsmasq, and, where the instance runs, the client (lease file, NIC addresses,
+    udhcpc's event log) — a ``failover_lab.NodeObservation`` as a dict, or ``{"error": …}``."""
+    network = Network.objects.filter(pk=network_id).first()
+    if network is None:
+        return {"error": "this network no longer exists"}
+    n, d, kid = names(), driver(), network.kernel_id
+    try:
+        tunnel = d.tunnel_state(kid)
+        out: dict[str, Any] = {"node": settings.NETDASH_NODE, "segment": netns.exists(n.seg_ns(kid)),
+                               "tunnel": tunnel.as_dict() if tunnel is not None else None,
+                               "dnsmasq_pid": d.dnsmasq_pid(kid), "client": None, "error": ""}
+        instance = (instances_on(settings.NETDASH_NODE).filter(network=network)
+                    .exclude(status=ObjectStatus.DELETING).order_by("pk").first())
+        if instance is not None:
+            out["client"] = _client_observation(instance)
+    except HostError as exc:
+        return {"error": str(exc)}
+    return out
+
+
+def _client_observation(instance: Instance) -> dict[str, Any]:
+    """What the instance's DHCP client holds: its lease file, the IPv4 addresses on its NIC, udhcpc's events."""
+    n, d, iid = names(), driver(), instance.kernel_id
+    lease = d.instance_lease(iid)
+    addresses: list[str] = []
+    if netns.exists(n.inst_ns(iid)):
+        info = inspect_namespace(n.inst_ns(iid))
+        nic = {li.index for li in info.links if li.name == n.inst_dev(iid)}
+        addresses = [a.address for a in info.addresses if a.index in nic and ":" not in a.address]
+    return {
+        "udhcpc_pid": d.udhcpc_pid(iid), "addresses": addresses,
+        "lease": None if lease is None else {"ip": str(lease.ip), "server_id": str(lease.server_id or ""),
+                                             "obtained": lease.obtained},
+        "events": [asdict(e) for e in d.instance_client_events(iid)],
+    }
+
+
+def failover_lab_fail(server_id: int) -> str:
+    """Crash (SIGKILL) this node's dnsmasq of a server the database marks failed, then ask the instance's node to
+    nudge its client once: enqueued from here so the nudge cannot overtake the kill (another node's queue)."""
+    server = DhcpServer.objects.select_related("network").filter(pk=server_id).first()
+    if server is None or server.failed_at is None:
+        return "not failed (restored meanwhile, or gone)"
+    if server.node != settings.NETDASH_NODE:
+        return f"the server runs on {server.node}, not here"
+    pid = driver().crash_dnsmasq(server.network.kernel_id)
+    log.info("failover lab: SIGKILLed dnsmasq %s of network %s", pid, server.network_id)
+    instance = (Instance.objects.filter(network=server.network).exclude(status=ObjectStatus.DELETING)
+                .select_related("network").order_by("pk").first())
+    if instance is not None:
+        enqueue_now("teach.jobs.failover_lab_nudge", instance.pk, node=instance_node(instance))
+    return f"killed dnsmasq {pid}" if pid is not None else "no dnsmasq was running"
+
+
+def failover_lab_nudge(instance_id: int) -> str:
+    """Ask the instance's udhcpc once to renew (SIGUSR1). Once only: a second SIGUSR1 while a renew is pending
+    makes busybox udhcpc deconfigure (seen with 50 ms nudges, bench/multinode_rows.py)."""
+    instance = Instance.objects.filter(pk=instance_id).first()
+    if instance is None:
+        return "gone"
+    driver().renew_instance(instance.kernel_id)
+    return "nudged"
 
 
 def lab_sweep() -> int:

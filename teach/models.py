@@ -24,6 +24,7 @@ class LabKind(models.TextChoices):
     OVERLAP = "overlap", "Overlapping IPs"
     ROUTED = "routed", "Routed overlapping IPs"
     IPV6 = "ipv6", "Three IPv6 modes"
+    FAILOVER = "failover", "One network on two nodes, DHCP failover"
 
 
 class RunStatus(models.TextChoices):

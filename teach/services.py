@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from datetime import timedelta
 from typing import Any
 
-import django_rq
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -26,16 +26,19 @@ from rq.results import Result
 from tenants import routers
 from tenants import services as tenant_services
 from tenants.choices import ObjectStatus, Role
-from tenants.models import FloatingIP, Router
-from tenants.queue import enqueue_on_commit, queue_name_for_node
+from tenants.models import DhcpServer, FloatingIP, Network, Node, Router
+from tenants.nodes import live_nodes
+from tenants.queue import agent_queue, enqueue_on_commit
+from tenants.scheduling import instance_node, network_nodes
 
-from . import compare, diagnostics, ipv6_lab, selectors
+from . import compare, diagnostics, failover_lab, ipv6_lab, selectors
 from .models import Classroom, DiagnosticRun, Lab, LabKind, RunStatus, ShellSession, TargetKind
 from .targets import Target
 
 log = logging.getLogger(__name__)
 
 INSPECT_WAIT_SECONDS = 5
+RESULT_READ_SECONDS = 3  # one blocking read for a job's result: below the Redis connection's socket timeout
 MAX_ACTIVE_DIAGNOSTICS = 2  # per user: queued or running; the agent runs jobs one at a time
 
 
@@ -45,10 +48,15 @@ class AgentUnavailable(Exception):
 
 def _agent_answer(node: str, func: str, *args: Any, what: str, wait: int = INSPECT_WAIT_SECONDS) -> Any:
     """Enqueue ``func(*args)`` on ``node``'s agent and wait (``wait`` seconds) for its return value."""
-    queue = django_rq.get_queue(queue_name_for_node(node))
     try:
+        queue = agent_queue(node)  # not django_rq.get_queue: RQ_QUEUES names this node's queue only
         job = queue.enqueue(func, *args, ttl=wait * 2, result_ttl=60, failure_ttl=300, job_timeout=30)
-        result = job.latest_result(timeout=wait)
+        # In blocking reads shorter than the connection's socket timeout (redis-py's 5 s default): one read of
+        # ``wait`` > 5 s failed with "Timeout reading from socket" whenever the agent took longer than 5 s.
+        deadline = time.monotonic() + wait
+        result = None
+        while result is None and (left := deadline - time.monotonic()) > 0:
+            result = job.latest_result(timeout=max(1, min(RESULT_READ_SECONDS, round(left))))
     except RedisError as exc:
         raise AgentUnavailable(f"the job queue is unavailable ({exc})") from exc
     if result is None:
@@ -150,6 +158,8 @@ def lab_start(*, user: AbstractBaseUser, kind: str = LabKind.OVERLAP) -> Lab:
         raise ValidationError(f"Unknown lab {kind!r}; choose one of {', '.join(LabKind.values)}.", code="kind")
     if not selectors.can_start_lab(user):
         raise PermissionDenied("Labs are not enabled for any of your classes; ask your instructor.")
+    if kind == LabKind.FAILOVER and (why := failover_lab_unavailable()):
+        raise ValidationError(why, code="nodes")
     classroom = selectors.lab_classroom(user)
     quota = classroom.lab_quota if classroom is not None else 1
     with transaction.atomic():
@@ -160,8 +170,8 @@ def lab_start(*, user: AbstractBaseUser, kind: str = LabKind.OVERLAP) -> Lab:
                                   code="quota")
         lab = Lab.objects.create(learner=user, classroom=classroom, kind=kind,
                                  expires_at=timezone.now() + lab_lifetime(classroom))
-        if kind == LabKind.IPV6:
-            _lab_ipv6_modes(lab, user)
+        if kind in (LabKind.IPV6, LabKind.FAILOVER):
+            (_lab_ipv6_modes if kind == LabKind.IPV6 else _lab_failover)(lab, user)
             log.info("lab %s (%s) started by %s, expires %s", lab.pk, kind, user, lab.expires_at)
             return lab
         external = _lab_upstream(lab, user) if kind == LabKind.ROUTED else None
@@ -198,6 +208,147 @@ def _lab_ipv6_modes(lab: Lab, user: AbstractBaseUser) -> None:
         network = tenant_services.network_create(tenant=tenant, name=name, actor=user, subnet={
             "cidr": cidr, "ipv6_ra_mode": mode, "ipv6_address_mode": mode})
         tenant_services.instance_create(network=network, hostname=f"{slug}-{name}", actor=user)
+
+
+FAILOVER_MIN_NODES = 2
+
+
+def failover_lab_unavailable() -> str:
+    """Why the failover lab cannot start now ("" when it can): it needs two live DHCP nodes with a VTEP, one for
+    each of its network's servers, joined by the overlay."""
+    count = live_nodes().filter(dhcp=True).exclude(vtep_address=None).count()
+    if count >= FAILOVER_MIN_NODES:
+        return ""
+    return (f"This lab needs {FAILOVER_MIN_NODES} live DHCP nodes joined by the overlay (a VTEP each); {count} "
+            "run now. Start several node agents, e.g. `NODES=3 make run`, and try again.")
+
+
+def _lab_failover(lab: Lab, user: AbstractBaseUser) -> None:
+    """The failover lab: one tenant, one IPv4 network whose two DHCP servers the scheduler puts on two distinct
+    dhcp nodes, and one instance on a compute node; with two servers apart, at least one of them is on another
+    node than the instance, so a lease or a renewal really crosses the VXLAN. Checked here (inside the lab's
+    transaction, so a placement that does not hold rolls the whole lab back): nodes come and go."""
+    slug = selectors.lab_slug(lab, failover_lab.SIDE)
+    tenant = tenant_services.tenant_create(name=f"Lab {lab.pk} failover", slug=slug, actor=user, quota_networks=1,
+                                           quota_subnets=1, quota_instances=1, quota_routers=0)
+    tenant_services.membership_set(tenant=tenant, user=user, role=Role.MEMBER, actor=user)
+    lab.tenants.add(tenant)
+    network = tenant_services.network_create(tenant=tenant, name=failover_lab.NETWORK, actor=user,
+                                             subnet={"cidr": failover_lab.CIDR, "domain_name": f"{slug}.internal"})
+    servers = set(DhcpServer.objects.filter(network=network).values_list("node", flat=True))
+    if len(servers) < FAILOVER_MIN_NODES:
+        raise ValidationError(f"The scheduler placed this network's DHCP servers on {len(servers)} node(s); the lab "
+                              f"needs {FAILOVER_MIN_NODES}. {failover_lab_unavailable()}".strip(), code="nodes")
+    instance = tenant_services.instance_create(network=network, hostname=f"{slug}-vm", actor=user)
+    if not servers - {instance_node(instance)}:
+        raise ValidationError("No DHCP server of the lab is on another node than its instance.", code="nodes")
+
+
+def failover_lab_network(lab: Lab) -> Network | None:
+    """The failover lab's network (None before it exists or once it is going)."""
+    return (Network.objects.filter(tenant__in=lab.tenants.all(), name=failover_lab.NETWORK)
+            .exclude(status=ObjectStatus.DELETING).first())
+
+
+def failover_lab_topology(network: Network) -> failover_lab.Topology | None:
+    """What the database placed: VNI, every node the network is on with its VTEP, each server's node and address
+    (rank 0 answers from the subnet's DHCP address, the standby from its own), and the instance (None: no
+    instance yet)."""
+    instance = network.instances.exclude(status=ObjectStatus.DELETING).order_by("pk").first()
+    subnet = network.subnets.order_by("pk").first()
+    if instance is None or subnet is None or network.vni is None:
+        return None
+    servers = []
+    for server in DhcpServer.objects.filter(network=network).prefetch_related("addresses").order_by("rank"):
+        own = next((a.address for a in server.addresses.all() if a.subnet_id == subnet.pk), "")
+        servers.append(failover_lab.Server(server.rank, server.node, subnet.dhcp_address if server.rank == 0
+                                           else own))
+    vteps = dict(Node.objects.filter(name__in=network_nodes(network)).values_list("name", "vtep_address"))
+    return failover_lab.Topology(network.vni, {k: v or "" for k, v in vteps.items()}, servers, instance.hostname,
+                                 instance.mac_address, instance.ip_address or "", instance_node(instance))
+
+
+def _failover_lab_owned(lab: Lab, user: AbstractBaseUser) -> Network:
+    if lab.learner_id != user.pk:
+        raise PermissionDenied("Only the learner who started this lab can fail or restore its servers.")
+    if lab.kind != LabKind.FAILOVER:
+        raise ValidationError("This lab has no DHCP failover.", code="kind")
+    network = failover_lab_network(lab)
+    if network is None:
+        raise ValidationError("The lab's network is gone.", code="gone")
+    return network
+
+
+def failover_lab_fail(*, lab: Lab, user: AbstractBaseUser) -> DhcpServer:
+    """Fail the server that leased the instance's current address: the agent of the instance's node reads the
+    client's lease (its server id), the database marks that server failed (its node's monitor and reconcile then
+    leave it down), and after commit its node's agent SIGKILLs its dnsmasq and has the client nudged once.
+
+    Only one server of the lab may be failed at a time: the other is the one that must answer."""
+    network = _failover_lab_owned(lab, user)
+    topology = failover_lab_topology(network)
+    if topology is None:
+        raise ValidationError("The instance is still being created.", code="building")
+    try:
+        seen = _agent_answer(topology.instance_node, "teach.jobs.failover_lab_observe", network.pk,
+                             what="the instance's lease", wait=FAILOVER_OBSERVE_WAIT_SECONDS)
+    except AgentUnavailable as exc:
+        raise ValidationError(str(exc), code="agent") from None
+    lease = (seen.get("client") or {}).get("lease") if not seen.get("error") else None
+    leased_by = next((s for s in topology.servers if lease and s.address == lease.get("server_id")), None)
+    if leased_by is None:
+        raise ValidationError("The instance holds no lease from one of the lab's servers yet; wait for it.",
+                              code="no_lease")
+    with transaction.atomic():
+        servers = list(DhcpServer.objects.select_for_update().filter(network=network).order_by("rank"))
+        if any(s.failed_at is not None for s in servers):
+            raise ValidationError("A server of this lab is failed already; restore it first.", code="failed")
+        server = next((s for s in servers if s.rank == leased_by.rank and s.node == leased_by.node), None)
+        if server is None:
+            raise ValidationError("The server that leased moved meanwhile; try again.", code="moved")
+        server.failed_at = timezone.now()
+        server.save(update_fields=["failed_at"])
+        enqueue_on_commit("teach.jobs.failover_lab_fail", server.pk, node=server.node)
+    log.info("failover lab %s: server %s failed by %s", lab.pk, server, user)
+    return server
+
+
+def failover_lab_restore(*, lab: Lab, user: AbstractBaseUser) -> list[DhcpServer]:
+    """Restore the lab's failed server(s): clear the mark, and its node's agent realises the network again, which
+    starts its dnsmasq (seeded from the database as usual)."""
+    network = _failover_lab_owned(lab, user)
+    with transaction.atomic():
+        failed = list(DhcpServer.objects.select_for_update().filter(network=network).exclude(failed_at=None))
+        DhcpServer.objects.filter(pk__in=[s.pk for s in failed]).update(failed_at=None)
+        for server in failed:
+            enqueue_on_commit("tenants.jobs.realise_network", network.pk, node=server.node)
+    log.info("failover lab %s: %d server(s) restored by %s", lab.pk, len(failed), user)
+    return failed
+
+
+FAILOVER_OBSERVE_WAIT_SECONDS = 10  # each node's agent answers in turn (a loaded machine, a job ahead of it)
+
+
+def _failover_lab_notice(lab: Lab) -> dict[str, Any]:
+    """The failover lab, observed by the agent of every node the network is on (in node order): the findings
+    ``failover_lab.facts`` derives from those observations alone, the observations (``nodes``) and the servers."""
+    network = failover_lab_network(lab)
+    topology = failover_lab_topology(network) if network is not None else None
+    if topology is None or network.status != ObjectStatus.ACTIVE:
+        return {"facts": {}, "nodes": [], "servers": [], "error": "The network and its instance are still being built."}
+    observed = []
+    try:
+        for node in sorted(topology.vteps):
+            seen = _agent_answer(node, "teach.jobs.failover_lab_observe", network.pk, what=f"node {node}",
+                                 wait=FAILOVER_OBSERVE_WAIT_SECONDS)
+            if seen.get("error"):
+                return {"facts": {}, "nodes": [], "servers": [], "error": f"{node}: {seen['error']}"}
+            observed.append(seen)
+    except AgentUnavailable as exc:
+        return {"facts": {}, "nodes": [], "servers": [], "error": str(exc)}
+    servers = [{"rank": s.rank, "node": s.node, "address": s.address} for s in topology.servers]
+    return {"facts": failover_lab.facts(topology, [failover_lab.observation(o) for o in observed]),
+            "nodes": observed, "servers": servers, "error": ""}
 
 
 def _lab_upstream(lab: Lab, user: AbstractBaseUser):
@@ -253,6 +404,8 @@ def lab_notice(*, lab: Lab) -> dict[str, Any]:
     """
     if lab.kind == LabKind.IPV6:
         return _ipv6_lab_notice(lab)
+    if lab.kind == LabKind.FAILOVER:
+        return _failover_lab_notice(lab)
     sides = selectors.lab_sides(lab)
     instances = [side.instance for side in sides if side.instance is not None]
     if len(instances) != 2 or any(i.status != ObjectStatus.ACTIVE for i in instances):

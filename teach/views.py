@@ -20,7 +20,7 @@ from tenants.choices import ObjectStatus
 from tenants.hostspecs import names
 
 from . import compare as cmp
-from . import diagnostics, ipv6_lab, selectors, services
+from . import diagnostics, failover_lab, ipv6_lab, selectors, services
 from .models import Lab, LabKind, TargetKind
 from .targets import Target, resolve, resolve_key, targets_for_user
 
@@ -179,6 +179,7 @@ def labs(request: HttpRequest) -> HttpResponse:
     return render(request, "teach/labs.html", {
         "labs": selectors.labs_for_user(request.user), "can_lab": selectors.can_start_lab(request.user),
         "classrooms": selectors.classrooms_taught(request.user),
+        "failover_unavailable": services.failover_lab_unavailable(),
     })
 
 
@@ -204,6 +205,8 @@ def lab_detail(request: HttpRequest, lab_id: int) -> HttpResponse:
     lab = _lab(request, lab_id)
     if lab.kind == LabKind.IPV6:
         return _ipv6_lab_detail(request, lab)
+    if lab.kind == LabKind.FAILOVER:
+        return _failover_lab_detail(request, lab)
     sides = selectors.lab_sides(lab)
     instances = [s.instance for s in sides if s.instance is not None]
     dhcp_address = next((s.network.subnets.order_by("id").values_list("dhcp_address", flat=True).first()
@@ -246,6 +249,70 @@ def _ipv6_lab_detail(request: HttpRequest, lab: Lab) -> HttpResponse:
             "notice_url": reverse("teach:lab-notice", args=[lab.pk]), "routers": {}, "refresh_on_lease": True,
         },
     })
+
+
+def _failover_lab_detail(request: HttpRequest, lab: Lab) -> HttpResponse:
+    """The failover lab: its network's servers and nodes, the fail/restore buttons, and what each node's kernel
+    shows (``static/teach/failover_lab.js`` fills the node table from the lab's notice)."""
+    network = services.failover_lab_network(lab)
+    topology = services.failover_lab_topology(network) if network is not None else None
+    instance = (network.instances.exclude(status=ObjectStatus.DELETING).order_by("pk").first()
+                if network is not None else None)
+    nodes = sorted(topology.vteps) if topology is not None else []
+    return render(request, "teach/failover_lab.html", {
+        "lab": lab, "network": network, "instance": instance, "topology": topology, "nodes": nodes,
+        "cidr": failover_lab.CIDR, "owner": lab.learner_id == request.user.pk,
+        "iurls": target_urls(Target(TargetKind.INSTANCE, network, instance)) if instance is not None else None,
+        "lab_config": {
+            "tenants": [{"id": t, "ws_path": f"/ws/live/tenants/{t}/"}
+                        for t in sorted(lab.tenants.values_list("pk", flat=True))],
+            "instances": [instance.pk] if instance is not None else [], "diag_ws": [],
+            "notice_url": reverse("teach:lab-notice", args=[lab.pk]), "routers": {}, "refresh_on_lease": True,
+            "sticky_steps": True,
+        },
+    })
+
+
+def _failover_answer(request: HttpRequest, lab: Lab, action) -> HttpResponse:
+    """Run ``action`` (fail or restore) for the lab's owner; JSON for the page's script, a redirect otherwise."""
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    try:
+        text = action(lab=lab, user=request.user)
+    except ValidationError as exc:
+        error = " ".join(exc.messages)
+        if wants_json:
+            return JsonResponse({"ok": False, "error": error}, status=409)
+        messages.error(request, error)
+        return redirect("teach:lab-detail", lab_id=lab.pk)
+    if wants_json:
+        return JsonResponse({"ok": True, "message": text})
+    messages.success(request, text)
+    return redirect("teach:lab-detail", lab_id=lab.pk)
+
+
+def _fail(*, lab: Lab, user) -> str:
+    server = services.failover_lab_fail(lab=lab, user=user)
+    return f"Failing the DHCP server on {server.node}: its dnsmasq is killed, the client asked once to renew."
+
+
+def _restore(*, lab: Lab, user) -> str:
+    restored = services.failover_lab_restore(lab=lab, user=user)
+    return (f"Restoring the DHCP server on {', '.join(s.node for s in restored)}." if restored
+            else "No server of this lab is failed.")
+
+
+@login_required
+@require_POST
+def lab_failover_fail(request: HttpRequest, lab_id: int) -> HttpResponse:
+    """The learner fails the DHCP server that leased the instance's address (its owner only)."""
+    return _failover_answer(request, _lab(request, lab_id), _fail)
+
+
+@login_required
+@require_POST
+def lab_failover_restore(request: HttpRequest, lab_id: int) -> HttpResponse:
+    """The learner restores the failed server: its node's agent starts its dnsmasq again."""
+    return _failover_answer(request, _lab(request, lab_id), _restore)
 
 
 @login_required

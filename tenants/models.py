@@ -469,6 +469,10 @@ class DhcpServer(models.Model):
     network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="dhcp_servers")
     node = models.CharField(max_length=64, help_text="The dhcp node (agent) running this server.")
     rank = models.PositiveSmallIntegerField(help_text="0: answers from the subnets' DHCP address; others: their own.")
+    failed_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Failed on purpose (the failover lab): its node runs no dnsmasq for it, and neither the monitor "
+                  "nor reconcile restarts one, until it is restored (cleared).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -95,15 +95,22 @@ def networks_on(node: str):
 
 
 def networks_served_by(node: str):
-    """The networks whose dnsmasq runs on ``node``: one of their DHCP servers is there (a network without server
-    rows, from before they existed, is served by its own node)."""
-    return Network.objects.filter(Q(dhcp_servers__node=node) | Q(dhcp_servers=None, node=node)).distinct()
+    """The networks whose dnsmasq runs on ``node``: one of their DHCP servers is there and not failed on purpose
+    (a network without server rows, from before they existed, is served by its own node)."""
+    return Network.objects.filter(Q(dhcp_servers__node=node, dhcp_servers__failed_at=None)
+                                  | Q(dhcp_servers=None, node=node)).distinct()
 
 
 def serves_dhcp(network: Network, node: str) -> bool:
-    """Whether ``node`` runs a dnsmasq of ``network`` (reads ``dhcp_servers``, prefetched by the batch loads)."""
-    servers = {s.node for s in network.dhcp_servers.all()}
-    return node in servers if servers else node == network.node
+    """Whether ``node`` runs a dnsmasq of ``network`` (reads ``dhcp_servers``, prefetched by the batch loads).
+
+    A server failed on purpose (``DhcpServer.failed_at``, the failover lab) is held by its node but runs no
+    dnsmasq: the database says it is down, so the monitor and reconcile leave it down (the network's segment
+    and tunnel stay: its other servers answer across them)."""
+    servers = list(network.dhcp_servers.all())
+    if not servers:
+        return node == network.node
+    return any(s.node == node and s.failed_at is None for s in servers)
 
 
 def instance_node(instance: Instance) -> str:

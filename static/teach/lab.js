@@ -4,7 +4,8 @@
  * ran its pings over the diagnostics websockets. Steps ([data-step]) are checked off by the notice's keys: each
  * word of data-step-facts must match a key (exactly, or as the prefix before ":"). In the routed lab the routers'
  * statuses (router.* events on the same sockets) are part of what must be up before the kernel is read.
- * Each notice is also dispatched as a "lab-notice" event on document, for pages that show more of it.
+ * Each notice is also dispatched as a "lab-notice" event on document, for pages that show more of it; such pages
+ * may ask for a fresh notice (window.NetdashLab.refresh). With config.sticky_steps a step once done stays checked.
  * Plain ES2017, no build step.
  */
 (function () {
@@ -32,6 +33,7 @@
 
   function step(name, done) {
     document.querySelectorAll('[data-step="' + name + '"]').forEach(function (li) {
+      if (!done && config.sticky_steps && li.dataset.done) { return; }  // a step done once stays checked off
       li.classList.toggle('done', done);
       if (done) { li.dataset.done = '1'; } else { delete li.dataset.done; }
     });
@@ -119,6 +121,8 @@
       };
     });
   }
+  window.NetdashLab = { refresh: refreshNotice, step: step };  // for pages that act on the lab (failover_lab.js)
+
   var ping = document.getElementById('lab-ping');
   if (ping) { ping.addEventListener('click', pingBoth); }
   var reach = document.getElementById('lab-reach');

@@ -40,6 +40,7 @@ class UdhcpcCommand:
     lease_file: Path
     resolv_file: Path | None
     log_file: Path | None = None  # start-up output (script errors) is appended here
+    events_file: Path | None = None  # our script appends a line per call: a deconfig stays on record
     script: Path = SCRIPT
     discover_tries: int = 3
     discover_pause: int = 1
@@ -61,10 +62,13 @@ class UdhcpcCommand:
 
     @property
     def env(self) -> dict[str, str]:
-        """Passed through udhcpc to the script: where to record the lease."""
-        if self.resolv_file is None:
-            return c_env(NETDASH_LEASE_FILE=str(self.lease_file))
-        return c_env(NETDASH_LEASE_FILE=str(self.lease_file), NETDASH_RESOLV_FILE=str(self.resolv_file))
+        """Passed through udhcpc to the script: where to record the lease (and the resolver, the events)."""
+        files = {"NETDASH_LEASE_FILE": str(self.lease_file)}
+        if self.resolv_file is not None:
+            files["NETDASH_RESOLV_FILE"] = str(self.resolv_file)
+        if self.events_file is not None:
+            files["NETDASH_EVENTS_FILE"] = str(self.events_file)
+        return c_env(**files)
 
     @property
     def first_exit_timeout(self) -> float:
@@ -189,6 +193,40 @@ def read_lease(path: Path) -> InstanceLease | None:
         return None
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class ClientEvent:
+    """One call of our udhcpc script: when, which event (bound, renew, deconfig, nak, leasefail), and the
+    address and server it carried (empty for a deconfig)."""
+
+    at: float
+    event: str
+    ip: str
+    server_id: str
+
+
+EVENTS_KEPT = 200  # the last lines read: enough for a lab's history, bounded for a client renewing for weeks
+
+
+def parse_client_events(text: str) -> list[ClientEvent]:
+    """Lines ``<epoch> <event> [ip] [server]`` → events; malformed lines (a torn last write) are skipped."""
+    out = []
+    for line in text.splitlines()[-EVENTS_KEPT:]:
+        parts = line.split()
+        if len(parts) < 2 or not _EPOCH_RE.fullmatch(parts[0]):
+            continue
+        out.append(ClientEvent(float(parts[0]), parts[1], parts[2] if len(parts) > 2 else "",
+                               parts[3] if len(parts) > 3 else ""))
+    return out
+
+
+def read_client_events(path: Path) -> list[ClientEvent]:
+    """The instance's client events, oldest first ([] without a file: the client predates it, or never ran)."""
+    try:
+        return parse_client_events(path.read_text(errors="replace"))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,18 @@ from collections.abc import Callable, Iterable
 
 from . import netns, nft, ra_probe
 from .config import HostConfig
-from .dhcp_client import InstanceLease, InstanceLease6, UdhcpcCommand, read_lease, read_lease6
+from .dhcp_client import (
+    ClientEvent,
+    InstanceLease,
+    InstanceLease6,
+    UdhcpcCommand,
+    read_client_events,
+    read_lease,
+    read_lease6,
+)
 from .dnsmasq import DnsmasqCommand
 from .errors import HostError
+from .inspect import TunnelInfo, inspect_tunnel
 from .interface import HostScan, InstanceRealised, NetworkRealised, RouterRealised, UpstreamRealised
 from .kinds import dhcp, instance, overlay, router, segment, upstream
 from .leases import DnsmasqLease, read_leases
@@ -193,6 +202,25 @@ class LinuxHostDriver:
     def instance_lease(self, inst_id: str) -> InstanceLease | None:
         """The lease the instance currently holds, as its DHCP client recorded it."""
         return read_lease(self.names.inst_lease(inst_id))
+
+    def crash_dnsmasq(self, net_id: str) -> int | None:
+        """SIGKILL the network's dnsmasq on this node: a crash, not a stop (no lease file flushed, no release), as
+        the failover lab shows it. Returns the pid killed (None: none ran). Restarting it is up to the caller's
+        database (the agent's monitor restarts a dnsmasq the database still wants)."""
+        pid = self.dnsmasq_pid(check_kernel_id(net_id))
+        if pid is not None:
+            kill(pid, signal.SIGKILL)
+        return pid
+
+    def tunnel_state(self, net_id: str) -> TunnelInfo | None:
+        """The network's VXLAN port in its segment here as the kernel holds it (VNI, flood list, MACs learned
+        behind it); None when this node has no segment or no tunnel for it."""
+        nid = check_kernel_id(net_id)
+        return inspect_tunnel(self.names.seg_ns(nid), self.names.vxlan(nid))
+
+    def instance_client_events(self, inst_id: str) -> list[ClientEvent]:
+        """What udhcpc's script recorded, oldest first: each bound, renew, deconfig, nak with address and server."""
+        return read_client_events(self.names.udhcpc_events(check_kernel_id(inst_id)))
 
     def renew_instance(self, inst_id: str) -> None:
         """Ask the instance's DHCP clients to renew now, e.g. after a reservation change: udhcpc by SIGUSR1, dhcpcd

@@ -20,6 +20,7 @@ from pyroute2 import IPRoute
 from . import netns
 from .errors import HostError
 from .kinds import router
+from .ops import FLOOD_MAC
 
 _OPERSTATES = {0: "UNKNOWN", 1: "NOTPRESENT", 2: "DOWN", 3: "LOWERLAYERDOWN", 4: "TESTING", 5: "DORMANT", 6: "UP"}
 _NUD = {0x01: "INCOMPLETE", 0x02: "REACHABLE", 0x04: "STALE", 0x08: "DELAY", 0x10: "PROBE", 0x20: "FAILED",
@@ -220,3 +221,48 @@ def inspect_router(name: str) -> RouterInfo:
     """Everything :func:`inspect_namespace` reads, plus the NAT rules with counters and the conntrack table."""
     info = inspect_namespace(name)
     return RouterInfo(info, nat_rules(router.listed(name)), flows(router.conntrack(name)))
+
+
+@dataclass
+class TunnelInfo:
+    """A network's VXLAN port in its segment namespace as the kernel holds it: VNI, the flood list (head-end
+    replication to the other nodes' VTEPs) and the MACs the bridge learned behind the port (hosts on other
+    nodes' kernels, reached through the tunnel)."""
+
+    dev: str
+    vni: int | None
+    flood: list[str] = field(default_factory=list)
+    learned: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+
+def inspect_tunnel(ns: str, dev: str) -> TunnelInfo | None:
+    """The VXLAN device ``dev`` in namespace ``ns`` (None: no such namespace or device). Read-only: the
+    VNI from its link info, the flood entries from ``bridge fdb show dev`` (``self`` entries with a ``dst``),
+    the learned MACs from the bridge's own entries on that port (``master``, not permanent)."""
+    if not netns.exists(ns):
+        return None
+    with IPRoute(use_socket=netns.netlink_socket(ns)) as ipr:
+        links = ipr.link_lookup(ifname=dev)
+        if not links:
+            return None
+        idx = links[0]
+        link = ipr.get_links(idx)[0]
+        linkinfo = link.get_attr("IFLA_LINKINFO")
+        data = linkinfo.get_attr("IFLA_INFO_DATA") if linkinfo else None
+        vni = data.get_attr("IFLA_VXLAN_ID") if data else None
+        info = TunnelInfo(dev, vni)
+        for entry in ipr.fdb("dump"):
+            if entry["ifindex"] != idx:
+                continue
+            mac, dst = entry.get_attr("NDA_LLADDR"), entry.get_attr("NDA_DST")
+            if mac == FLOOD_MAC and dst:
+                info.flood.append(dst)
+            elif mac and mac != FLOOD_MAC and entry.get_attr("NDA_MASTER") and not entry["state"] & 0x80:
+                info.learned.append(mac)
+    info.flood.sort()
+    info.learned.sort()
+    return info

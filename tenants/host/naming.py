@@ -24,7 +24,7 @@ Overlay (several nodes, :mod:`.kinds.overlay`)::
                             created straight into the segment namespace {p}seg-NET
 
     state_dir/{p}qdhcp-N/   dnsmasq.pid leases hosts opts addn-hosts (HA DHCP) dnsmasq.log
-    state_dir/{p}inst-I/    udhcpc.pid lease network udhcpc.log run/ lib/ (dhcpcd's /run, /var/lib)
+    state_dir/{p}inst-I/    udhcpc.pid lease network udhcpc.log udhcpc.events run/ lib/ (dhcpcd's /run, /var/lib)
     state_dir/{p}upstream-N/  echo.pid echo.log
     state_dir/{p}qrouter-R/   ra.pid ra.log (the router's RA-only dnsmasq, when it routes IPv6)
     /etc/netns/{p}inst-I/resolv.conf   so ``ip netns exec`` lookups use the network's DNS
@@ -201,6 +201,8 @@ class Names:
     inst_lease = _file("inst_dir", "lease", "Lease as seen by the instance, written by our udhcpc script.")
     inst_network = _file("inst_dir", "network", "Which network the instance is plugged into (cascading removal).")
     udhcpc_log = _file("inst_dir", "udhcpc.log", "udhcpc's start-up output (script errors).")
+    udhcpc_events = _file("inst_dir", "udhcpc.events",
+                          "One line per udhcpc script call (time, event, address, server): deconfigs stay visible.")
     dhcpcd_run = _file("inst_dir", "run", "Bound over /run for the instance's dhcpcd (pid file, sockets, lease6).")
     dhcpcd_lib = _file("inst_dir", "lib", "Bound over /var/lib for the instance's dhcpcd (its DUID and lease).")
     echo_pid = _file("upstream_dir", "echo.pid", "The upstream echo service's pid file (written by its parent).")

@@ -45,7 +45,7 @@ def command(config: HostConfig, n: Names, spec: InstanceSpec) -> UdhcpcCommand:
     return UdhcpcCommand(
         busybox=config.busybox, interface=n.inst_dev(iid), hostname=spec.hostname,
         pid_file=n.udhcpc_pid(iid), lease_file=n.inst_lease(iid), resolv_file=n.resolv_conf(iid),
-        log_file=n.udhcpc_log(iid),
+        log_file=n.udhcpc_log(iid), events_file=n.udhcpc_events(iid),
     )
 
 
