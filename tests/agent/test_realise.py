@@ -17,7 +17,7 @@ from tenants.choices import LeaseEventKind, LeaseState, ObjectStatus
 from tenants.host import netns
 from tenants.host.process import wait_gone
 from tenants.hostspecs import driver
-from tenants.models import Instance, Lease, LeaseEvent, Network, Tenant
+from tenants.models import DhcpServer, Instance, Lease, LeaseEvent, Network, Tenant
 from tenants.testing import run_jobs, settle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.host]
@@ -201,6 +201,21 @@ def test_jobs_are_idempotent(two_tenants):
     after = (d.dnsmasq_pid(na.kernel_id), d.udhcpc_pid(ia.kernel_id), ours())
     assert before == after
     assert not jobs.reconcile().changed
+
+
+def test_a_realise_job_for_a_network_that_left_this_node_removes_what_is_left_instead_of_building_it(two_tenants):
+    """Why: a job queued for a node while it was down runs once its agent is back, and by then the network's DHCP
+    duty may have moved away (``tenants.failover``); building it again would undo the move (the node-loss drill
+    found the returning node holding the segment namespace of a network it no longer had)."""
+    d = driver()
+    (_, na, ia), (_, nb, ib) = two_tenants
+    Network.objects.filter(pk=na.pk).update(node="elsewhere")
+    DhcpServer.objects.filter(network=na).update(node="elsewhere")
+    Instance.objects.filter(network=na).update(node="elsewhere")
+    assert jobs.realise_network(na.pk) == "not on this node"
+    gone = (d.names.seg_ns(na.kernel_id), d.names.dhcp_ns(na.kernel_id), d.names.inst_ns(ia.kernel_id))
+    assert not [ns for ns in gone if netns.exists(ns)]
+    assert d.dnsmasq_pid(nb.kernel_id) is not None and _holds(ib)  # the other network is untouched
 
 
 def test_status_error_has_a_readable_reason(host_clean, agent_queue, settings):

@@ -42,11 +42,12 @@ def free_port() -> int:
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.05) -> float | None:
-    """Poll ``predicate``; return the seconds it took to hold, or None on timeout."""
+    """Poll ``predicate``; return the seconds it took to hold (at least 0.001: an immediate success must still be
+    truthy for ``assert wait_for(...)``), or None on timeout."""
     start = time.monotonic()
     while True:
         if predicate():
-            return round(time.monotonic() - start, 3)
+            return max(round(time.monotonic() - start, 3), 0.001)
         if time.monotonic() - start > timeout:
             return None
         time.sleep(interval)
