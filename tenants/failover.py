@@ -34,7 +34,8 @@ def dhcp_duties_move_off(node: str) -> int:
             if target is None:
                 continue
             server.node = target
-            server.save(update_fields=["node"])
+            server.failed_at = None  # a lab's "failed" was of the old node's dnsmasq: the moved duty starts fresh
+            server.save(update_fields=["node", "failed_at"])
             if server.rank == 0:  # the first server's node is the network's queue
                 Network.objects.filter(pk=server.network_id).update(node=target)
             enqueue_on_network_nodes("tenants.jobs.realise_network", Network.objects.get(pk=server.network_id),

@@ -38,6 +38,16 @@ def test_a_silent_node_goes_down_and_its_duties_move_keeping_their_addresses(thr
     assert Node.objects.get(name="n1").state == NodeState.UP and servers(network)[0][0] == "n3"
 
 
+def test_a_server_failed_on_purpose_runs_again_where_its_duty_moves(three_nodes, network_factory):
+    """A lab's "fail the server" stopped the dnsmasq of one node; when that node drains (or dies) the duty moves
+    to a node whose dnsmasq never failed, so it must serve there (not stay marked failed with nobody to restore it)."""
+    network = network_factory(cidr="10.2.0.0/24")
+    DhcpServer.objects.filter(network=network, node="n1").update(failed_at=timezone.now())
+    assert failover.node_drain("n1") == 1
+    moved = DhcpServer.objects.get(network=network, rank=0)
+    assert (moved.node, moved.failed_at) == ("n3", None)
+
+
 def test_a_duty_with_nowhere_to_go_stays_and_the_network_keeps_its_other_server(network_factory):
     nodes.node_register(name="a", vtep_address="10.250.0.1")
     nodes.node_register(name="b", vtep_address="10.250.0.2")
