@@ -39,12 +39,15 @@ fi
 
 if [ $# -eq 0 ]; then
   # Again on PostgreSQL, the multi-node database: the services, IPAM races, agent and load suites (50 concurrent
-  # clients on one subnet, with a real agent), where row locks really contend (SQLite serialises every write, so
+  # clients on one subnet, with a real agent), and three agents spanning a network over VXLAN with a node lost
+  # (the multi-node database's own drill), where row locks really contend (SQLite serialises every write, so
   # there they cannot deadlock or interleave).
   pg_port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   scripts/postgres.sh start "$run_dir/pg" "$pg_port"
   # Its own artifacts directory: the fault reports are rewritten by each pytest run.
   DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/netdash" ARTIFACTS_DIR="$ARTIFACTS_DIR/postgres" \
-    .venv/bin/pytest -p no:cacheprovider tests/foundation tests/agent tests/api tests/portal tests/router tests/faults/test_load.py
+    .venv/bin/pytest -p no:cacheprovider tests/foundation tests/agent tests/api tests/portal tests/router tests/faults/test_load.py \
+    "tests/faults/test_three_node_agents.py::test_instances_on_two_nodes_lease_from_a_third_across_vxlan_and_two_tenants_on_one_cidr_stay_apart" \
+    "tests/faults/test_three_node_agents.py::test_a_dhcp_node_lost_its_clients_renew_from_the_survivor_the_duty_moves_and_the_node_comes_back"
 fi
 
