@@ -19,12 +19,12 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.db import transaction
 
-from . import events, lease_sync, selectors, services, status
+from . import events, lease_sync, network_rows, selectors, status
 from .choices import LeaseState, ObjectStatus
 from .host import DnsmasqLease, netns
 from .hostspecs import driver, fabric_driver, instance_spec, network_spec, tunnel_spec, underlay_spec, upstream_spec
 from .locks import free_network_locks, network_lock
-from .models import DhcpServer, Instance, Lease, Network, Router
+from .models import DhcpServer, Instance, Lease, Network
 from .queue import enqueue_on_commit
 from .scheduling import instance_node, instances_on, network_nodes, networks_on
 from .status import Outcome, failure_reason
@@ -245,22 +245,7 @@ def destroy_networks(networks: list[Network]) -> None:
         # still holding a DHCP server or an instance of it tears its own share down in its own job).
         instances_on(node).filter(network__in=torn).delete()
         DhcpServer.objects.filter(network__in=torn, node=node).delete()
-        elsewhere = {*DhcpServer.objects.filter(network__in=torn).values_list("network", flat=True),
-                     *Instance.objects.filter(network__in=torn).values_list("network", flat=True)}
-        networks = [n for n in networks if n.pk not in elsewhere]
-        ids = [n.pk for n in networks]
-        if not ids:
-            return
-        out = [(n.tenant_id, "network.deleted", selectors.network_data(n)) for n in networks]
-        # Routers with a port on these networks lose it with the rows (the interface cascades): converge them after.
-        routed = list(Router.objects.filter(interfaces__subnet__network__in=ids).exclude(status=ObjectStatus.DELETING)
-                      .distinct().values_list("pk", "node"))
-        Instance.objects.filter(network__in=ids).delete()  # instances protect their subnet; they go first
-        Network.objects.filter(pk__in=ids).delete()
-        services.tenant_finish_deletion(tenant_ids={n.tenant_id for n in networks})
-        events.publish_many(out)
-        for router_id, node in routed:
-            enqueue_on_commit("tenants.jobs.realise_router", router_id, node=node)
+        network_rows.delete_unshared(networks)
 
 
 def destroy_network(network_id: int) -> str:

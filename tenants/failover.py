@@ -14,10 +14,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from .choices import NodeState
-from .models import DhcpServer, Network, Node
+from . import events, network_rows, selectors
+from .choices import NodeState, ObjectStatus
+from .models import DhcpServer, Instance, Network, Node
 from .node_events import publish_dhcp_servers, publish_node_states
 from .scheduling import enqueue_on_network_nodes, schedule_dhcp_nodes
 
@@ -55,10 +57,41 @@ def nodes_fail_over() -> list[str]:
                     .values_list("name", flat=True))
         Node.objects.filter(name__in=dead).update(state=NodeState.DOWN)
         publish_node_states(dead)
-    down = Node.objects.filter(state=NodeState.DOWN).values_list("name", flat=True)
-    for node in DhcpServer.objects.filter(node__in=list(down)).values_list("node", flat=True).distinct():
+    down = list(Node.objects.filter(state=NodeState.DOWN).values_list("name", flat=True))
+    for node in DhcpServer.objects.filter(node__in=down).values_list("node", flat=True).distinct():
         dhcp_duties_move_off(node)
+    down_shares_forget(down)
     return dead
+
+
+def down_shares_forget(down: list[str]) -> int:
+    """Delete what is being deleted on ``down`` nodes without them: their ``deleting`` instances, and their
+    instances and DHCP servers of ``deleting`` networks; then the rows of networks no node holds any more.
+    Return how many instance rows went.
+
+    Why: a down node's agent runs no job, so a network with an instance there stayed ``deleting`` for good. What
+    the node still holds on its host (namespaces, processes, files) its agent's reconcile removes when it comes
+    back, since no row names it any more. A node that is merely slow (heartbeat fresh) is not down: its share
+    still waits for its own job.
+    """
+    if not down:
+        return 0
+    doomed = Q(status=ObjectStatus.DELETING) | Q(network__status=ObjectStatus.DELETING)
+    with transaction.atomic():
+        instances = list(Instance.objects.select_for_update().filter(doomed, node__in=down).select_related("network"))
+        servers = DhcpServer.objects.filter(node__in=down, network__status=ObjectStatus.DELETING)
+        touched = {i.network_id for i in instances} | set(servers.values_list("network_id", flat=True))
+        if not touched:
+            return 0
+        out = [(i.network.tenant_id, "instance.deleted", selectors.instance_data(i)) for i in instances]
+        Instance.objects.filter(pk__in=[i.pk for i in instances]).delete()
+        servers.delete()
+        events.publish_many(out)
+        network_rows.delete_unshared(Network.objects.filter(pk__in=touched, status=ObjectStatus.DELETING))
+        for network in Network.objects.filter(pk__in=touched).exclude(status=ObjectStatus.DELETING):
+            # Its DHCP servers drop the gone instances' reservations and leases (on the nodes that are up).
+            enqueue_on_network_nodes("tenants.jobs.realise_network", network)
+    return len(instances)
 
 
 def node_drain(name: str) -> int:

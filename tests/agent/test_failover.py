@@ -6,9 +6,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from tenants import failover, nodes, selectors, services
+from tenants import failover, network_rows, nodes, selectors, services
 from tenants.choices import NodeState
-from tenants.models import DhcpServer, Network, Node
+from tenants.models import DhcpServer, Instance, Network, Node
 
 pytestmark = pytest.mark.django_db
 
@@ -92,3 +92,40 @@ def test_the_drain_command(three_nodes, network_factory):
     assert Node.objects.get(name="n1").state == NodeState.UP
     with pytest.raises(CommandError, match="no node named"):
         call_command("node_drain", "nope")
+
+
+def _down(name: str) -> None:
+    stale = timezone.now() - timedelta(seconds=settings.NETDASH_NODE_DEAD_SECONDS + 1)
+    Node.objects.filter(name=name).update(heartbeat_at=stale)
+
+
+def test_a_network_with_an_instance_on_a_down_node_is_deleted_without_that_node(three_nodes, network_factory):
+    """Before: the down node's agent never ran its teardown share, so the network stayed ``deleting`` for good.
+    Its leftovers on that host are its reconcile's to remove when it returns (no row names them any more)."""
+    network = network_factory(cidr="10.2.0.0/24")
+    Instance.objects.create(network=network, subnet=network.subnets.get(), hostname="vm1", node="n3",
+                            mac_address="fa:16:3e:00:00:01", ip_address="10.2.0.10")
+    services.network_delete(network=network)
+    # The DHCP nodes n1 and n2 tear their shares down (what their teardown jobs do to the rows).
+    DhcpServer.objects.filter(network=network).delete()
+    network_rows.delete_unshared([Network.objects.get(pk=network.pk)])
+    assert Network.objects.filter(pk=network.pk).exists()  # n3's instance is a share nobody tore down yet
+    assert failover.nodes_fail_over() == []  # n3 is up: its share waits for its own job
+    assert Network.objects.filter(pk=network.pk).exists()
+    _down("n3")
+    assert failover.nodes_fail_over() == ["n3"]
+    assert not Network.objects.filter(pk=network.pk).exists()
+    assert not Instance.objects.filter(hostname="vm1").exists()
+
+
+def test_an_instance_deleted_on_a_down_node_goes_and_the_network_stays(three_nodes, network_factory):
+    network = network_factory(cidr="10.2.0.0/24")
+    keep = Instance.objects.create(network=network, subnet=network.subnets.get(), hostname="vm-keep", node="n3",
+                                   mac_address="fa:16:3e:00:00:02", ip_address="10.2.0.11")
+    gone = Instance.objects.create(network=network, subnet=network.subnets.get(), hostname="vm-gone", node="n3",
+                                   mac_address="fa:16:3e:00:00:03", ip_address="10.2.0.12")
+    services.instance_delete(instance=gone)
+    _down("n3")
+    failover.nodes_fail_over()
+    assert list(Instance.objects.filter(network=network).values_list("hostname", flat=True)) == [keep.hostname]
+    assert Network.objects.filter(pk=network.pk).exists()

@@ -20,10 +20,10 @@ from faults_helpers import wait_for
 from rq.job import Job
 
 from tenants import services
-from tenants.choices import ObjectStatus
+from tenants.choices import NodeState, ObjectStatus
 from tenants.host import HostConfig, LinuxHostDriver, netns
 from tenants.host.dhcp_client import read_lease
-from tenants.models import DhcpServer, Instance, Network, Tenant
+from tenants.models import DhcpServer, Instance, Network, Node, Tenant
 from tenants.queue import agent_queue
 from tenants.testing import reset_agent_queue
 
@@ -323,3 +323,39 @@ def test_a_dhcp_node_lost_its_clients_renew_from_the_survivor_the_duty_moves_and
     report(injected=f"SIGKILL agent {lost} + wipe", renewed_from_survivor_s=round(renewed, 2),
            duty_moved_s=round(moved_after, 2), dead_seconds=DEAD_SECONDS)
 
+
+
+@pytest.mark.timeout(600)
+def test_a_network_with_an_instance_on_a_lost_node_is_deleted_and_the_node_cleans_up_when_it_returns(cluster):
+    # n2 serves DHCP, n1 holds the instance of `doomed`; `other` has an instance on n3 and must not be touched.
+    cluster.start("n2", roles="dhcp", reconcile_seconds=1)
+    cluster.start("n1", roles="compute", reconcile_seconds=1)
+    tenant = Tenant.objects.create(name="Tenant gone", slug="gone")
+    doomed = services.network_create(tenant=tenant, name="doomed", subnet={"cidr": "10.69.0.0/24"})
+    vm = services.instance_create(network=doomed, hostname="vm-doomed")
+    assert vm.node == "n1"
+    assert wait_for(lambda: leased(vm), 120), "setup did not converge"
+    d1 = node_driver("n1")
+    leftovers = (d1.names.inst_ns(vm.kernel_id), d1.names.seg_ns(doomed.kernel_id))
+    assert all(netns.exists(ns) for ns in leftovers)
+
+    # A lasting outage: n1's agent is SIGKILLed; its namespaces and client stay on the host, nobody runs them.
+    cluster.agents["n1"].kill()
+    assert wait_for(lambda: Node.objects.get(name="n1").state == NodeState.DOWN, DEAD_SECONDS + FAILOVER_BOUND), \
+        "n1 was not marked down"
+    cluster.start("n3", roles="compute", reconcile_seconds=1)
+    other = services.network_create(tenant=tenant, name="other", subnet={"cidr": "10.70.0.0/24"})
+    keep = services.instance_create(network=other, hostname="vm-keep")
+    assert keep.node == "n3"
+    assert wait_for(lambda: leased(keep), 120), "the other network did not converge"
+
+    services.network_delete(network=doomed)
+    assert wait_for(lambda: not Network.objects.filter(pk=doomed.pk).exists(), 60), \
+        "the network stayed deleting while its instance's node was down"
+    assert all(netns.exists(ns) for ns in leftovers)  # nobody else touched n1's host state
+
+    # n1 comes back: its reconcile removes what no row names any more, and nothing of the other nodes.
+    kept = observed("n3")
+    cluster.start("n1", roles="compute", reconcile_seconds=1)
+    assert wait_for(lambda: not any(netns.exists(ns) for ns in leftovers), 60), "n1 kept the deleted network's state"
+    assert observed("n3") == kept and leased(keep)
