@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -156,6 +157,22 @@ NETDASH_NODE_HEARTBEAT_SECONDS = float(os.environ.get("NETDASH_NODE_HEARTBEAT_SE
 NETDASH_NODE_DEAD_SECONDS = float(os.environ.get("NETDASH_NODE_DEAD_SECONDS", "30"))
 NETDASH_NODE_VTEP = os.environ.get("NETDASH_NODE_VTEP") or None
 NETDASH_NODE_ROLES = os.environ.get("NETDASH_NODE_ROLES", "dhcp,compute")
+# The underlay VXLAN runs over: "simulated" (default: the node's own namespace on a veth into the project's fabric
+# namespace, what tests, the demo and the bench use) or "host" (a deployment: the host's interface
+# NETDASH_UNDERLAY_DEVICE, which already holds NETDASH_NODE_VTEP). See deploy/README.md "Adding a real node".
+NETDASH_UNDERLAY = os.environ.get("NETDASH_UNDERLAY", "simulated")
+NETDASH_UNDERLAY_DEVICE = os.environ.get("NETDASH_UNDERLAY_DEVICE") or None
+if NETDASH_UNDERLAY not in ("simulated", "host"):
+    raise ImproperlyConfigured(f"NETDASH_UNDERLAY must be 'simulated' or 'host', not {NETDASH_UNDERLAY!r}")
+if NETDASH_UNDERLAY == "host":
+    # Tests, CI and the demo must never put a VTEP socket on this machine's own interfaces (the safety rule).
+    if os.environ.get("CI") or os.environ.get("NETDASH_DEMO") or "pytest" in sys.modules:
+        raise ImproperlyConfigured("NETDASH_UNDERLAY=host is for deployments only: refused under CI, tests and the "
+                                   "demo, which use the simulated underlay")
+    if NETDASH_NODE_VTEP is None or NETDASH_UNDERLAY_DEVICE is None:
+        raise ImproperlyConfigured("NETDASH_UNDERLAY=host needs NETDASH_UNDERLAY_DEVICE (the host interface) and "
+                                   "NETDASH_NODE_VTEP (an address already on it)")
+    # (The device name itself is checked where the agent starts: tenants.hostspecs.check_underlay.)
 # HA DHCP: each network gets this many DHCP servers on distinct live dhcp nodes (fewer if there are fewer nodes).
 NETDASH_DHCP_SERVERS_PER_NETWORK = int(os.environ.get("NETDASH_DHCP_SERVERS_PER_NETWORK", "2"))
 if NETDASH_DHCP_SERVERS_PER_NETWORK < 1:

@@ -17,6 +17,8 @@ REDIS_PORT=${REDIS_PORT:-6379}
 NODES=${NODES:-1}
 export NETDASH_PREFIX="${NETDASH_PREFIX:-nd-}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
+# The demo runs on the simulated underlay only: settings refuse NETDASH_UNDERLAY=host when this is set.
+export NETDASH_DEMO=1
 mkdir -p "$NETDASH_VAR_DIR"
 
 pids=()

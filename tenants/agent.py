@@ -33,7 +33,7 @@ from . import failover, jobs, metrics, nodes
 from .choices import ObjectStatus
 from .host.leases import LeaseWatcher
 from .host.process import RESTART_BACKOFF, RestartBackoff
-from .hostspecs import driver, host_config, instance_spec
+from .hostspecs import check_underlay, driver, host_config, instance_spec
 from .models import Instance, Network
 from .queue import agent_queue, enqueue_now
 from .scheduling import instances_on, networks_on, networks_served_by
@@ -174,6 +174,7 @@ class Agent:
 
     def register(self) -> None:
         """Create or refresh this node's row from its settings (VTEP address, roles)."""
+        check_underlay()  # a bad NETDASH_UNDERLAY_DEVICE stops the agent here, with the fix, not at a first tunnel
         nodes.node_register(name=self.node, vtep_address=settings.NETDASH_NODE_VTEP,
                             roles=settings.NETDASH_NODE_ROLES)
 

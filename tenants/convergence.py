@@ -89,8 +89,9 @@ def ensure_underlay() -> bool:
     spec = underlay_spec()
     if spec is None:
         return False
-    fabric_driver().ensure_fabric()
-    driver().ensure_underlay(spec)
+    if spec.host_device is None:  # a real-host underlay has no fabric and nothing to create
+        fabric_driver().ensure_fabric()
+        driver().ensure_underlay(spec)
     return True
 
 
@@ -101,7 +102,7 @@ def converge_tunnel(network: Network) -> None:
     tunnel = tunnel_spec(network)
     if tunnel is None:
         return
-    if not netns.exists(driver().names.underlay_ns(tunnel.node_id)):
+    if tunnel.host_device is None and not netns.exists(driver().names.underlay_ns(tunnel.node_id)):
         ensure_underlay()
     driver().ensure_tunnel(tunnel)
 

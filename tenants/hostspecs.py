@@ -14,6 +14,7 @@ from django.conf import settings
 
 from .choices import ObjectStatus
 from .host import HostConfig, HostDriver, LinuxHostDriver, Names
+from .host.naming import check_ifname
 from .host.specs import (
     FloatingIPSpec,
     InstanceSpec,
@@ -176,14 +177,32 @@ def tunnel_spec(network: Network, node: str | None = None) -> TunnelSpec | None:
     if me is None or me.vtep_address is None or network.vni is None:
         return None
     peers = tuple(n.vtep_address for n in nodes.values() if n.pk != me.pk and n.vtep_address)
-    return TunnelSpec(network.kernel_id, network.vni, node_kernel_id(me), me.vtep_address, peers)
+    return TunnelSpec(network.kernel_id, network.vni, node_kernel_id(me), me.vtep_address, peers,
+                      host_device=host_underlay_device())
+
+
+def host_underlay_device() -> str | None:
+    """The host interface VXLAN runs over with ``NETDASH_UNDERLAY=host`` (a deployment); None: the simulated
+    underlay (tests, demo, bench). Every node of a real deployment names its own in its own settings."""
+    return settings.NETDASH_UNDERLAY_DEVICE if settings.NETDASH_UNDERLAY == "host" else None
+
+
+def check_underlay() -> None:
+    """At agent start: a host underlay's device name is one the kernel and a command line accept (settings has
+    checked the mode and that device and VTEP are given); raises HostInputError with the fix otherwise."""
+    device = host_underlay_device()
+    if device is not None:
+        check_ifname(device, "NETDASH_UNDERLAY_DEVICE")
 
 
 def underlay_spec(node: str | None = None) -> UnderlaySpec | None:
-    """``node``'s (default: this node's) underlay on the fabric, or None when it has no VTEP (no overlay)."""
+    """``node``'s (default: this node's) underlay on the fabric, or None when it has no VTEP (no overlay).
+    With a real-host underlay: the host's interface, no fabric (nothing to create)."""
     row = Node.objects.filter(name=node or settings.NETDASH_NODE).exclude(vtep_address=None).first()
     if row is None:
         return None
+    if (device := host_underlay_device()) is not None:
+        return UnderlaySpec(node_kernel_id(row), row.vtep_address, FABRIC_PREFIXLEN, "", "", host_device=device)
     fabric_ns, fabric_bridge = fabric_driver().fabric()
     return UnderlaySpec(node_kernel_id(row), row.vtep_address, FABRIC_PREFIXLEN, fabric_ns, fabric_bridge)
 

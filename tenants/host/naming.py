@@ -49,6 +49,9 @@ from .errors import HostInputError
 
 IFNAMSIZ = 16
 KERNEL_ID_RE = re.compile(r"[0-9a-f]{1,8}")
+# A host interface we did not name (the real-host underlay's): what the kernel accepts, narrowed to what is safe
+# on a command line (no '/', whitespace, ':' or a leading '-'), at most IFNAMSIZ - 1 bytes.
+HOST_IFNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,14}")
 
 NS_KINDS = ("seg", "qdhcp", "inst", "qrouter", "upstream", "ul", "fabric")
 RESERVED_NS_KINDS: tuple[str, ...] = ()  # named here, created by nothing yet (none left: every kind is built)
@@ -79,6 +82,14 @@ def check_kernel_id(kernel_id: str) -> str:
             f"kernel id {kernel_id!r} is invalid: use 1-8 lowercase hex characters (e.g. '1a2b3c4d')"
         )
     return kernel_id
+
+
+def check_ifname(ifname: str, what: str = "interface") -> str:
+    """Return ``ifname`` if it is a valid interface name of at most 15 bytes without shell-special characters."""
+    if not isinstance(ifname, str) or not HOST_IFNAME_RE.fullmatch(ifname):
+        raise HostInputError(f"{what} {ifname!r} is invalid: 1-15 letters, digits, '.', '_' or '-', starting with a "
+                             "letter or digit (e.g. 'eth1')")
+    return ifname
 
 
 def _derived(factory: str, key: str, doc: str) -> Callable[[Names, str], str]:

@@ -54,17 +54,18 @@ class Session:
 
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
-        self._handles: dict[str, IPRoute] = {}
-        self._index: dict[tuple[str, str], int] = {}
+        self._handles: dict[str | None, IPRoute] = {}
+        self._index: dict[tuple[str | None, str], int] = {}
         self.changed_dirs: set[Path] = set()
 
-    def ipr(self, ns: str) -> IPRoute:
+    def ipr(self, ns: str | None) -> IPRoute:
+        """A handle in ``ns``; None: this process's own namespace (only a real-host underlay asks for it)."""
         h = self._handles.get(ns)
         if h is None:
-            h = self._handles[ns] = IPRoute(use_socket=netns.netlink_socket(ns))
+            h = self._handles[ns] = IPRoute() if ns is None else IPRoute(use_socket=netns.netlink_socket(ns))
         return h
 
-    def index(self, ns: str, ifname: str) -> int | None:
+    def index(self, ns: str | None, ifname: str) -> int | None:
         """ifindex of ``ifname`` in ``ns``; positive answers are cached (~0.4 ms per lookup)."""
         key = (ns, ifname)
         if key in self._index:
@@ -74,7 +75,7 @@ class Session:
             self._index[key] = found[0]
         return found[0] if found else None
 
-    def forget(self, ns: str, ifname: str) -> None:
+    def forget(self, ns: str | None, ifname: str) -> None:
         self._index.pop((ns, ifname), None)
 
     def close(self) -> None:
@@ -423,9 +424,11 @@ class VxlanAdd(Op):
 
     Created from the underlay, its UDP socket lives there and never in the root namespace; ``nolearning``
     because the flood list comes from the database. An existing device with other settings is rebuilt.
+    ``ul_ns`` None: the host's own namespace, the real-host underlay of a deployment (``NETDASH_UNDERLAY=host``),
+    which tests and the demo never use: then the socket is the host's, on its interface ``ul_dev``.
     """
 
-    ul_ns: str
+    ul_ns: str | None
     ul_dev: str
     ns: str
     name: str
@@ -434,7 +437,8 @@ class VxlanAdd(Op):
     master: str
 
     def shell(self) -> str:
-        add = ["ip", "-n", self.ul_ns, "link", "add", self.name, "netns", self.ns, "type", "vxlan", "id",
+        where = ["-n", self.ul_ns] if self.ul_ns is not None else []
+        add = ["ip", *where, "link", "add", self.name, "netns", self.ns, "type", "vxlan", "id",
                str(self.vni), "local", self.local, "dev", self.ul_dev, "dstport", str(VXLAN_PORT), "nolearning"]
         up = ["ip", "-n", self.ns, "link", "set", self.name, "master", self.master, "up"]
         return f"{shell_command(add)} && {shell_command(up)}"
@@ -457,7 +461,7 @@ class VxlanAdd(Op):
         if idx is None:
             ul_dev = s.index(self.ul_ns, self.ul_dev)
             if ul_dev is None:
-                raise self.fail(f"underlay device {self.ul_dev} missing in {self.ul_ns}")
+                raise self.fail(f"underlay device {self.ul_dev} missing in {self.ul_ns or 'the host namespace'}")
             fd = netns.ns_fd(self.ns)
             try:
                 s.ipr(self.ul_ns).link("add", ifname=self.name, kind="vxlan", vxlan_id=self.vni,

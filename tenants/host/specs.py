@@ -13,7 +13,7 @@ from typing import Any
 
 from . import validate as v
 from .errors import HostInputError
-from .naming import check_kernel_id
+from .naming import check_ifname, check_kernel_id
 
 
 def _sequence(value: Any, what: str, item_type: type | None = None) -> tuple:
@@ -448,7 +448,8 @@ class UnderlaySpec:
     """A node's underlay: namespace ``ul-<node>`` whose veth into the fabric's bridge holds the node's VTEP.
 
     ``fabric_ns`` / ``fabric_bridge`` name the shared fabric (owned by no node, so possibly under another
-    prefix than the node's own names).
+    prefix than the node's own names). ``host_device`` set: a deployment's real-host underlay instead (the
+    host's interface already holding ``vtep``; no fabric, no underlay namespace: nothing to create).
     """
 
     node_id: str
@@ -456,9 +457,12 @@ class UnderlaySpec:
     prefixlen: int
     fabric_ns: str
     fabric_bridge: str
+    host_device: str | None = None
 
     def __post_init__(self) -> None:
         check_kernel_id(self.node_id)
+        if self.host_device is not None:
+            check_ifname(self.host_device, "underlay device")
         object.__setattr__(self, "vtep", _vtep(self.vtep, "VTEP address"))
         if not isinstance(self.prefixlen, int) or not 8 <= self.prefixlen <= 30:
             raise HostInputError(f"underlay prefix length {self.prefixlen!r} must be 8-30")
@@ -467,17 +471,21 @@ class UnderlaySpec:
 @dataclass(frozen=True)
 class TunnelSpec:
     """A network's VXLAN port on one node: its VNI, the node's underlay and VTEP, and the other nodes' VTEPs
-    (one flood entry each: head-end replication, the database playing Neutron's l2population)."""
+    (one flood entry each: head-end replication, the database playing Neutron's l2population). ``host_device``:
+    the VXLAN device is made on that interface of the host's own namespace (a real-host underlay)."""
 
     network_kernel_id: str
     vni: int
     node_id: str
     local_vtep: Any
     peers: tuple = field(default_factory=tuple)
+    host_device: str | None = None
 
     def __post_init__(self) -> None:
         check_kernel_id(self.network_kernel_id)
         check_kernel_id(self.node_id)
+        if self.host_device is not None:
+            check_ifname(self.host_device, "underlay device")
         if not isinstance(self.vni, int) or isinstance(self.vni, bool) or not 1 <= self.vni <= VXLAN_MAX_VNI:
             raise HostInputError(f"VNI {self.vni!r} must be 1-{VXLAN_MAX_VNI}")
         local = _vtep(self.local_vtep, "local VTEP")

@@ -8,8 +8,13 @@
   nolearning``: its UDP socket stays in the underlay) straight into the network's segment namespace, enslaved to
   its bridge, with one flood entry per other node of the network (head-end replication from the database).
 
-Safety: nothing here touches the root namespace. Every namespace is one of ours; deleting an underlay deletes
-the VXLAN devices created from it (measured), which :func:`plan_tunnel` recreates on the next ensure.
+A deployment's real-host underlay (``host_device`` in the specs, ``NETDASH_UNDERLAY=host``): no fabric and no
+underlay namespace; each VXLAN device is made on the host's own interface and moved into the segment namespace,
+its UDP socket on the host. Tests and the demo never select it (``netdash/settings.py`` refuses it there).
+
+Safety: with the simulated underlay (the default) nothing here touches the root namespace. Every namespace is one
+of ours; deleting an underlay deletes the VXLAN devices created from it (measured), which :func:`plan_tunnel`
+recreates on the next ensure.
 """
 
 from __future__ import annotations
@@ -35,7 +40,10 @@ def plan_fabric(n: Names) -> list[Op]:
 
 
 def plan_underlay(n: Names, spec: UnderlaySpec) -> list[Op]:
-    """The node's underlay namespace, its veth into the fabric and its VTEP address."""
+    """The node's underlay namespace, its veth into the fabric and its VTEP address; nothing for a real-host
+    underlay (the operator's interface already holds the VTEP: netdash adds nothing to the host namespace)."""
+    if spec.host_device is not None:
+        return []
     ul, dev, port = n.underlay_ns(spec.node_id), n.underlay_dev(spec.node_id), n.fabric_port(spec.node_id)
     return [
         NetnsAdd(ul),
@@ -51,9 +59,12 @@ def plan_tunnel(n: Names, spec: TunnelSpec) -> list[Op]:
     """The network's VXLAN port on this node and its flood list (the segment must exist)."""
     nid = spec.network_kernel_id
     dev = n.vxlan(nid)
+    if spec.host_device is not None:  # a deployment's real-host underlay: made on the host's interface
+        source: tuple[str | None, str] = (None, spec.host_device)
+    else:
+        source = (n.underlay_ns(spec.node_id), n.underlay_dev(spec.node_id))
     return [
-        VxlanAdd(n.underlay_ns(spec.node_id), n.underlay_dev(spec.node_id), n.seg_ns(nid), dev, spec.vni,
-                 str(spec.local_vtep), n.bridge(nid)),
+        VxlanAdd(*source, n.seg_ns(nid), dev, spec.vni, str(spec.local_vtep), n.bridge(nid)),
         FloodList(n.seg_ns(nid), dev, tuple(str(p) for p in spec.peers)),
     ]
 
