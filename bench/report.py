@@ -24,6 +24,8 @@ def _fmt(v: float | None, unit: str) -> str:
         return f"{v:.0f}/s"
     if unit == "MB":
         return f"{v / 1024:.2f} MB"
+    if unit == "x":
+        return f"{v:.2f}x"
     return f"{v}"
 
 
@@ -78,6 +80,13 @@ def rows(r: dict[str, Any]) -> list[tuple[str, str, float | None, float | None, 
         for stat in ("median", "p95"):
             out.append((f"7. {label} {stat}", "ms", x.get("netdash", {}).get(key, {}).get(stat), None,
                         x.get("shell", {}).get(key, {}).get(stat)))
+    a = r.get("agents") or {}  # bench/agents_rows.py: the floor's and shell's realise at the same N beside it
+    if a.get("one") and a.get("two"):
+        n, base = a["n"], r.get("realise", {}).get(str(a["n"]), {})
+        fl, sh = base.get("floor", {}).get("wall"), base.get("shell", {}).get("wall")
+        out.append((f"8. realise {n}, one agent (1 DHCP server/net)", "s", a["one"]["wall"], fl, sh))
+        out.append((f"8. realise {n}, two agents on two nodes (same)", "s", a["two"]["wall"], fl, sh))
+        out.append((f"8. realise {n}: two agents / one agent", "x", a["ratio"], None, None))
     return out
 
 
@@ -148,6 +157,11 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
             add("memory ≤ 1.5 MB per network incl. the agent's share",
                 f"dnsmasq PSS {pss:.2f} + agent PSS {agent:.2f} MB, agent RSS "
                 f"{mem.get('agent_rss_kb', 0) / 1024:.0f} MB at N={big}{note}", judge(pss + agent <= 1.5))
+    a = r.get("agents") or {}
+    if a.get("ratio"):
+        add("two agents on two nodes realise ≤ 0.7× the time of one agent",
+            f"{a['ratio']:.2f}× ({a['two']['wall']:.2f} s vs {a['one']['wall']:.2f} s) at N={a['n']}, one DHCP "
+            "server per network", a["ratio"] <= 0.7 if a["n"] >= 500 else None)
     for m in sorted(r.get("burst", {}), key=int):
         bd, bf = _wall(r, "burst", m, "netdash"), _wall(r, "burst", m, "floor")
         if x(bd, bf) is not None:
@@ -188,7 +202,7 @@ def plot(r: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.8))
     ax = axes[0]
     lat = r.get("latency", {})
     series = []
@@ -226,6 +240,15 @@ def plot(r: dict[str, Any], path: Path) -> None:
             if xs:
                 ax.plot(xs, ys, style, alpha=alpha, label=f"{who}: {label}")
     _label(ax, "networks (N)", "wall time (s)", "2/4/5. wall time vs N", legend=7)
+
+    ax = axes[3]
+    a = r.get("agents") or {}
+    if a.get("one") and a.get("two"):
+        walls = [a["one"]["wall"], a["two"]["wall"]]
+        ax.bar(["one agent", "two agents\n(two nodes)"], walls, color=["tab:blue", "tab:orange"],
+               label=f"two/one = {a['ratio']:.2f}x")
+        ax.axhline(0.7 * walls[0], color="grey", linestyle=":", label="goal 0.7x one agent")
+    _label(ax, "", "wall time (s)", f"8. realise {a.get('n', '?')} networks, 1 DHCP server/net", legend=7)
     meta = r.get("meta", {})
     fig.suptitle(f"netdash bench — {meta.get('cpus', '?')} CPUs, kernel {meta.get('kernel', '?')}, "
                  f"{meta.get('started', '')}", fontsize=10)

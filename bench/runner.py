@@ -14,13 +14,13 @@ from typing import Any
 
 from django.core.management import call_command
 
-from . import ipv6_rows, multinode_rows, report, supervisor, topology_rows
+from . import agents_rows, ipv6_rows, multinode_rows, report, supervisor, topology_rows
 from .baselines import Baseline
 from .product import Product
 from .router_rows import RouterRows
 from .stack import Stack
 
-FIGURES = ("latency", "realise", "burst", "reconcile", "teardown", "router")
+FIGURES = ("latency", "realise", "burst", "reconcile", "teardown", "router", "agents")
 IPV6_SAMPLES = 10
 
 
@@ -119,6 +119,11 @@ def run(options: dict[str, Any]) -> int:
                     if "reconcile" in figures:
                         results["reconcile"].setdefault(str(n), {})[who] = b.reconcile(n, k_inst)
                     results["teardown"].setdefault(str(n), {})[who] = b.teardown(n)
+        if "agents" in figures:  # last: it stops the bench's own agent and runs two simulated nodes' agents
+            n = max(options["sizes"])
+            _step(f"8. realise N={n}: one agent, then two agents on two simulated nodes ({agents_rows.LABEL})")
+            results["agents"] = agents_rows.measure(stack, ds, n)
+            print(agents_rows.table(results["agents"]))
     except BaseException as exc:
         traceback.print_exc()
         results["error"] = f"{type(exc).__name__}: {exc}"

@@ -34,9 +34,15 @@ TAG_ENV = "NETDASH_BENCH_TAG"
 
 def prefixes() -> dict[str, str]:
     """One prefix per contender (``b<tag>n-``, ``b<tag>f-``, ``b<tag>s-``), so each can be cleaned and counted
-    on its own and none can touch another's objects."""
+    on its own and none can touch another's objects; and one per simulated node of the agents row
+    (``b<tag>1-``, ``b<tag>2-``: bench/agents_rows.py)."""
     tag = os.environ.setdefault(TAG_ENV, "".join(random.choices(string.ascii_lowercase, k=2)))
-    return {"netdash": f"b{tag}n-", "floor": f"b{tag}f-", "shell": f"b{tag}s-"}
+    return {"netdash": f"b{tag}n-", "floor": f"b{tag}f-", "shell": f"b{tag}s-", "node1": f"b{tag}1-",
+            "node2": f"b{tag}2-"}
+
+
+# The agents row's simulated nodes: their state directory is NETDASH_STATE_DIR/<NETDASH_NODE>, as any agent's.
+NODE_NAMES = {"node1": "bench1", "node2": "bench2"}
 
 
 def free_port() -> int:
@@ -46,6 +52,8 @@ def free_port() -> int:
 
 
 def state_dir(run_dir: Path, who: str) -> Path:
+    if who in NODE_NAMES:
+        return run_dir / "state-netdash" / NODE_NAMES[who]
     return run_dir / f"state-{who}"
 
 
@@ -97,6 +105,12 @@ def remove_host_objects(run_dir: Path) -> list[str]:
             d.remove_orphans(set(), set())
         except Exception as exc:  # keep cleaning the other prefixes
             print(f"bench: cleanup of {d.config.prefix} failed: {exc}", file=sys.stderr)
+    # Underlays (the multinode and agents rows' nodes), then the fabrics they hang on (netdash's, floor's) last.
+    for d in reversed(drivers(run_dir).values()):
+        try:
+            d.remove_overlay()
+        except Exception as exc:
+            print(f"bench: overlay cleanup of {d.config.prefix} failed: {exc}", file=sys.stderr)
     from .shell import remove_root_links
 
     try:

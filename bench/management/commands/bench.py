@@ -35,7 +35,9 @@ class Command(BaseCommand):
                             help="instances spread over the N networks before the simulated reboot")
         parser.add_argument("--agents", type=int, default=1, help="agent processes (make run starts one)")
         parser.add_argument("--baselines", default="floor,shell", help="comma list of floor,shell (or 'none')")
-        parser.add_argument("--figures", default="latency,realise,burst,reconcile,teardown,router")
+        parser.add_argument("--figures", default="latency,realise,burst,reconcile,teardown,router,agents",
+                            help="comma list; realise and teardown run always (at each of --sizes); agents: one "
+                                 "vs two agents at the largest size, run last")
         parser.add_argument("--router-n", type=int, default=20,
                             help="samples of figure 7 (router realise, floating IP reachable), each side")
         parser.add_argument("--json", help="write the results here (the PNG goes next to it)")
