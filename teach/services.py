@@ -48,24 +48,37 @@ class AgentUnavailable(Exception):
 
 def _agent_answer(node: str, func: str, *args: Any, what: str, wait: int = INSPECT_WAIT_SECONDS) -> Any:
     """Enqueue ``func(*args)`` on ``node``'s agent and wait (``wait`` seconds) for its return value."""
+    return _agent_answers([(node, args)], func, what=what, wait=wait)[0]
+
+
+def _agent_answers(calls: list[tuple[str, tuple[Any, ...]]], func: str, *, what: str,
+                   wait: int = INSPECT_WAIT_SECONDS) -> list[Any]:
+    """``func(*args)`` on each ``(node, args)``'s agent, all enqueued first so the nodes answer at once; their
+    return values in order, once all came (within ``wait`` seconds of the first enqueue)."""
+    deadline = time.monotonic() + wait
     try:
-        queue = agent_queue(node)  # not django_rq.get_queue: RQ_QUEUES names this node's queue only
-        job = queue.enqueue(func, *args, ttl=wait * 2, result_ttl=60, failure_ttl=300, job_timeout=30)
-        # In blocking reads shorter than the connection's socket timeout (redis-py's 5 s default): one read of
-        # ``wait`` > 5 s failed with "Timeout reading from socket" whenever the agent took longer than 5 s.
-        deadline = time.monotonic() + wait
-        result = None
-        while result is None and (left := deadline - time.monotonic()) > 0:
-            result = job.latest_result(timeout=max(1, min(RESULT_READ_SECONDS, round(left))))
+        # agent_queue, not django_rq.get_queue: RQ_QUEUES names this node's own queue only.
+        queued = [(node, agent_queue(node).enqueue(func, *args, ttl=wait * 2, result_ttl=60, failure_ttl=300,
+                                                   job_timeout=30)) for node, args in calls]
+        results = []
+        for node, job in queued:
+            # In blocking reads shorter than the connection's socket timeout (redis-py's 5 s default): one read
+            # of ``wait`` > 5 s failed with "Timeout reading from socket" whenever the agent took longer than 5 s.
+            result = None
+            while result is None and (left := deadline - time.monotonic()) > 0:
+                result = job.latest_result(timeout=max(1, min(RESULT_READ_SECONDS, round(left))))
+            if result is None:
+                for _, pending in queued:
+                    pending.cancel()
+                raise AgentUnavailable(f"the agent of node {node!r} did not answer within {wait} s; "
+                                       "is it running (manage.py agent)?")
+            results.append(result)
     except RedisError as exc:
         raise AgentUnavailable(f"the job queue is unavailable ({exc})") from exc
-    if result is None:
-        job.cancel()
-        raise AgentUnavailable(f"the agent of node {node!r} did not answer within {wait} s; "
-                               "is it running (manage.py agent)?")
-    if result.type != Result.Type.SUCCESSFUL:
-        raise AgentUnavailable(f"the agent could not read {what}: {(result.exc_string or '').strip()[-300:]}")
-    return result.return_value
+    failed = next((r for r in results if r.type != Result.Type.SUCCESSFUL), None)
+    if failed is not None:
+        raise AgentUnavailable(f"the agent could not read {what}: {(failed.exc_string or '').strip()[-300:]}")
+    return [r.return_value for r in results]
 
 
 def inspect(*, target: Target) -> dict[str, Any]:
@@ -170,8 +183,9 @@ def lab_start(*, user: AbstractBaseUser, kind: str = LabKind.OVERLAP) -> Lab:
                                   code="quota")
         lab = Lab.objects.create(learner=user, classroom=classroom, kind=kind,
                                  expires_at=timezone.now() + lab_lifetime(classroom))
-        if kind in (LabKind.IPV6, LabKind.FAILOVER):
-            (_lab_ipv6_modes if kind == LabKind.IPV6 else _lab_failover)(lab, user)
+        build = {LabKind.IPV6: _lab_ipv6_modes, LabKind.FAILOVER: _lab_failover}.get(kind)
+        if build is not None:
+            build(lab, user)
             log.info("lab %s (%s) started by %s, expires %s", lab.pk, kind, user, lab.expires_at)
             return lab
         external = _lab_upstream(lab, user) if kind == LabKind.ROUTED else None
@@ -326,7 +340,7 @@ def failover_lab_restore(*, lab: Lab, user: AbstractBaseUser) -> list[DhcpServer
     return failed
 
 
-FAILOVER_OBSERVE_WAIT_SECONDS = 10  # each node's agent answers in turn (a loaded machine, a job ahead of it)
+FAILOVER_OBSERVE_WAIT_SECONDS = 10  # every node asked at once; a loaded machine may have a job ahead of ours
 
 
 def _failover_lab_notice(lab: Lab) -> dict[str, Any]:
@@ -336,16 +350,15 @@ def _failover_lab_notice(lab: Lab) -> dict[str, Any]:
     topology = failover_lab_topology(network) if network is not None else None
     if topology is None or network.status != ObjectStatus.ACTIVE:
         return {"facts": {}, "nodes": [], "servers": [], "error": "The network and its instance are still being built."}
-    observed = []
+    nodes = sorted(topology.vteps)
     try:
-        for node in sorted(topology.vteps):
-            seen = _agent_answer(node, "teach.jobs.failover_lab_observe", network.pk, what=f"node {node}",
-                                 wait=FAILOVER_OBSERVE_WAIT_SECONDS)
-            if seen.get("error"):
-                return {"facts": {}, "nodes": [], "servers": [], "error": f"{node}: {seen['error']}"}
-            observed.append(seen)
+        observed = _agent_answers([(node, (network.pk,)) for node in nodes], "teach.jobs.failover_lab_observe",
+                                  what="the nodes", wait=FAILOVER_OBSERVE_WAIT_SECONDS)
     except AgentUnavailable as exc:
         return {"facts": {}, "nodes": [], "servers": [], "error": str(exc)}
+    for node, seen in zip(nodes, observed, strict=True):
+        if seen.get("error"):
+            return {"facts": {}, "nodes": [], "servers": [], "error": f"{node}: {seen['error']}"}
     servers = [{"rank": s.rank, "node": s.node, "address": s.address} for s in topology.servers]
     return {"facts": failover_lab.facts(topology, [failover_lab.observation(o) for o in observed]),
             "nodes": observed, "servers": servers, "error": ""}

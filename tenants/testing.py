@@ -150,3 +150,9 @@ def run_concurrently(n: int, fn: Callable[[int], object]) -> list[tuple[str, obj
 def split(results: list[tuple[str, object]]) -> tuple[list[object], list[object]]:
     """``run_concurrently``'s results as (values, exceptions)."""
     return [v for kind, v in results if kind == "ok"], [v for kind, v in results if kind == "error"]
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium (never a downloaded browser), headless, for the browser tests and the benchmark."""
+    return playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])

@@ -22,17 +22,12 @@ from test_three_node_agents import assert_root_clean, cluster, node_driver  # no
 from teach.models import Classroom, Lab
 from tenants.host import netns
 from tenants.models import DhcpServer, Instance, Network, Tenant
-from tenants.testing import serve_daphne
+from tenants.testing import launch_chromium, serve_daphne
 
 pytestmark = [pytest.mark.host, pytest.mark.browser]
 
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", Path(__file__).resolve().parents[2] / "artifacts"))
 RECONCILE_SECONDS = 3  # the DHCP nodes reconcile often: a failed server must stay down through several passes
-
-
-def _launch(playwright):
-    return playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
 
 
 def _wait_step(page, step: str, timeout_s: int = 120) -> None:
@@ -74,7 +69,7 @@ def test_a_learner_fails_the_leasing_server_and_sees_the_client_renew_from_the_s
 
     with (serve_daphne(connection.settings_dict["NAME"], tmp_path / "daphne.log") as (base, _proc),
           sync_playwright() as p):
-        browser = _launch(p)
+        browser = launch_chromium(p)
         try:
             web = Client()
             web.force_login(learner)

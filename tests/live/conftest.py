@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
-from live_helpers import launch_chromium
 from playwright.sync_api import sync_playwright
 
 from tenants import services
 from tenants.choices import Role
+from tenants.testing import launch_chromium
 
 
 @pytest.fixture

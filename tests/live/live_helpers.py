@@ -37,9 +37,3 @@ def session_cookie(user, base_url: str) -> dict:
             "url": base_url}
 
 
-def launch_chromium(playwright):
-    """Debian's Chromium (never a downloaded browser), headless."""
-    return playwright.chromium.launch(
-        executable_path="/usr/bin/chromium", headless=True,
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    )

@@ -105,8 +105,10 @@ def daphne_on_restartable_redis(restartable_redis, django_db_blocker, tmp_path):
 @pytest.fixture
 def page(daphne_on_restartable_redis, two_tenants, monkeypatch):
     """The Acme topology page in Chromium, rendered; ``page.stats()`` is its socket's counters."""
-    from live_helpers import launch_chromium, session_cookie
+    from live_helpers import session_cookie
     from playwright.sync_api import sync_playwright
+
+    from tenants.testing import launch_chromium
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # see tests/live/test_browser.py ``browser``
     server = daphne_on_restartable_redis

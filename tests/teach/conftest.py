@@ -21,7 +21,7 @@ from tenants import services
 from tenants.choices import LeaseState, ObjectStatus, Role
 from tenants.hostspecs import driver
 from tenants.models import Instance, Lease, Tenant
-from tenants.testing import require_root, serve_daphne, settle
+from tenants.testing import launch_chromium, require_root, serve_daphne, settle
 
 
 @pytest.fixture
@@ -152,12 +152,6 @@ def daphne_server(django_db_blocker):
     with serve_daphne(db_name, ARTIFACTS / "teach-daphne.log", probe="/static/teach/vendor/xterm/xterm.js",
                       NETDASH_SHELL_ENABLED="1") as (base, _proc):
         yield base
-
-
-def launch_chromium(playwright):
-    """Debian's Chromium (never a downloaded browser), headless."""
-    return playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                      args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
 
 
 @pytest.fixture
