@@ -87,11 +87,11 @@ def run(options: dict[str, Any]) -> int:
             results["topology"] = topology_rows.measure(f"http://127.0.0.1:{stack.daphne_port}")
             print(topology_rows.table(results["topology"]))
         if "burst" in figures:
-            m = options["burst"]
-            _step(f"3. burst of {m} instances on one network")
-            results["burst"][str(m)] = {"netdash": product.burst(m)}
-            for k, b in base.items():
-                results["burst"][str(m)][k] = b.burst(m)
+            for m in options["burst"]:
+                _step(f"3. burst of {m} instances on one network")
+                results["burst"][str(m)] = {"netdash": product.burst(m)}
+                for k, b in base.items():
+                    results["burst"][str(m)][k] = b.burst(m)
         if "router" in figures:
             k = options["router_n"]
             _step(f"7. routers: realise, floating IP reachable, n={k} (netdash, then by hand)")

@@ -13,13 +13,13 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 
-def _sizes(text: str) -> list[int]:
+def _sizes(text: str, flag: str = "--sizes") -> list[int]:
     try:
         sizes = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise CommandError(f"--sizes {text!r}: use comma-separated integers, e.g. 50,200,500") from None
+        raise CommandError(f"{flag} {text!r}: use comma-separated integers, e.g. 50,200,500") from None
     if not sizes or min(sizes) < 1:
-        raise CommandError("--sizes needs at least one positive size")
+        raise CommandError(f"{flag} needs at least one positive size")
     return sizes
 
 
@@ -28,10 +28,10 @@ class Command(BaseCommand):
             "shell baseline and a netlink floor; prints a table and writes JSON + PNG.")
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--sizes", default="50,200,500", help="network counts for figures 2, 4, 5, 6")
+        parser.add_argument("--sizes", default="50,200,500,1000", help="network counts for figures 2, 4, 5, 6")
         parser.add_argument("--latency-n", type=int, default=30, help="sequential samples for figure 1 (≥ 30)")
-        parser.add_argument("--burst", type=int, default=50, help="instances created at once (figure 3)")
-        parser.add_argument("--reconcile-instances", type=int, default=20,
+        parser.add_argument("--burst", default="50,200", help="instances created at once (figure 3), comma list")
+        parser.add_argument("--reconcile-instances", type=int, default=500,
                             help="instances spread over the N networks before the simulated reboot")
         parser.add_argument("--agents", type=int, default=1, help="agent processes (make run starts one)")
         parser.add_argument("--baselines", default="floor,shell", help="comma list of floor,shell (or 'none')")
@@ -53,7 +53,8 @@ class Command(BaseCommand):
         for b in options["baselines"]:
             if b not in ("floor", "shell"):
                 raise CommandError(f"--baselines: unknown {b!r}; use floor, shell or none")
-        if options["burst"] > 250:
+        options["burst"] = _sizes(options["burst"], "--burst")
+        if max(options["burst"]) > 250:
             raise CommandError("--burst: at most 250 instances (one /24)")
         if options["child"]:
             from ...runner import run
@@ -62,7 +63,8 @@ class Command(BaseCommand):
         from ...supervisor import supervise
 
         argv = ["--sizes", ",".join(map(str, options["sizes"])), "--latency-n", str(options["latency_n"]),
-                "--burst", str(options["burst"]), "--reconcile-instances", str(options["reconcile_instances"]),
+                "--burst", ",".join(map(str, options["burst"])),
+                "--reconcile-instances", str(options["reconcile_instances"]),
                 "--agents", str(options["agents"]), "--baselines", ",".join(options["baselines"]) or "none",
                 "--figures", ",".join(options["figures"]), "--router-n", str(options["router_n"])]
         for key in ("json", "plot"):
