@@ -275,6 +275,9 @@ class InstanceSerializer(serializers.ModelSerializer):
         return names().inst_ns(instance.kernel_id)
 
 
+MAX_BULK_INSTANCES = 1000  # one POSTed list: a bounded transaction (quotas and the subnet's size still apply)
+
+
 class InstanceCreateSerializer(serializers.Serializer):
     network = UserScopedPrimaryKeyField(scope="networks_for_user")
     subnet = UserScopedPrimaryKeyField(scope="subnets_for_user", required=False, allow_null=True,

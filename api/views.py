@@ -198,7 +198,8 @@ class SubnetViewSet(PatchLikePut, mixins.ListModelMixin, mixins.RetrieveModelMix
 
 @_resource_schema(
     plural="instances", one="an instance", out=s.InstanceSerializer,
-    create=("Create an instance (IP allocated now, realised asynchronously)", s.InstanceCreateSerializer),
+    create=("Create an instance (IP allocated now, realised asynchronously); POST a list of them, all on one "
+            "network and subnet, to create all or none", s.InstanceCreateSerializer),
     update=("Set or clear an instance's fixed IP", s.InstanceUpdateSerializer),
     destroy=("Delete an instance (asynchronous: status becomes 'deleting')", {202: s.InstanceSerializer}),
 )
@@ -216,6 +217,8 @@ class InstanceViewSet(PatchLikePut, mixins.ListModelMixin, mixins.RetrieveModelM
         return Response(s.InstanceSerializer(instance, context=self.get_serializer_context()).data, status=code)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if isinstance(request.data, list):
+            return self._create_many(request)
         data = self._input(s.InstanceCreateSerializer).validated_data
         with service_errors():
             instance = services.instance_create(
@@ -223,6 +226,27 @@ class InstanceViewSet(PatchLikePut, mixins.ListModelMixin, mixins.RetrieveModelM
                 ip_address=(data.get("ip_address") or "").strip() or None, actor=request.user,
             )
         return self._out(instance, status.HTTP_201_CREATED)
+
+    def _create_many(self, request: Request) -> Response:
+        """A POSTed list: every instance or none (NetBox's bulk create) on one network and subnet, one transaction
+        and one agent job per node for each batch."""
+        if not 1 <= len(request.data) <= s.MAX_BULK_INSTANCES:
+            raise ValidationError(
+                {"non_field_errors": [f"Send 1 to {s.MAX_BULK_INSTANCES} instances in one list."]})
+        items = self._input(s.InstanceCreateSerializer, many=True).validated_data
+        if len({d["network"].pk for d in items}) > 1:
+            raise ValidationError(
+                {"network": ["All instances of one list go to one network; send a list per network."]})
+        if len({getattr(d.get("subnet"), "pk", None) for d in items}) > 1:
+            raise ValidationError({"subnet": ["All instances of one list go to one subnet (or all omit it)."]})
+        with service_errors():
+            made = services.instance_create_many(
+                network=items[0]["network"], subnet=items[0].get("subnet"), actor=request.user,
+                items=[{"hostname": d["hostname"], "ip_address": (d.get("ip_address") or "").strip() or None}
+                       for d in items])
+        fresh = self.get_queryset().filter(pk__in=[i.pk for i in made]).order_by("pk")
+        return Response(s.InstanceSerializer(fresh, many=True, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         instance = self.get_object()

@@ -39,8 +39,9 @@ class Floor:
             h.close()
         self.ipr.clear()
 
-    def network(self, nid: str, instances: list[Inst] = ()) -> None:
-        """Segment + bridge, DHCP namespace + veth + address, files, dnsmasq (returns when it is bound)."""
+    def network(self, nid: str, instances: list[Inst] = (), *, extra_args: list[str] = ()) -> None:
+        """Segment + bridge, DHCP namespace + veth + address, files, dnsmasq (returns when it is bound);
+        ``extra_args`` go after the driver's dnsmasq argv (figure 9's rapid commit)."""
         n, spec = self.n, network_spec(nid, instances)
         seg, dhcp = n.seg_ns(nid), n.dhcp_ns(nid)
         s, q = self._open(seg), self._open(dhcp)
@@ -63,7 +64,7 @@ class Floor:
         for f in (n.hosts(nid), n.opts(nid)):
             f.chmod(0o644)
         cmd = self.d.dnsmasq_command(spec)
-        p = netns.spawn(dhcp, cmd.argv(), cmd.env)
+        p = netns.spawn(dhcp, [*cmd.argv(), *extra_args], cmd.env)
         out, _ = p.communicate(timeout=10)
         if p.returncode != 0:
             raise RuntimeError(f"floor dnsmasq failed: {out.decode(errors='replace')}")

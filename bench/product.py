@@ -202,12 +202,16 @@ class Product:
                 "per_second": len(nets) / (t_end - t0), "state_left": len(left)}
 
     # -- 3. burst of M instances on one network ----------------------------------------------------------
-    def burst(self, m: int, timeout: float = 300.0) -> dict[str, Any]:
-        tenant = new_tenant(f"b{m}")
+    def burst(self, m: int, timeout: float = 300.0, *, bulk: bool = True) -> dict[str, Any]:
+        """M instances on one network: one ``instance_create_many`` call (a POSTed list), or ``bulk=False`` one
+        ``instance_create`` each (a script looping over the API)."""
+        tenant = new_tenant(f"b{m}{'' if bulk else 'e'}")
         net = services.network_create(tenant=tenant, name="burst", subnet={"cidr": CIDR})
         wait_for(lambda: Network.objects.get(pk=net.pk).status == ObjectStatus.ACTIVE, 30, 0.01, "burst network")
         t0 = time.perf_counter()
-        insts = [services.instance_create(network=net, hostname=f"b{k}") for k in range(m)]
+        names = [f"b{k}" for k in range(m)]
+        insts = (services.instance_create_many(network=net, items=[{"hostname": h} for h in names]) if bulk
+                 else [services.instance_create(network=net, hostname=h) for h in names])
         t_submitted = time.perf_counter()
         leased: dict[int, float] = {}
 

@@ -14,13 +14,13 @@ from typing import Any
 
 from django.core.management import call_command
 
-from . import agents_rows, ipv6_rows, multinode_rows, report, supervisor, topology_rows
+from . import agents_rows, client_rows, ipv6_rows, multinode_rows, report, supervisor, topology_rows
 from .baselines import Baseline
 from .product import Product
 from .router_rows import RouterRows
 from .stack import Stack
 
-FIGURES = ("latency", "realise", "burst", "reconcile", "teardown", "router", "agents")
+FIGURES = ("latency", "client", "realise", "burst", "reconcile", "teardown", "router", "agents")
 IPV6_SAMPLES = 10
 
 
@@ -40,12 +40,22 @@ def _meta(options: dict[str, Any]) -> dict[str, Any]:
         "commit": out(["git", "-C", str(supervisor.ROOT), "rev-parse", "--short", "HEAD"]),
         "loadavg_start": os.getloadavg(),
         "options": {k: options[k] for k in ("sizes", "latency_n", "burst", "reconcile_instances", "agents",
-                                            "baselines", "figures", "router_n")},
+                                            "baselines", "figures", "router_n", "client_n")},
     }
 
 
+STEPS: list[tuple[str, float]] = []  # (label, monotonic start) of each step: where the bench's own time goes
+
+
 def _step(label: str) -> None:
+    STEPS.append((label, time.monotonic()))
     print(f"bench: {label}", flush=True)
+
+
+def _step_seconds(end: float) -> list[tuple[str, float]]:
+    """Each step's wall time, set-up and teardown included (the JSON's ``meta.steps``)."""
+    ends = [t for _, t in STEPS[1:]] + [end]
+    return [(label, round(stop - start, 1)) for (label, start), stop in zip(STEPS, ends, strict=True)]
 
 
 def run(options: dict[str, Any]) -> int:
@@ -54,6 +64,7 @@ def run(options: dict[str, Any]) -> int:
     figures = options["figures"]
     contenders = options["baselines"]
     ds = supervisor.drivers(run_dir)
+    started = time.monotonic()
     results: dict[str, Any] = {"meta": _meta(options)}
     for key in FIGURES:
         results.setdefault(key, {})
@@ -73,6 +84,11 @@ def run(options: dict[str, Any]) -> int:
             results["latency"]["netdash"] = product.latency(n)
             for k, b in base.items():
                 results["latency"][k] = b.latency(n)
+        if "client" in figures:  # the floor's own network and instance: no netdash code runs
+            k = options["client_n"]
+            _step(f"9. IPv4 DHCP client alone: udhcpc, dhcpcd, dhcpcd with rapid commit, n={k} each")
+            results["client"] = client_rows.measure(ds["floor"], k)
+            print(client_rows.table(results["client"]))
         if "ipv6" in figures:  # opt-in (--figures …,ipv6): SLAAC with default sysctls takes ~3.5 s a sample
             _step("ipv6. create → v6 address usable, per mode, default and fast sysctls")
             results["ipv6"] = ipv6_rows.measure(ds, run_dir, IPV6_SAMPLES)
@@ -89,7 +105,7 @@ def run(options: dict[str, Any]) -> int:
         if "burst" in figures:
             for m in options["burst"]:
                 _step(f"3. burst of {m} instances on one network")
-                results["burst"][str(m)] = {"netdash": product.burst(m)}
+                results["burst"][str(m)] = {"netdash_each": product.burst(m, bulk=False), "netdash": product.burst(m)}
                 for k, b in base.items():
                     results["burst"][str(m)][k] = b.burst(m)
         if "router" in figures:
@@ -131,6 +147,8 @@ def run(options: dict[str, Any]) -> int:
     finally:
         stack.stop()
         results["meta"]["loadavg_end"] = os.getloadavg()
+        results["meta"]["wall_s"] = time.monotonic() - started  # the measurements; the supervisor's set-up aside
+        results["meta"]["steps"] = _step_seconds(time.monotonic())
         results["goals"] = report.goals(results)
         print()
         print(report.table(results))
@@ -140,6 +158,7 @@ def run(options: dict[str, Any]) -> int:
         json_path = Path(options["json"]) if options["json"] else None
         if json_path is not None:
             report.write_json(results, json_path)
+            json_path.with_suffix(".md").write_text(report.markdown(results))
             png = Path(options["plot"]) if options["plot"] else json_path.with_suffix(".png")
             try:
                 report.plot(results, png)

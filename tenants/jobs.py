@@ -8,9 +8,19 @@ locks, outcomes recorded through ``status``) and the both-ways pass in ``reconci
 
 from __future__ import annotations
 
-from .convergence import destroy_instance, destroy_network, realise_instance, realise_network, sync_leases
+from .convergence import (
+    destroy_instance,
+    destroy_network,
+    destroy_network_batch,
+    realise_instance,
+    realise_instance_batch,
+    realise_network,
+    realise_network_batch,
+    sync_leases,
+)
 from .reconcile import reconcile
 from .router_convergence import destroy_router, realise_router
 
-__all__ = ["destroy_instance", "destroy_network", "destroy_router", "realise_instance", "realise_network",
-           "realise_router", "reconcile", "sync_leases"]
+__all__ = ["destroy_instance", "destroy_network", "destroy_network_batch", "destroy_router", "realise_instance",
+           "realise_instance_batch", "realise_network", "realise_network_batch", "realise_router", "reconcile",
+           "sync_leases"]

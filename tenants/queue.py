@@ -20,6 +20,9 @@ from rq import Queue
 log = logging.getLogger(__name__)
 
 JOB_TIMEOUT = 300
+# Most networks one job converges or tears down: a batch holds their locks, and another worker's job on one of them
+# waits at most locks.LOCK_WAIT (60 s); 100 networks take ~2 s here, ~10 s under heavy load.
+BATCH = 100
 QUEUE_PREFIX = "agent-"  # settings.NETDASH_AGENT_QUEUE spells it once more: settings cannot import this module
 
 
@@ -76,6 +79,21 @@ def enqueue_many_on_commit(func: str, calls: Iterable[tuple[str | None, tuple[ob
         by_node[node].append(args)
     for node, group in by_node.items():
         transaction.on_commit(lambda node=node, group=group: enqueue_many_now(func, group, node=node))
+
+
+def enqueue_batches_on_commit(func: str, placed: Iterable[tuple[str, int]]) -> None:
+    """Enqueue ``func(ids)`` once the transaction commits, for every node's ids of ``placed`` (``(node, id)``
+    pairs) in chunks of at most :data:`BATCH`: what a bulk write of N networks enqueues instead of N jobs.
+
+    Why: with one job per network the first job of a node did a batch's work and the others then found theirs
+    done, each still paying RQ's bookkeeping, a lock and a load (~3-10 ms: 900 of the 1,000 jobs of a bulk
+    create did nothing).
+    """
+    by_node: dict[str, list[int]] = defaultdict(list)
+    for node, pk in placed:
+        by_node[node].append(pk)
+    enqueue_many_on_commit(func, ((node, (ids[i:i + BATCH],)) for node, ids in sorted(by_node.items())
+                                  for i in range(0, len(ids), BATCH)))
 
 
 def queue_available() -> bool:

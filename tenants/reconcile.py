@@ -10,7 +10,7 @@ reboot or a half-finished job are all repaired here. The steps, in order:
 1. finish every deletion the database asks for (rows in ``deleting``);
 2. sort the rest into healthy networks and networks to realise (unhealthy on the host, a sick instance, or
    not recorded ``active``);
-3. realise those in batches of ``convergence.BATCH`` (one transaction and one round of events per batch); one
+3. realise those in batches of ``queue.BATCH`` (one transaction and one round of events per batch); one
    whose lock is busy (a running job, or a holder that crashed) is realised on its own with the waiting lock,
    which takes over from a dead holder;
 4. sync the leases of the healthy ones and converge their VXLAN ports (flood lists follow the database);
@@ -34,6 +34,7 @@ from .host import HostScan, InstanceFound, NetworkFound
 from .hostspecs import driver, instance_spec
 from .locks import free_network_locks
 from .models import Instance, Network, Router
+from .queue import BATCH
 from .scheduling import instance_node, instances_on, networks_on, serves_dhcp
 from .status import failure_reason
 
@@ -118,8 +119,8 @@ def reconcile(node: str | None = None) -> ReconcileReport:
             (todo if _needs_realise(network, scan, report) else healthy).append(network)
         except Exception as exc:  # one broken network must not stop the others converging
             report.errors.append(f"{network.name}: {failure_reason(exc)}")
-    for start in range(0, len(todo), convergence.BATCH):
-        _realise_batch(todo[start:start + convergence.BATCH], report)
+    for start in range(0, len(todo), BATCH):
+        _realise_batch(todo[start:start + BATCH], report)
     try:
         convergence.sync_if_leased([n for n in healthy if serves_dhcp(n, node)])
     except Exception as exc:

@@ -19,6 +19,8 @@ several nodes without VTEPs, realise each network whole on one node, as before.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.conf import settings
 from django.db.models import Count, Q
 
@@ -80,11 +82,24 @@ def schedule_instance_node(network: Network) -> str:
 def network_nodes(network: Network) -> set[str]:
     """Every node the network is present on: its own node (the first server's), those running one of its DHCP
     servers, hosting one of its instances, or a router with a port or gateway on it."""
-    servers = DhcpServer.objects.filter(network=network).values_list("node", flat=True)
-    instances = Instance.objects.filter(network=network).exclude(node="").values_list("node", flat=True)
-    routers = Router.objects.filter(Q(interfaces__subnet__network=network) | Q(external_network=network)
-                                    ).exclude(node="").values_list("node", flat=True)
-    return {network.node, *servers, *instances, *routers}
+    return networks_nodes([network])[network.pk]
+
+
+def networks_nodes(networks: Sequence[Network]) -> dict[int, set[str]]:
+    """:func:`network_nodes` of many networks in three queries whatever their number (bulk writes enqueue on
+    each network's nodes: three queries per network made a bulk delete of 500 cost 1,500)."""
+    ids = [n.pk for n in networks]
+    nodes = {n.pk: {n.node} for n in networks}
+    for pk, node in DhcpServer.objects.filter(network__in=ids).values_list("network_id", "node"):
+        nodes[pk].add(node)
+    for pk, node in Instance.objects.filter(network__in=ids).exclude(node="").values_list("network_id", "node"):
+        nodes[pk].add(node)
+    for port, gateway, node in (Router.objects.filter(Q(interfaces__subnet__network__in=ids)
+                                                      | Q(external_network__in=ids)).exclude(node="")
+                                .values_list("interfaces__subnet__network_id", "external_network_id", "node")):
+        for pk in {port, gateway} & nodes.keys():
+            nodes[pk].add(node)
+    return nodes
 
 
 def networks_on(node: str):

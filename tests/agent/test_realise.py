@@ -218,6 +218,19 @@ def test_a_realise_job_for_a_network_that_left_this_node_removes_what_is_left_in
     assert d.dnsmasq_pid(nb.kernel_id) is not None and _holds(ib)  # the other network is untouched
 
 
+def test_an_instance_job_starts_the_networks_waiting_instances_of_this_node_only(host_clean, agent_queue):
+    """A realise_instance job starts every instance of its network still waiting for a client, but only those of
+    its own node: one scheduled on another node is that node's to start (here it would have shared its MAC)."""
+    tenant = Tenant.objects.create(name="Nodes", slug="nodes")
+    network = services.network_create(tenant=tenant, name="net", subnet={"cidr": "10.4.0.0/24"})
+    mine, theirs, later = (services.instance_create(network=network, hostname=h) for h in ("mine", "theirs", "later"))
+    Instance.objects.filter(pk=theirs.pk).update(node="elsewhere")
+    assert jobs.realise_instance(mine.pk) == "started"  # converges the network, then starts what waits
+    d = driver()
+    assert d.udhcpc_pid(mine.kernel_id) is not None and d.udhcpc_pid(later.kernel_id) is not None  # the batch
+    assert not netns.exists(d.names.inst_ns(theirs.kernel_id))
+
+
 def test_status_error_has_a_readable_reason(host_clean, agent_queue, settings):
     good = settings.NETDASH_DNSMASQ
     settings.NETDASH_DNSMASQ = "/nonexistent/dnsmasq"

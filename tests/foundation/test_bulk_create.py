@@ -21,7 +21,7 @@ def test_many_networks_are_created_together_each_with_its_job(tenant_factory, ou
     assert [n.subnets.count() for n in made] == [1, 1, 1, 0]
     assert all(n.vni == n.pk for n in made)
     assert DhcpServer.objects.filter(network__in=made, rank=0).count() == 4
-    assert sorted(outbox["jobs"]) == sorted(("tenants.jobs.realise_network", (n.pk,)) for n in made)
+    assert outbox["jobs"] == [("tenants.jobs.realise_network_batch", ([n.pk for n in made],))]
 
 
 def test_one_bad_item_refuses_the_whole_call_and_names_it(tenant_factory, outbox,

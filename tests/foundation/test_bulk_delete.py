@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 
 from tenants import routers, services
 from tenants.choices import ObjectStatus
-from tenants.models import Network
+from tenants.models import AuditEntry, Network
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +32,21 @@ def test_many_networks_are_marked_together_each_with_its_job(tenant_factory, net
         services.network_delete_many(networks=nets)
     assert set(Network.objects.values_list("status", flat=True)) == {ObjectStatus.DELETING}
     assert nets[0].instances.get().status == ObjectStatus.DELETING
-    assert sorted(jobs) == sorted(("tenants.jobs.destroy_network", (n.pk,)) for n in nets)
+    # One teardown job for the batch, not one per network; one audit row each.
+    assert jobs == [("tenants.jobs.destroy_network_batch", ([n.pk for n in nets],))]
+    assert sorted(AuditEntry.objects.filter(action="network.delete").values_list("object_id", "tenant_id")) == sorted(
+        (str(n.pk), tenant.pk) for n in nets)
+
+
+def test_a_bulk_delete_larger_than_a_batch_is_split_into_batch_jobs(tenant_factory, network_factory, jobs,
+                                                                    monkeypatch, django_capture_on_commit_callbacks):
+    monkeypatch.setattr("tenants.queue.BATCH", 2)
+    nets = [network_factory(tenant=tenant_factory(), cidr=f"10.{i}.0.0/24") for i in range(5)]
+    jobs.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.network_delete_many(networks=nets)
+    ids = [n.pk for n in nets]
+    assert jobs == [("tenants.jobs.destroy_network_batch", (ids[i:i + 2],)) for i in (0, 2, 4)]
 
 
 def test_an_external_network_in_use_refuses_the_whole_call(tenant_factory, network_factory, jobs,

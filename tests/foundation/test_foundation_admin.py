@@ -233,7 +233,7 @@ def test_bulk_delete_goes_through_the_services(admin_client, network_factory, ou
         admin_client.post(url(Network, "changelist"), {
             "action": "delete_selected", "_selected_action": [network.pk], "post": "yes"})
     assert Network.objects.get(pk=network.pk).status == ObjectStatus.DELETING
-    assert ("tenants.jobs.destroy_network", (network.pk,)) in outbox["jobs"]
+    assert ("tenants.jobs.destroy_network_batch", ([network.pk],)) in outbox["jobs"]
 
 
 # --- tenants and members: through the services (last-admin rule, audit, teardown through jobs) ------------

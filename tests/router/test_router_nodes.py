@@ -6,7 +6,7 @@ import pytest
 
 from tenants import nodes, routers
 from tenants.models import DhcpServer, Router
-from tenants.scheduling import network_nodes
+from tenants.scheduling import network_nodes, networks_nodes
 
 pytestmark = pytest.mark.django_db
 
@@ -61,3 +61,19 @@ def test_setting_and_clearing_the_gateway_converges_the_external_network_on_its_
         routers.router_clear_gateway(router=Router.objects.get(pk=router.pk))
     assert _queue(sent, "n3") == [("realise_router", (router.pk,))]  # no longer one of the external's nodes
     assert {n for n, func, _ in sent if func == "realise_network"} == network_nodes(external) == {external.node}
+
+
+def test_the_nodes_of_many_networks_come_in_three_queries_and_match_one_by_one(
+        apart, network_factory, django_assert_num_queries, django_capture_on_commit_callbacks):
+    """``networks_nodes`` (what bulk writes enqueue by) says what ``network_nodes`` says of each network: DHCP
+    servers, instances, a router's port and a router's gateway all count."""
+    router, network, external = apart["router"], apart["network"], apart["external"]
+    with django_capture_on_commit_callbacks(execute=True):
+        routers.router_interface_add(router=router, subnet=network.subnets.get())
+        routers.router_set_gateway(router=Router.objects.get(pk=router.pk), external_network=external)
+    bare = network_factory(cidr="192.168.2.0/24")
+    nets = [network, external, bare]
+    with django_assert_num_queries(3):
+        many = networks_nodes(nets)
+    assert many == {n.pk: network_nodes(n) for n in nets}
+    assert "n3" in many[network.pk] and "n3" in many[external.pk] and "n3" not in many[bare.pk]

@@ -35,7 +35,9 @@ class Command(BaseCommand):
                             help="instances spread over the N networks before the simulated reboot")
         parser.add_argument("--agents", type=int, default=1, help="agent processes (make run starts one)")
         parser.add_argument("--baselines", default="floor,shell", help="comma list of floor,shell (or 'none')")
-        parser.add_argument("--figures", default="latency,realise,burst,reconcile,teardown,router,agents",
+        parser.add_argument("--client-n", type=int, default=10,
+                            help="samples per DHCP client of figure 9 (udhcpc, dhcpcd, dhcpcd rapid commit)")
+        parser.add_argument("--figures", default="latency,client,realise,burst,reconcile,teardown,router,agents",
                             help="comma list; realise and teardown run always (at each of --sizes); agents: one "
                                  "vs two agents at the largest size, run last")
         parser.add_argument("--router-n", type=int, default=20,
@@ -66,7 +68,8 @@ class Command(BaseCommand):
                 "--burst", ",".join(map(str, options["burst"])),
                 "--reconcile-instances", str(options["reconcile_instances"]),
                 "--agents", str(options["agents"]), "--baselines", ",".join(options["baselines"]) or "none",
-                "--figures", ",".join(options["figures"]), "--router-n", str(options["router_n"])]
+                "--figures", ",".join(options["figures"]), "--router-n", str(options["router_n"]),
+                "--client-n", str(options["client_n"])]
         for key in ("json", "plot"):
             if options[key]:
                 from pathlib import Path
