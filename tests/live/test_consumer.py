@@ -22,6 +22,8 @@ from tenants.status import network_set_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+WAIT = 20  # seconds for a frame or a handshake that must come: a loaded 2-core machine once took over 5 s
+
 
 def run(coro_fn):
     """Run an async test body (no pytest-asyncio here; database work goes through sync_to_async)."""
@@ -29,9 +31,9 @@ def run(coro_fn):
 
 
 async def connect_ok(comm: WebsocketCommunicator) -> dict:
-    connected, code = await comm.connect(timeout=5)
+    connected, code = await comm.connect(timeout=WAIT)
     assert connected, f"refused with {code}"
-    snapshot = await comm.receive_json_from(timeout=5)
+    snapshot = await comm.receive_json_from(timeout=WAIT)
     assert snapshot["type"] == "snapshot"
     return snapshot
 
@@ -43,7 +45,7 @@ def test_anonymous_is_refused(two_tenants):
 
     async def body():
         comm = communicator(AnonymousUser(), f"/ws/live/tenants/{two_tenants['acme'].pk}/")
-        connected, code = await comm.connect(timeout=5)
+        connected, code = await comm.connect(timeout=WAIT)
         assert not connected and code == websocket.CLOSE_FORBIDDEN
 
     run(body)
@@ -53,7 +55,7 @@ def test_non_member_is_refused_and_unknown_tenant_looks_the_same(two_tenants):
     async def body():
         for path in (f"/ws/live/tenants/{two_tenants['globex'].pk}/", "/ws/live/tenants/999999/"):
             comm = communicator(two_tenants["alice"], path)
-            connected, code = await comm.connect(timeout=5)
+            connected, code = await comm.connect(timeout=WAIT)
             assert not connected and code == websocket.CLOSE_FORBIDDEN, path
 
     run(body)
@@ -64,7 +66,7 @@ def test_all_tenants_view_is_for_superusers_only(two_tenants, user_factory):
 
     async def body():
         comm = communicator(two_tenants["alice"], "/ws/live/all/")
-        connected, code = await comm.connect(timeout=5)
+        connected, code = await comm.connect(timeout=WAIT)
         assert not connected and code == websocket.CLOSE_FORBIDDEN
         comm = communicator(root, "/ws/live/all/")
         snapshot = await connect_ok(comm)
@@ -85,10 +87,10 @@ def test_subnet_of_another_tenant_is_refused(two_tenants):
 
     async def body():
         comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{two_tenants['acme'].pk}/?subnet={subnet_b.pk}")
-        connected, code = await comm.connect(timeout=5)
+        connected, code = await comm.connect(timeout=WAIT)
         assert not connected and code == websocket.CLOSE_FORBIDDEN
         comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{two_tenants['acme'].pk}/?subnet=abc")
-        connected, _ = await comm.connect(timeout=5)
+        connected, _ = await comm.connect(timeout=WAIT)
         assert not connected
 
     run(body)
@@ -140,10 +142,10 @@ def test_tenant_receives_own_event_and_never_another_tenants(two_tenants):
         # B's event first: if A's socket were subscribed to B it would arrive before A's own.
         await sync_to_async(events.send_now)(globex.pk, "network.updated", data_b)
         await sync_to_async(events.send_now)(acme.pk, "network.updated", data_a)
-        got_a = await comm_a.receive_json_from(timeout=5)
+        got_a = await comm_a.receive_json_from(timeout=WAIT)
         assert got_a["type"] == "event" and got_a["tenant"] == acme.pk and got_a["data"]["name"] == "acme-net"
         assert await comm_a.receive_nothing(timeout=0.5)
-        got_b = await comm_b.receive_json_from(timeout=5)
+        got_b = await comm_b.receive_json_from(timeout=WAIT)
         assert got_b["tenant"] == globex.pk and got_b["data"]["name"] == "globex-net"
         assert await comm_b.receive_nothing(timeout=0.5)
         await comm_a.disconnect()
@@ -159,7 +161,7 @@ def test_snapshot_then_deltas_with_consecutive_sequence_numbers(two_tenants):
         seq = snapshot["seq"]
         for status in (ObjectStatus.ERROR, ObjectStatus.ACTIVE, ObjectStatus.PENDING):
             await sync_to_async(network_set_status)(network_id=net_a.pk, status=status, reason="")
-        seen = [await comm.receive_json_from(timeout=5) for _ in range(3)]
+        seen = [await comm.receive_json_from(timeout=WAIT) for _ in range(3)]
         assert [m["seq"] for m in seen] == [seq + 1, seq + 2, seq + 3]
         assert [m["data"]["status"] for m in seen] == ["error", "active", "pending"]
         assert {m["event"] for m in seen} == {"network.updated"}
@@ -177,7 +179,7 @@ def test_an_idle_socket_still_receives_events(two_tenants):
 
         await asyncio.sleep(7)
         await sync_to_async(network_set_status)(network_id=net_a.pk, status=ObjectStatus.ACTIVE)
-        assert (await comm.receive_json_from(timeout=5))["event"] == "network.updated"
+        assert (await comm.receive_json_from(timeout=WAIT))["event"] == "network.updated"
 
     on_acme_socket(two_tenants, check)
 
@@ -187,13 +189,13 @@ def test_resync_returns_a_fresh_snapshot_with_the_current_sequence(two_tenants):
 
     async def check(comm, first):
         await sync_to_async(network_set_status)(network_id=net_a.pk, status=ObjectStatus.ACTIVE)
-        delta = await comm.receive_json_from(timeout=5)
+        delta = await comm.receive_json_from(timeout=WAIT)
         await comm.send_json_to({"type": "resync"})
-        again = await comm.receive_json_from(timeout=5)
+        again = await comm.receive_json_from(timeout=WAIT)
         assert again["type"] == "snapshot" and again["seq"] == delta["seq"] == first["seq"] + 1
         assert again["networks"][0]["status"] == "active"
         await comm.send_json_to({"type": "ping"})
-        assert await comm.receive_json_from(timeout=5) == {"type": "pong"}
+        assert await comm.receive_json_from(timeout=WAIT) == {"type": "pong"}
 
     on_acme_socket(two_tenants, check)
 
@@ -211,10 +213,10 @@ def test_lease_panel_snapshot_has_leases_and_history_and_lease_events_relay(two_
         fresh = Lease.objects.select_related("subnet")
         data = await sync_to_async(lambda: selectors.lease_data(fresh.get(pk=lease.pk)))()
         await sync_to_async(events.send_now)(acme.pk, "lease.added", data)
-        got = await comm.receive_json_from(timeout=5)
+        got = await comm.receive_json_from(timeout=WAIT)
         assert got["event"] == "lease.added" and got["data"]["ip_address"] == instance.ip_address
         await comm.send_json_to({"type": "resync"})
-        again = await comm.receive_json_from(timeout=5)
+        again = await comm.receive_json_from(timeout=WAIT)
         assert [le["ip_address"] for le in again["leases"]] == [instance.ip_address]
 
     on_acme_socket(two_tenants, check, query=f"?subnet={subnet.pk}")
@@ -227,7 +229,7 @@ def test_membership_removed_then_resync_closes(two_tenants):
         membership = await sync_to_async(lambda: two_tenants["alice"].memberships.get(tenant=acme))()
         await sync_to_async(services.membership_remove)(membership=membership)
         await comm.send_json_to({"type": "resync"})
-        out = await comm.receive_output(timeout=5)
+        out = await comm.receive_output(timeout=WAIT)
         assert out == {"type": "websocket.close", "code": websocket.CLOSE_FORBIDDEN}
 
     on_acme_socket(two_tenants, check)
@@ -248,13 +250,13 @@ def test_malformed_frames_get_an_error_and_the_socket_stays_usable(two_tenants, 
     async def check(comm, snapshot):
         await comm.send_to(text_data=frame)
         if code == "too_big":
-            out = await comm.receive_output(timeout=5)
+            out = await comm.receive_output(timeout=WAIT)
             assert out == {"type": "websocket.close", "code": websocket.CLOSE_TOO_BIG}
             return
-        reply = await comm.receive_json_from(timeout=5)
+        reply = await comm.receive_json_from(timeout=WAIT)
         assert reply["type"] == "error" and reply["code"] == code and reply["message"]
         await comm.send_json_to({"type": "ping"})
-        assert await comm.receive_json_from(timeout=5) == {"type": "pong"}
+        assert await comm.receive_json_from(timeout=WAIT) == {"type": "pong"}
 
     on_acme_socket(two_tenants, check)
 
@@ -262,9 +264,9 @@ def test_malformed_frames_get_an_error_and_the_socket_stays_usable(two_tenants, 
 def test_binary_and_oversized_binary_frames(two_tenants):
     async def check(comm, snapshot):
         await comm.send_to(bytes_data=b"\x00\x01")
-        assert (await comm.receive_json_from(timeout=5))["code"] == "binary"
+        assert (await comm.receive_json_from(timeout=WAIT))["code"] == "binary"
         await comm.send_to(bytes_data=b"x" * (websocket.MAX_CLIENT_FRAME + 1))
-        assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": websocket.CLOSE_TOO_BIG}
+        assert await comm.receive_output(timeout=WAIT) == {"type": "websocket.close", "code": websocket.CLOSE_TOO_BIG}
 
     on_acme_socket(two_tenants, check)
 
@@ -274,8 +276,8 @@ def test_a_client_that_keeps_sending_garbage_is_cut_off(two_tenants):
         for _ in range(websocket.MAX_ERRORS):
             await comm.send_to(text_data="{")
         for _ in range(websocket.MAX_ERRORS):
-            assert (await comm.receive_json_from(timeout=5))["type"] == "error"
-        assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": websocket.CLOSE_POLICY}
+            assert (await comm.receive_json_from(timeout=WAIT))["type"] == "error"
+        assert await comm.receive_output(timeout=WAIT) == {"type": "websocket.close", "code": websocket.CLOSE_POLICY}
 
     on_acme_socket(two_tenants, check)
 
@@ -302,12 +304,12 @@ def test_real_stack_session_cookie_and_origin_check(two_tenants):
         assert snapshot["tenant"] == acme.pk
         await comm.disconnect()
         comm = WebsocketCommunicator(application, f"/ws/live/tenants/{acme.pk}/", headers=evil)
-        connected, _ = await comm.connect(timeout=5)
+        connected, _ = await comm.connect(timeout=WAIT)
         assert not connected
         await comm.disconnect()  # a refused consumer waits for websocket.disconnect; end it before the loop closes
         comm = WebsocketCommunicator(application, f"/ws/live/tenants/{acme.pk}/",
                                      headers=[(b"origin", b"http://127.0.0.1:8000")])
-        connected, code = await comm.connect(timeout=5)
+        connected, code = await comm.connect(timeout=WAIT)
         assert not connected and code == websocket.CLOSE_FORBIDDEN
         await comm.disconnect()
 
@@ -324,3 +326,44 @@ def test_instance_events_carry_enough_to_name_the_namespace(two_tenants):
     inst = services.instance_create(network=two_tenants["net_a"], hostname="vm2")
     data = selectors.instance_data(Instance.objects.get(pk=inst.pk))
     assert data["kernel_id"] == inst.kernel_id  # the browser fills the namespace name from snapshot["naming"]
+
+
+def test_a_group_nobody_watches_is_numbered_but_not_sent_to(two_tenants, user_factory, monkeypatch):
+    """A bulk job's events go only to groups with a member (one Redis count, in the numbering's MULTI); the
+    others' numbers still advance, so a socket joining later starts from a position that includes them."""
+    from channels.layers import get_channel_layer
+
+    acme, root = two_tenants["acme"], user_factory(username="root", is_superuser=True)
+    layer, sent_to = get_channel_layer(), []
+    real_send = layer.group_send
+
+    async def spy(group, message):
+        sent_to.append(group)
+        await real_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", spy)
+    data = selectors.network_data(two_tenants["net_a"])
+    items = [(acme.pk, "network.updated", data)] * 3
+
+    async def body():
+        comm = communicator(two_tenants["alice"], f"/ws/live/tenants/{acme.pk}/")
+        snapshot = await connect_ok(comm)
+        everyone = await sync_to_async(events.stream_position)(events.ALL_TENANTS_GROUP)
+        await sync_to_async(events.send_many)(items)
+        seen = [await comm.receive_json_from(timeout=WAIT) for _ in items]
+        assert [m["seq"] for m in seen] == [snapshot["seq"] + k for k in (1, 2, 3)]
+        assert sent_to == [events.tenant_group(acme.pk)] * 3, "the unwatched all-tenants group was sent to"
+        after = await sync_to_async(events.stream_position)(events.ALL_TENANTS_GROUP)
+        assert after == (everyone.epoch, everyone.seq + 3), "the unwatched group's numbering did not advance"
+        # Once somebody watches it, it is sent to, continuing from the position its snapshot carried.
+        admin = communicator(root, "/ws/live/all/")
+        first = await connect_ok(admin)
+        sent_to.clear()
+        await sync_to_async(events.send_many)(items[:1])
+        got = await admin.receive_json_from(timeout=WAIT)
+        assert got["group"] == events.ALL_TENANTS_GROUP and got["seq"] == first["seq"] + 1
+        assert sorted(sent_to) == sorted([events.tenant_group(acme.pk), events.ALL_TENANTS_GROUP])
+        await comm.disconnect()
+        await admin.disconnect()
+
+    run(body)
